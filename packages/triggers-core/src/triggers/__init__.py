@@ -1,0 +1,80 @@
+"""Triggers: the observer pattern for distributed stacks.
+
+An application fires named triggers into a *session*; the session's task
+configurations say which tasks run after which triggers; the
+:class:`TriggerManager` applies triggers, runs tasks and cascades. Session
+state lives in a storage backend selected by name from the
+``triggers.storage_backends`` entry-point group.
+"""
+
+from triggers.capabilities import Capabilities
+from triggers.errors import (
+    BackendNotFoundError,
+    ConfigurationError,
+    CorruptSessionError,
+    InstanceNotFoundError,
+    InvalidTransitionError,
+    LeaseExpiredError,
+    LockNotHeldError,
+    LockTimeoutError,
+    RetryTask,
+    SessionLimitError,
+    StaleSessionError,
+    StorageError,
+    TriggersError,
+    UnsupportedValueError,
+    ValueDomainError,
+)
+from triggers.manager import TriggerManager
+from triggers.memory import MemoryStorageBackend
+from triggers.registry import (
+    storage_backends,
+    storage_from_config,
+    storage_from_env,
+    task_runners,
+    trigger_managers,
+)
+from triggers.runners import EagerTaskRunner, TaskRunner, ThreadingTaskRunner
+from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
+from triggers.tasks import TaskContext, TriggerTask
+from triggers.types import InstanceStatus, TaskConfig, TaskInstance
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendNotFoundError",
+    "Capabilities",
+    "ConfigurationError",
+    "CorruptSessionError",
+    "EagerTaskRunner",
+    "InstanceNotFoundError",
+    "InstanceStatus",
+    "InvalidTransitionError",
+    "LeaseExpiredError",
+    "LoadScope",
+    "LockNotHeldError",
+    "LockTimeoutError",
+    "MemoryStorageBackend",
+    "RetryTask",
+    "SessionChanges",
+    "SessionLimitError",
+    "StaleSessionError",
+    "StorageError",
+    "StoredSession",
+    "TaskConfig",
+    "TaskContext",
+    "TaskInstance",
+    "TaskRunner",
+    "ThreadingTaskRunner",
+    "TriggerManager",
+    "TriggerStorageBackend",
+    "TriggerTask",
+    "TriggersError",
+    "UnsupportedValueError",
+    "ValueDomainError",
+    "storage_backends",
+    "storage_from_config",
+    "storage_from_env",
+    "task_runners",
+    "trigger_managers",
+]

@@ -1,0 +1,144 @@
+"""The error hierarchy of Triggers.
+
+Every error the library raises on purpose derives from :class:`TriggersError`,
+so an application can catch the whole family with one ``except``. Errors that
+are also a bad *value* derive from :class:`ValueError` (or :class:`TypeError`)
+too, so code written against the standard exceptions keeps working.
+
+Errors carry context in their message (the session uid, the task or instance
+name, the directive, the path inside a value) and, where a driver failed, the
+driver's exception as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendNotFoundError",
+    "ConfigurationError",
+    "CorruptSessionError",
+    "InstanceNotFoundError",
+    "InvalidTransitionError",
+    "LeaseExpiredError",
+    "LockNotHeldError",
+    "LockTimeoutError",
+    "RetryTask",
+    "SessionLimitError",
+    "StaleSessionError",
+    "StorageError",
+    "TriggersError",
+    "UnsupportedValueError",
+    "ValueDomainError",
+]
+
+
+class TriggersError(Exception):
+    """Base class of every error that Triggers raises deliberately."""
+
+
+class ConfigurationError(TriggersError, ValueError):
+    """A task configuration (or backend option) is invalid.
+
+    The message names the task and the directive, e.g.
+    ``task 't_importSubject': directive 'after' is required``. Nothing is saved
+    when a configuration is refused.
+    """
+
+
+class BackendNotFoundError(TriggersError, LookupError):
+    """No backend, manager or runner is registered under the requested name.
+
+    The message lists the names that are installed.
+    """
+
+
+class ValueDomainError(TriggersError, ValueError):
+    """A value lies outside the storable domain (NaN, a naive datetime, an int
+    beyond 64 bits, nesting too deep...).
+
+    ``path`` says where inside the value the problem is, e.g.
+    ``kwargs['page']['tags'][2]``.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UnsupportedValueError(ValueDomainError, TypeError):
+    """A value has a type that cannot be stored (objects, sets, bytes...).
+
+    It is both a :class:`ValueError` and a :class:`TypeError`: the type is
+    wrong, and the value is outside the domain.
+    """
+
+
+class InstanceNotFoundError(TriggersError, KeyError):
+    """A task instance name does not exist in the session."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidTransitionError(TriggersError, ValueError):
+    """An instance cannot go from its current status to the requested one
+    (for example replaying an instance that has not failed)."""
+
+
+class StorageError(TriggersError):
+    """The store failed (connection lost, server error...).
+
+    The driver's exception is attached as ``__cause__``.
+    """
+
+
+class CorruptSessionError(StorageError):
+    """Stored data for a session could not be decoded.
+
+    Raised instead of a decoding traceback; the stored data is left untouched.
+    """
+
+
+class SessionLimitError(TriggersError, ValueError):
+    """A session (or one of its records) is larger than the store allows.
+
+    Raised before anything is written, so the stored state is unchanged.
+    """
+
+
+class LockTimeoutError(TriggersError, TimeoutError):
+    """The session lock could not be acquired within the bounded wait."""
+
+
+class LockNotHeldError(TriggersError, RuntimeError):
+    """A save was attempted without holding the session lock (or after the
+    lock's lease ran out locally)."""
+
+
+class StaleSessionError(StorageError):
+    """A save was refused because the stored session moved on.
+
+    Either the lease was taken over by another holder after it expired, or the
+    stored version is newer than the one this object loaded. Nothing was
+    written; reload (acquire the lock again) and retry.
+    """
+
+
+class LeaseExpiredError(StaleSessionError):
+    """The lock's lease ran out before the save, so the save was refused.
+
+    Another holder may already have taken the session over; acquire the lock
+    again (which reloads the session) and redo the change.
+    """
+
+
+class RetryTask(TriggersError):
+    """Raised by a task to ask the runner to run it again.
+
+    The instance is rescheduled until it has been retried ``max_retries``
+    times; after that it is marked failed with this exception.
+    """
+
+    def __init__(self, reason: str = "", *, max_retries: int = 3) -> None:
+        super().__init__(reason or "task asked to be retried")
+        self.reason = reason
+        self.max_retries = max_retries

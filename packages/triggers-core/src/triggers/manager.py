@@ -1,0 +1,438 @@
+"""The trigger manager: applies triggers to a session, runs tasks, cascades.
+
+Every state change happens inside the storage backend's lock and is saved
+before any task is handed to a runner, so a crash never leaves a task running
+that the session does not know about, and several processes firing into one
+session never lose each other's triggers.
+
+Semantics of a fire (``fire(name, kwargs)``):
+
+1. The trigger's kwargs are validated (before anything is locked or written)
+   and remembered as the latest kwargs of that trigger (session metadata
+   ``triggerKwargs``).
+2. For each task: if all of its ``unless`` triggers have fired, its unstarted
+   instances are abandoned and it gets no new instances. Otherwise, if the
+   trigger is one it needs:
+
+   * its ``andEvery`` trigger goes to the oldest unstarted instance still
+     waiting for it, or else creates a new instance;
+   * any other trigger goes to every unstarted instance still waiting for
+     it, and creates the task's first instance if it has none yet.
+
+   New instances start with the latest kwargs of every trigger they need that
+   has already fired.
+3. Every instance that now holds all the triggers it needs is scheduled; the
+   session is saved; the scheduled instances go to their runners.
+
+A finished task fires a trigger named after the task, with the mapping it
+returned as kwargs (the cascade), in the same locked save that marks it
+finished: a cascade is never lost nor applied twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from triggers import values
+from triggers.errors import (
+    ConfigurationError,
+    InvalidTransitionError,
+    RetryTask,
+    TriggersError,
+)
+from triggers.registry import task_runners
+from triggers.runners import EagerTaskRunner, TaskRunner
+from triggers.storage import TriggerStorageBackend
+from triggers.tasks import TaskContext, resolve_task
+from triggers.types import InstanceStatus, TaskConfig, TaskInstance
+
+__all__ = ["TriggerManager"]
+
+logger = logging.getLogger(__name__)
+
+TRIGGER_KWARGS_KEY = "triggerKwargs"
+"""Session metadata: the latest kwargs of every trigger fired so far."""
+
+IDEMPOTENCY_KEYS_KEY = "idempotencyKeys"
+"""Session metadata: the most recent idempotency keys of fires, oldest first."""
+
+IDEMPOTENCY_KEYS_KEPT = 100
+
+
+class TriggerManager:
+    """Drives one session: ``TriggerManager(storage).fire("pageReceived", {...})``.
+
+    ``runner`` is the default :class:`TaskRunner` (or its registry name);
+    ``runners`` maps names to runner objects for tasks whose ``using``
+    directive names them. A ``using`` name not given there is looked up in the
+    ``triggers.runners`` registry.
+    """
+
+    def __init__(
+        self,
+        storage: TriggerStorageBackend,
+        *,
+        runner: TaskRunner | str | None = None,
+        runners: Mapping[str, TaskRunner] | None = None,
+    ) -> None:
+        self.storage = storage
+        self._runners: dict[str, TaskRunner] = dict(runners or {})
+        if isinstance(runner, str):
+            runner = self._runner_named(runner)
+        self.runner: TaskRunner = runner or EagerTaskRunner()
+
+    # ------------------------------------------------------------------
+    # Hooks for subclasses
+    # ------------------------------------------------------------------
+
+    def _post_fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any]) -> None:
+        """Called after a fire was saved, before its tasks are dispatched."""
+
+    def _post_replay(self, task_instance: TaskInstance) -> None:
+        """Called with the new instance after a replay was saved."""
+
+    def _post_skip(self, task_instance: TaskInstance, cascade: bool) -> None:
+        """Called after a failed instance was marked skipped."""
+
+    # ------------------------------------------------------------------
+    # Public operations
+    # ------------------------------------------------------------------
+
+    def update_configuration(self, configuration: Mapping[str, Any]) -> list[str]:
+        """Add or replace task configurations (validated all-or-nothing).
+
+        A new task whose triggers have already fired catches up: it gets an
+        instance with their latest kwargs, and runs if it has them all.
+        Returns the names of the instances scheduled.
+        """
+        parsed = TriggerStorageBackend.parse_configuration(configuration)
+        self._check_runners(parsed)
+        with self.storage.acquire_lock():
+            applied = self.storage.update_configuration(parsed)
+            fired = self._fired_kwargs()
+            for config in applied.values():
+                catches_up = any(trigger in fired for trigger in config.required_triggers)
+                if catches_up and not self._unless_met(config, fired) and (
+                    self.storage.instance_count(config) == 0
+                ):
+                    self._new_instance(config, fired)
+            scheduled = self._schedule_ready()
+            self.storage.save()
+        self._dispatch(scheduled)
+        return [instance.name for instance in scheduled]
+
+    def fire(
+        self,
+        trigger_name: str,
+        trigger_kwargs: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[str]:
+        """Fire a trigger into the session; returns the instances it scheduled.
+
+        ``idempotency_key`` makes a retried fire (after a timeout, say) a
+        no-op: the session remembers the last 100 keys it applied.
+        """
+        if not isinstance(trigger_name, str) or not trigger_name:
+            raise ValueError(f"trigger name must be a non-empty str, not {trigger_name!r}")
+        kwargs = self._checked_kwargs(trigger_kwargs, f"trigger {trigger_name!r} kwargs")
+        with self.storage.acquire_lock():
+            metadata = self.storage.metadata
+            applied_keys = list(metadata.get(IDEMPOTENCY_KEYS_KEY) or [])
+            if idempotency_key is not None and idempotency_key in applied_keys:
+                logger.info("session %r: fire %r with key %r was already applied",
+                            self.storage.uid, trigger_name, idempotency_key)
+                return []
+            self._apply_trigger(trigger_name, kwargs)
+            if idempotency_key is not None:
+                applied_keys.append(idempotency_key)
+                metadata[IDEMPOTENCY_KEYS_KEY] = applied_keys[-IDEMPOTENCY_KEYS_KEPT:]
+            scheduled = self._schedule_ready()
+            self.storage.save()
+        self._post_fire(trigger_name, kwargs)
+        self._dispatch(scheduled)
+        return [instance.name for instance in scheduled]
+
+    def update_instance_status(self, instance_name: str, status: InstanceStatus | str) -> TaskInstance:
+        """Set an instance's status (an operator's or external worker's call).
+
+        An instance set to ``finished`` here fires its trigger, as if its task
+        had returned nothing.
+        """
+        new_status = InstanceStatus(status)
+        with self.storage.acquire_lock():
+            instance = self.storage[instance_name]
+            self._set_status(instance, new_status)
+            scheduled: list[TaskInstance] = []
+            if new_status is InstanceStatus.FINISHED:
+                self._apply_trigger(instance.config.name, {})
+                scheduled = self._schedule_ready()
+            self.storage.save()
+        self._dispatch(scheduled)
+        return instance
+
+    def update_instance_metadata(
+        self, instance_name: str, metadata: Mapping[str, Any], *, replace: bool = False
+    ) -> TaskInstance:
+        """Merge ``metadata`` into an instance's metadata (or replace it)."""
+        checked = self._checked_kwargs(metadata, f"instance {instance_name!r} metadata")
+        with self.storage.acquire_lock():
+            instance = self.storage[instance_name]
+            if replace:
+                kept = ("created", "parent", "depth")
+                keep: dict[str, Any] = {k: instance.metadata[k] for k in kept if k in instance.metadata}
+                instance.metadata = {**keep, **checked}
+            else:
+                instance.metadata.update(checked)
+            instance.metadata["lastModified"] = self.storage.now()
+            self.storage.save()
+        return instance
+
+    def replay_failed_instance(
+        self, instance_name: str, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> TaskInstance:
+        """Replay a failed instance: it becomes ``replayed`` and a clone
+        (``depth`` + 1, ``parent`` set) is scheduled, with
+        ``replacement_kwargs`` (``{trigger: kwargs}``) instead of the
+        original kwargs if given."""
+        replacement = None
+        if replacement_kwargs is not None:
+            replacement = self._checked_kwargs(replacement_kwargs, f"replay of {instance_name!r} kwargs")
+            for trigger, kwargs in replacement.items():
+                if not isinstance(kwargs, dict):
+                    raise ValueError(
+                        f"replay of {instance_name!r}: kwargs of trigger {trigger!r} must be a dict"
+                    )
+        with self.storage.acquire_lock():
+            original = self.storage[instance_name]
+            if not original.can_replay:
+                raise InvalidTransitionError(
+                    f"session {self.storage.uid!r}: instance {instance_name!r} is "
+                    f"{original.status.value}; only failed instances can be replayed"
+                )
+            self._set_status(original, InstanceStatus.REPLAYED)
+            clone = self.storage.clone_instance(original)
+            if replacement is not None:
+                clone.kwargs = replacement
+            scheduled = self._schedule_ready()
+            self.storage.save()
+        self._post_replay(clone)
+        self._dispatch(scheduled)
+        return clone
+
+    def skip_failed_instance(
+        self, instance_name: str, cascade: bool = False, result: Mapping[str, Any] | None = None
+    ) -> TaskInstance:
+        """Mark a failed instance skipped; with ``cascade``, fire its trigger
+        with ``result`` as kwargs as if it had finished."""
+        kwargs = self._checked_kwargs(result, f"skip of {instance_name!r} result")
+        with self.storage.acquire_lock():
+            instance = self.storage[instance_name]
+            if not instance.can_skip:
+                raise InvalidTransitionError(
+                    f"session {self.storage.uid!r}: instance {instance_name!r} is "
+                    f"{instance.status.value}; only failed instances can be skipped"
+                )
+            self._set_status(instance, InstanceStatus.SKIPPED)
+            scheduled: list[TaskInstance] = []
+            if cascade:
+                self._apply_trigger(instance.config.name, kwargs)
+                scheduled = self._schedule_ready()
+            self.storage.save()
+        self._post_skip(instance, cascade)
+        self._dispatch(scheduled)
+        return instance
+
+    def mark_instance_logs_resolved(self, instance_name: str) -> TaskInstance:
+        """Acknowledge an instance's warnings and errors."""
+        with self.storage.acquire_lock():
+            instance = self.storage[instance_name]
+            instance.metadata["logsResolved"] = True
+            instance.metadata["lastModified"] = self.storage.now()
+            self.storage.save()
+        return instance
+
+    def run_instance(self, instance_name: str) -> None:
+        """Run a scheduled instance (runners call this where the work happens).
+
+        Does nothing if the instance is no longer scheduled (another worker
+        took it). Records the outcome and cascades, in one locked save.
+        """
+        with self.storage.acquire_lock():
+            instance = self.storage[instance_name]
+            if not instance.can_run:
+                logger.info("session %r: %s is %s, not running it", self.storage.uid,
+                            instance_name, instance.status.value)
+                return
+            self._set_status(instance, InstanceStatus.RUNNING)
+            self.storage.save()
+        context = TaskContext(self, instance)
+        outcome, result, error = self._execute(context)
+        with self.storage.acquire_lock():
+            instance = self.storage[instance_name]
+            if instance.status is not InstanceStatus.RUNNING:
+                logger.warning("session %r: %s became %s while it ran; keeping that", self.storage.uid,
+                               instance_name, instance.status.value)
+                return
+            scheduled = self._record_outcome(instance, context, outcome, result, error)
+            self.storage.save()
+        self._dispatch(scheduled)
+
+    # ------------------------------------------------------------------
+    # Internals (all called with the lock held, except _execute/_dispatch)
+    # ------------------------------------------------------------------
+
+    def _checked_kwargs(self, kwargs: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+        if kwargs is None:
+            return {}
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(f"{where} must be a mapping, not {type(kwargs).__name__}")
+        # Round-trip through the codec: validates (naming the path) and gives
+        # exactly what a reload would (tuples become lists, datetimes UTC).
+        decoded: dict[str, Any] = values.decode(values.encode(dict(kwargs), where))
+        return decoded
+
+    def _fired_kwargs(self) -> dict[str, dict[str, Any]]:
+        fired = self.storage.metadata.get(TRIGGER_KWARGS_KEY)
+        return dict(fired) if isinstance(fired, dict) else {}
+
+    @staticmethod
+    def _unless_met(config: TaskConfig, fired: Mapping[str, Any]) -> bool:
+        return bool(config.unless) and all(trigger in fired for trigger in config.unless)
+
+    def _apply_trigger(self, trigger_name: str, kwargs: dict[str, Any]) -> None:
+        fired = self._fired_kwargs()
+        fired[trigger_name] = kwargs
+        self.storage.metadata[TRIGGER_KWARGS_KEY] = fired
+        waiting_by_task: dict[str, list[TaskInstance]] = {}
+        for instance in self.storage.get_unresolved_instances():
+            waiting_by_task.setdefault(instance.config.name, []).append(instance)
+        for config in self.storage.tasks.values():
+            if trigger_name not in config.listens_to:
+                continue
+            instances = waiting_by_task.get(config.name, [])
+            if self._unless_met(config, fired):
+                for instance in instances:
+                    if instance.can_abandon:
+                        instance.abandon_state = {"status": instance.status.value}
+                        self._set_status(instance, InstanceStatus.ABANDONED)
+                continue
+            if trigger_name not in config.required_triggers:
+                continue
+            waiting = [
+                i for i in instances if i.status is InstanceStatus.UNSTARTED and trigger_name not in i.kwargs
+            ]
+            if trigger_name == config.and_every:
+                if waiting:
+                    self._give(waiting[0], trigger_name, kwargs)
+                else:
+                    self._new_instance(config, fired)
+            else:
+                for instance in waiting:
+                    self._give(instance, trigger_name, kwargs)
+                if self.storage.instance_count(config) == 0:
+                    self._new_instance(config, fired)
+
+    def _give(self, instance: TaskInstance, trigger_name: str, kwargs: dict[str, Any]) -> None:
+        instance.kwargs[trigger_name] = values.decode(values.encode(kwargs))
+        instance.metadata["lastModified"] = self.storage.now()
+
+    def _new_instance(self, config: TaskConfig, fired: Mapping[str, Any]) -> TaskInstance:
+        kwargs = {t: fired[t] for t in config.required_triggers if t in fired}
+        return self.storage.create_instance(config, kwargs=values.decode(values.encode(kwargs)))
+
+    def _schedule_ready(self) -> list[TaskInstance]:
+        scheduled = []
+        for instance in self.storage.get_unresolved_instances():
+            if instance.can_schedule:
+                self._set_status(instance, InstanceStatus.SCHEDULED)
+                scheduled.append(instance)
+        return scheduled
+
+    def _set_status(self, instance: TaskInstance, status: InstanceStatus) -> None:
+        now = self.storage.now()
+        instance.status = status
+        instance.metadata["lastModified"] = now
+        times = instance.metadata.get("statusTimes")
+        instance.metadata["statusTimes"] = {**(times if isinstance(times, dict) else {}), status.value: now}
+
+    def _execute(self, context: TaskContext) -> tuple[str, dict[str, Any], BaseException | None]:
+        """Run the task outside the lock; returns (outcome, result, error)."""
+        config = context.task_instance.config
+        try:
+            task = resolve_task(config.name, config.run)
+            returned = task(context)
+            if returned is None:
+                return "finished", {}, None
+            if not isinstance(returned, Mapping):
+                raise TypeError(
+                    f"task {config.name!r} returned {type(returned).__name__}; "
+                    "a task returns None or a mapping of kwargs"
+                )
+            return "finished", self._checked_kwargs(returned, f"task {config.name!r} result"), None
+        except RetryTask as retry:
+            return "retry", {}, retry
+        except Exception as exc:
+            return "failed", {}, exc
+
+    def _record_outcome(
+        self,
+        instance: TaskInstance,
+        context: TaskContext,
+        outcome: str,
+        result: dict[str, Any],
+        error: BaseException | None,
+    ) -> list[TaskInstance]:
+        level = max(instance.log_level, context.max_log_level)
+        if outcome == "retry" and isinstance(error, RetryTask):
+            retries = int(instance.metadata.get("retries", 0))
+            if retries < error.max_retries:
+                instance.metadata["retries"] = retries + 1
+                instance.metadata["retryReason"] = error.reason
+                self._set_status(instance, InstanceStatus.SCHEDULED)
+                return [instance]
+            outcome = "failed"
+        if outcome == "failed" and error is not None:
+            instance.metadata["error"] = {
+                "type": f"{type(error).__module__}.{type(error).__qualname__}",
+                "message": str(error),
+                "traceback": "".join(traceback.format_exception(error)),
+            }
+            level = max(level, logging.ERROR)
+            self._set_status(instance, InstanceStatus.FAILED)
+        else:
+            self._set_status(instance, context.requested_status or InstanceStatus.FINISHED)
+        if level > instance.log_level:
+            instance.metadata["logLevel"] = level
+            instance.metadata["logsResolved"] = False
+        if instance.status is InstanceStatus.FINISHED:
+            self._apply_trigger(instance.config.name, result)
+            return self._schedule_ready()
+        return []
+
+    def _runner_named(self, name: str) -> TaskRunner:
+        runner = self._runners.get(name)
+        if runner is None:
+            runner = task_runners.get(name)
+            self._runners[name] = runner
+        return runner
+
+    def _check_runners(self, configs: Mapping[str, TaskConfig]) -> None:
+        for config in configs.values():
+            if config.using is None or config.using in self._runners:
+                continue
+            try:
+                task_runners.load(config.using)
+            except TriggersError as exc:
+                raise ConfigurationError(
+                    f"task {config.name!r}: directive 'using' names no known runner: {exc}"
+                ) from exc
+
+    def _dispatch(self, scheduled: Sequence[TaskInstance]) -> None:
+        for instance in scheduled:
+            using = instance.config.using
+            runner = self._runner_named(using) if using else self.runner
+            runner.run(self, instance.name)

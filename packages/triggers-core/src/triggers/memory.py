@@ -1,0 +1,142 @@
+"""The in-memory backend (entry point ``memory``): the reference implementation.
+
+Sessions live in a dict of this process, so they vanish with it and other
+processes never see them. It exists for tests, examples and documentation,
+and as the model of every optional hook a native backend implements: a
+versioned partial load, an incremental save fenced by version and lease, and
+leases (process-local here).
+
+Records are kept as JSON text, exactly as a networked store would hold them,
+so nothing a caller still references can change a stored session behind the
+backend's back.
+
+Configuration::
+
+    storage_backends.get("memory", uid)                  # the default store
+    storage_backends.get("memory", uid, namespace="a")   # an isolated store
+
+``namespace`` (default ``"default"``)
+    Sessions with the same uid in different namespaces are unrelated, like
+    two databases. Tests use a namespace each.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from triggers import values
+from triggers.capabilities import Capabilities
+from triggers.errors import StaleSessionError
+from triggers.locking import LOCAL_LEASES
+from triggers.storage import (
+    LoadScope,
+    SessionChanges,
+    StoredSession,
+    TriggerStorageBackend,
+    is_active_record,
+)
+
+__all__ = ["MemoryStorageBackend"]
+
+
+@dataclass
+class _StoredState:
+    version: int = 0
+    configs: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, str] = field(default_factory=dict)
+    active: set[str] = field(default_factory=set)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Namespace:
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+    sessions: dict[str, _StoredState] = field(default_factory=dict)
+
+
+_NAMESPACES: dict[str, _Namespace] = {}
+_NAMESPACES_MUTEX = threading.Lock()
+
+
+def _namespace(name: str) -> _Namespace:
+    with _NAMESPACES_MUTEX:
+        return _NAMESPACES.setdefault(name, _Namespace())
+
+
+class MemoryStorageBackend(TriggerStorageBackend):
+    """Process-local, thread-safe session storage (see the module docstring)."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        fenced_saves=True,
+        incremental_saves=True,
+        partial_loads=True,
+    )
+
+    def __init__(self, uid: str, *, namespace: str = "default", **options: Any) -> None:
+        super().__init__(uid, **options)
+        self.namespace = namespace
+        self._store = _namespace(namespace)
+
+    @classmethod
+    def clear(cls, namespace: str | None = None) -> None:
+        """Delete every session of ``namespace`` (or of every namespace)."""
+        with _NAMESPACES_MUTEX:
+            names = list(_NAMESPACES) if namespace is None else [namespace]
+            stores = [_NAMESPACES[name] for name in names if name in _NAMESPACES]
+        for store in stores:
+            with store.mutex:
+                store.sessions.clear()
+
+    def _lease_key(self) -> Hashable:
+        return ("memory", self.namespace, self.uid)
+
+    def _load_session(self, scope: LoadScope) -> StoredSession:
+        with self._store.mutex:
+            state = self._store.sessions.get(self.uid)
+            if state is None:
+                return StoredSession({}, {}, {}, version=None)
+            names = state.active if scope < LoadScope.FULL else state.instances.keys()
+            return StoredSession(
+                configs={name: json.loads(text) for name, text in state.configs.items()},
+                instances={name: json.loads(state.instances[name]) for name in names},
+                metadata={key: json.loads(text) for key, text in state.metadata.items()},
+                version=state.version,
+                complete=scope >= LoadScope.FULL,
+            )
+
+    def _save_changes(self, changes: SessionChanges) -> None:
+        # Serialize outside the mutex; then check the fence and apply in one
+        # critical section, which is what makes the save atomic.
+        configs = {name: values.canonical_json(r) for name, r in changes.configs.items()}
+        instances = {name: values.canonical_json(r) for name, r in changes.instances.items()}
+        metadata = {key: values.canonical_json(v) for key, v in changes.metadata.items()}
+        with self._store.mutex:
+            if not LOCAL_LEASES.holds(self._lease_key(), changes.lease.token):
+                raise StaleSessionError(
+                    f"session {self.uid!r}: the lease was taken over by another holder; "
+                    "this save was refused and nothing was written"
+                )
+            state = self._store.sessions.get(self.uid)
+            stored_version = state.version if state is not None else None
+            if stored_version != changes.base_version:
+                raise StaleSessionError(
+                    f"session {self.uid!r}: stored version is {stored_version}, this holder "
+                    f"loaded {changes.base_version}; nothing was written"
+                )
+            if state is None:
+                state = self._store.sessions[self.uid] = _StoredState()
+            state.configs.update(configs)
+            state.instances.update(instances)
+            for name, record in changes.instances.items():
+                if is_active_record(record):
+                    state.active.add(name)
+                else:
+                    state.active.discard(name)
+            state.metadata.update(metadata)
+            for key in changes.deleted_metadata:
+                state.metadata.pop(key, None)
+            state.version = changes.new_version

@@ -1,0 +1,179 @@
+"""Registries of storage backends, trigger managers and task runners.
+
+Each is filled from an entry-point group, so installing a distribution is all
+it takes to make its classes selectable by name::
+
+    [project.entry-points."triggers.storage_backends"]
+    custom_storage = "app.triggers:CustomStorageBackend"
+
+    storage = storage_backends.get("custom_storage", uid, **options)
+
+Configuration picks a backend by name too, from a mapping
+(:func:`storage_from_config`) or from the environment
+(:func:`storage_from_env`: ``TRIGGERS_STORAGE_BACKEND`` and
+``TRIGGERS_STORAGE_OPTIONS``, the latter a JSON object).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import threading
+from collections.abc import Mapping
+from importlib import metadata as importlib_metadata
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from triggers.errors import BackendNotFoundError, ConfigurationError
+
+if TYPE_CHECKING:
+    from triggers.manager import TriggerManager
+    from triggers.runners import TaskRunner
+    from triggers.storage import TriggerStorageBackend
+
+__all__ = [
+    "BACKEND_ENV",
+    "OPTIONS_ENV",
+    "EntryPointRegistry",
+    "storage_backends",
+    "storage_from_config",
+    "storage_from_env",
+    "task_runners",
+    "trigger_managers",
+]
+
+_T = TypeVar("_T")
+
+BACKEND_ENV = "TRIGGERS_STORAGE_BACKEND"
+OPTIONS_ENV = "TRIGGERS_STORAGE_OPTIONS"
+
+
+class EntryPointRegistry(Generic[_T]):
+    """Classes registered under one entry-point group, loaded on first use.
+
+    ``register`` adds a class at run time (handy in tests and in applications
+    that are not packaged); it takes precedence over an entry point of the
+    same name.
+    """
+
+    def __init__(self, group: str, kind: str) -> None:
+        self.group = group
+        self.kind = kind
+        self._mutex = threading.Lock()
+        self._loaded: dict[str, type[_T]] = {}
+        self._registered: dict[str, type[_T]] = {}
+
+    def _entry_points(self) -> dict[str, importlib_metadata.EntryPoint]:
+        return {ep.name: ep for ep in importlib_metadata.entry_points(group=self.group)}
+
+    def names(self) -> list[str]:
+        """Names that can be passed to :meth:`get`, sorted."""
+        return sorted(set(self._entry_points()) | set(self._registered))
+
+    def register(self, name: str, cls: type[_T]) -> None:
+        """Make ``cls`` available as ``name`` in this process."""
+        with self._mutex:
+            self._registered[name] = cls
+
+    def unregister(self, name: str) -> None:
+        with self._mutex:
+            self._registered.pop(name, None)
+            self._loaded.pop(name, None)
+
+    def load(self, name: str) -> type[_T]:
+        """The class registered as ``name``; errors list the installed names."""
+        with self._mutex:
+            if name in self._registered:
+                return self._registered[name]
+            if name in self._loaded:
+                return self._loaded[name]
+        entry_point = self._entry_points().get(name)
+        if entry_point is None:
+            installed = ", ".join(self.names()) or "none"
+            raise BackendNotFoundError(
+                f"no {self.kind} named {name!r} is installed (entry-point group "
+                f"{self.group!r}); installed: {installed}"
+            )
+        try:
+            cls = entry_point.load()
+        except Exception as exc:
+            raise BackendNotFoundError(
+                f"{self.kind} {name!r} is registered as {entry_point.value!r} but could not be "
+                f"imported: {type(exc).__name__}: {exc}"
+            ) from exc
+        with self._mutex:
+            self._loaded[name] = cls
+        return cls  # type: ignore[no-any-return]
+
+    def distribution(self, name: str) -> tuple[str, str] | None:
+        """``(distribution, version)`` that provides ``name``, if it came from one."""
+        entry_point = self._entry_points().get(name)
+        if entry_point is None or entry_point.dist is None:
+            return None
+        return entry_point.dist.name, entry_point.dist.version
+
+    def get(self, name: str, *args: Any, **options: Any) -> _T:
+        """Build an instance of the class registered as ``name``.
+
+        Options the class does not accept are refused with a
+        :class:`ConfigurationError` that names them.
+        """
+        cls = self.load(name)
+        try:
+            inspect.signature(cls).bind(*args, **options)
+        except TypeError as exc:
+            raise ConfigurationError(f"{self.kind} {name!r}: bad options {sorted(options)}: {exc}") from exc
+        except ValueError:  # no signature available (C classes): let the call decide
+            pass
+        return cls(*args, **options)
+
+
+storage_backends: EntryPointRegistry[TriggerStorageBackend] = EntryPointRegistry(
+    "triggers.storage_backends", "storage backend"
+)
+trigger_managers: EntryPointRegistry[TriggerManager] = EntryPointRegistry(
+    "triggers.managers", "trigger manager"
+)
+task_runners: EntryPointRegistry[TaskRunner] = EntryPointRegistry("triggers.runners", "task runner")
+
+
+def storage_from_config(uid: str, config: Mapping[str, Any]) -> TriggerStorageBackend:
+    """Build the backend for ``uid`` from ``{"backend": NAME, "options": {...}}``."""
+    if not isinstance(config, Mapping):
+        raise ConfigurationError(f"storage configuration must be a mapping, not {type(config).__name__}")
+    unknown = set(config) - {"backend", "options"}
+    if unknown:
+        raise ConfigurationError(
+            f"storage configuration has unknown keys {sorted(unknown)}; expected 'backend' and 'options'"
+        )
+    name = config.get("backend")
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError("storage configuration needs 'backend': the entry-point name of a backend")
+    options = config.get("options") or {}
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise ConfigurationError(f"storage backend {name!r}: 'options' must be a mapping of str keys")
+    return storage_backends.get(name, uid, **options)
+
+
+def storage_from_env(
+    uid: str, environ: Mapping[str, str] | None = None, *, default: str | None = None
+) -> TriggerStorageBackend:
+    """Build the backend for ``uid`` named by ``TRIGGERS_STORAGE_BACKEND``.
+
+    ``TRIGGERS_STORAGE_OPTIONS`` (optional) is a JSON object of options.
+    ``default`` names the backend to use when the variable is unset.
+    """
+    env = os.environ if environ is None else environ
+    name = env.get(BACKEND_ENV) or default
+    if not name:
+        raise ConfigurationError(
+            f"no storage backend configured: set {BACKEND_ENV} to one of {storage_backends.names()}"
+        )
+    raw_options = env.get(OPTIONS_ENV) or "{}"
+    try:
+        options = json.loads(raw_options)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{OPTIONS_ENV} is not valid JSON: {exc}") from exc
+    if not isinstance(options, dict):
+        raise ConfigurationError(f"{OPTIONS_ENV} must be a JSON object, not {type(options).__name__}")
+    return storage_from_config(uid, {"backend": name, "options": options})

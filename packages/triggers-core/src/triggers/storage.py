@@ -1,0 +1,859 @@
+"""The base storage backend: session state, its validation and its locking.
+
+:class:`TriggerStorageBackend` holds everything that is the same on every
+store: the session-state API the manager uses, the value-domain checks, change
+tracking, size limits, and the lock-then-fence protocol. A backend only says
+how to read, write and lock on its store.
+
+Writing a backend
+=================
+
+The two documented methods are enough (and keep working unchanged)::
+
+    class JsonFileBackend(TriggerStorageBackend):
+        def _load_from_backend(self):
+            try:
+                document = json.loads(self.path.read_text())
+            except FileNotFoundError:
+                return {}, {}, {}
+            return document["tasks"], document["instances"], document["metadata"]
+
+        def _save(self):
+            self.path.write_text(json.dumps({
+                "tasks": self._serialize(self._configs),
+                "instances": self._serialize(self._instances),
+                "metadata": self._serialize(self._metas),
+            }))
+
+Such a backend loads the whole session, rewrites it on every save, and is
+locked by leases local to the process (safe across threads, not processes).
+
+Native backends implement optional hooks instead, each independently:
+
+``_load_session(scope) -> StoredSession``
+    Load with a version number; for ``LoadScope.ACTIVE`` it may return only
+    the unresolved instances (``complete=False``), which is what a fire needs.
+``_save_changes(changes: SessionChanges)``
+    Write only what changed, in one atomic write, conditioned on
+    ``changes.base_version`` (and on ``changes.lease.token`` where the store
+    can check it in the same write); raise :class:`StaleSessionError` when the
+    condition fails. Required when ``_load_session`` can return partial loads.
+``_acquire_lease(lease) -> bool``, ``_renew_lease(lease) -> bool``,
+``_release_lease(lease)``
+    A lock native to the store, excluding other processes and machines. A
+    release or renewal must only touch the lease if its token is still
+    ``lease.token``.
+``_close()``
+    Release per-session resources (never the process-wide connection pool).
+
+Any exception a hook raises that is not a :class:`TriggersError` reaches the
+caller as a :class:`StorageError` naming the uid, with the driver error as
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeVar
+
+from triggers import values
+from triggers.capabilities import Capabilities
+from triggers.errors import (
+    ConfigurationError,
+    CorruptSessionError,
+    InstanceNotFoundError,
+    LeaseExpiredError,
+    LockNotHeldError,
+    LockTimeoutError,
+    SessionLimitError,
+    StaleSessionError,
+    StorageError,
+    TriggersError,
+    ValueDomainError,
+)
+from triggers.locking import LOCAL_LEASES, Clock, Lease, poll_until
+from triggers.types import RESOLVED_STATUSES, InstanceStatus, TaskConfig, TaskInstance
+
+__all__ = [
+    "LoadScope",
+    "SessionChanges",
+    "StoredSession",
+    "TriggerStorageBackend",
+    "is_active_record",
+]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+StoredRecord = dict[str, values.JSONValue]
+"""A task config or task instance in its stored form (``to_mapping()``)."""
+
+INSTANCE_COUNTS_KEY = "instanceCounts"
+"""Session metadata key holding the next instance number of each task.
+
+Kept in metadata (rather than counted from the instances) so that a partial
+load, which never sees finished instances, still names new instances right.
+"""
+
+
+class LoadScope(IntEnum):
+    """How much of a session a load must return."""
+
+    NONE = 0
+    ACTIVE = 1
+    """Task configs, metadata and the unresolved instances (enough for a fire)."""
+    FULL = 2
+    """Everything, finished history included."""
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """What :meth:`TriggerStorageBackend._load_session` returns.
+
+    ``configs`` and ``instances`` map names to stored records; ``metadata``
+    maps top-level keys to encoded values. ``version`` is the stored version
+    (``None`` if the backend keeps none, or the session does not exist yet).
+    ``complete`` is False when only active instances were loaded.
+    """
+
+    configs: Mapping[str, Any]
+    instances: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    version: int | None = None
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class SessionChanges:
+    """What a save must write, computed by the base class.
+
+    Records are in stored form, already validated against the value domain.
+    A backend writes them all or none, conditioned on ``base_version`` (the
+    version it loaded: ``None`` means the session did not exist) and leaves
+    the session at ``new_version``.
+    """
+
+    uid: str
+    base_version: int | None
+    new_version: int
+    lease: Lease
+    configs: Mapping[str, StoredRecord] = field(default_factory=dict)
+    instances: Mapping[str, StoredRecord] = field(default_factory=dict)
+    metadata: Mapping[str, values.JSONValue] = field(default_factory=dict)
+    deleted_metadata: frozenset[str] = frozenset()
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.configs or self.instances or self.metadata or self.deleted_metadata)
+
+
+def is_active_record(record: Mapping[str, Any]) -> bool:
+    """True if a stored instance record is unresolved (belongs in an ACTIVE load).
+
+    Backends use it to fill the column or attribute their partial loads index on.
+    """
+    return record.get("status", InstanceStatus.UNSTARTED) not in RESOLVED_STATUSES
+
+
+@dataclass
+class _Snapshot:
+    """Canonical JSON of every record as loaded or last saved: the change baseline."""
+
+    configs: dict[str, str] = field(default_factory=dict)
+    instances: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class TriggerStorageBackend:
+    """Session state for one ``uid``, loaded lazily and saved under a lease lock.
+
+    Common options (every backend accepts them, as keyword arguments):
+
+    ``lease_ttl`` (default 30 s)
+        How long a lock is held before another holder may take it over.
+    ``lock_timeout`` (default 40 s)
+        How long ``acquire_lock()`` waits before raising
+        :class:`LockTimeoutError`; longer than the lease, so a waiter outlives
+        a crashed holder.
+    ``clock``
+        Seconds since the epoch (default :func:`time.time`); tests inject one.
+
+    Reads need no lock. Every change must be saved inside ``acquire_lock()``;
+    acquiring the lock reloads the session, so the holder changes the latest
+    state.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    """What this backend guarantees; override on subclasses that do more."""
+
+    registry_name: ClassVar[str | None] = None
+    """Entry-point name the registry found this class under, if any."""
+
+    def __init__(
+        self,
+        uid: str,
+        *,
+        lease_ttl: float = 30.0,
+        lock_timeout: float = 40.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.uid = self._check_uid(uid)
+        if lease_ttl <= 0:
+            raise ConfigurationError(f"lease_ttl must be positive, not {lease_ttl!r}")
+        if lock_timeout < 0:
+            raise ConfigurationError(f"lock_timeout must not be negative, not {lock_timeout!r}")
+        self.lease_ttl = float(lease_ttl)
+        self.lock_timeout = float(lock_timeout)
+        self.clock = clock
+        # One re-entrant mutex guards this object's state and is held for the
+        # whole time the session lock is held, so threads sharing this object
+        # are excluded by it and other objects are excluded by the lease.
+        self._mutex = threading.RLock()
+        self._lock_depth = 0
+        self._lease: Lease | None = None
+        self._configs: dict[str, TaskConfig] = {}
+        self._instances: dict[str, TaskInstance] = {}
+        self._metas: dict[str, Any] = {}
+        self._snapshot = _Snapshot()
+        self._version: int | None = None
+        self._level = LoadScope.NONE
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        base = TriggerStorageBackend
+        partial = cls._load_session is not base._load_session
+        if partial and cls._save_changes is base._save_changes and cls._save is base._save:
+            raise TypeError(
+                f"{cls.__qualname__} overrides _load_session but neither _save_changes nor _save"
+            )
+        if (cls._acquire_lease is base._acquire_lease) != (cls._release_lease is base._release_lease):
+            raise TypeError(
+                f"{cls.__qualname__} must override _acquire_lease and _release_lease together"
+            )
+
+    # ------------------------------------------------------------------
+    # The two-method contract for custom backends
+    # ------------------------------------------------------------------
+
+    def _load_from_backend(self) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+        """Return ``(task_configs, task_instances, metadata)`` stored for ``self.uid``.
+
+        Each is a mapping in the form :meth:`_serialize` produced; a session
+        that does not exist yet is three empty mappings.
+        """
+        raise NotImplementedError(
+            f"{type(self).__qualname__} must implement _load_from_backend() or _load_session()"
+        )
+
+    def _save(self) -> None:
+        """Persist ``self._configs``, ``self._instances`` and ``self._metas``.
+
+        Use ``self._serialize(...)`` on each of them to get plain JSON data.
+        """
+        raise NotImplementedError(
+            f"{type(self).__qualname__} must implement _save() or _save_changes()"
+        )
+
+    def _serialize(self, data: Mapping[str, Any]) -> dict[str, values.JSONValue]:
+        """Turn ``self._configs``, ``self._instances`` or ``self._metas`` into JSON data.
+
+        Task configs and instances become their stored records; metadata
+        values are encoded by :mod:`triggers.values` (so datetimes survive).
+        """
+        serialized: dict[str, values.JSONValue] = {}
+        for key, item in data.items():
+            if isinstance(item, TaskConfig | TaskInstance):
+                serialized[key] = item.to_mapping()
+            else:
+                serialized[key] = values.encode(item, f"session {self.uid!r} metadata[{key!r}]")
+        return serialized
+
+    # ------------------------------------------------------------------
+    # Optional hooks for native backends (see the module docstring)
+    # ------------------------------------------------------------------
+
+    def _load_session(self, scope: LoadScope) -> StoredSession:
+        """Load the session; the default calls :meth:`_load_from_backend`."""
+        configs, instances, metadata = self._load_from_backend()
+        return StoredSession(configs=configs, instances=instances, metadata=metadata)
+
+    def _save_changes(self, changes: SessionChanges) -> None:
+        """Write ``changes`` atomically; the default rewrites everything via :meth:`_save`."""
+        self._save()
+
+    def _lease_key(self) -> Hashable:
+        """Key of this session in the process-local lease table."""
+        cls = type(self)
+        return (f"{cls.__module__}.{cls.__qualname__}", self.uid)
+
+    def _acquire_lease(self, lease: Lease) -> bool:
+        """Try once to take the lease; True on success. Default: process-local."""
+        return LOCAL_LEASES.try_acquire(self._lease_key(), lease, self.clock())
+
+    def _renew_lease(self, lease: Lease) -> bool:
+        """Extend a lease we hold; False if it was taken over."""
+        return LOCAL_LEASES.renew(self._lease_key(), lease)
+
+    def _release_lease(self, lease: Lease) -> None:
+        """Release the lease if ``lease.token`` still holds it."""
+        LOCAL_LEASES.release(self._lease_key(), lease.token)
+
+    def _close(self) -> None:
+        """Release per-session resources; the default has none."""
+
+    # ------------------------------------------------------------------
+    # Session state
+    # ------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> Mapping[str, TaskConfig]:
+        """Task configurations by name (read-only; change them with
+        :meth:`update_configuration`)."""
+        self._ensure(LoadScope.ACTIVE)
+        return MappingProxyType(self._configs)
+
+    @property
+    def instances(self) -> Mapping[str, TaskInstance]:
+        """Every task instance by name, finished history included (read-only view)."""
+        self._ensure(LoadScope.FULL)
+        return MappingProxyType(self._instances)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Session metadata: a live dict; changes are written by :meth:`save`."""
+        self._ensure(LoadScope.ACTIVE)
+        return self._metas
+
+    def __getitem__(self, instance_name: str) -> TaskInstance:
+        with self._mutex:
+            self._ensure(LoadScope.ACTIVE)
+            if instance_name not in self._instances:
+                self._ensure(LoadScope.FULL)
+            try:
+                return self._instances[instance_name]
+            except KeyError:
+                raise InstanceNotFoundError(
+                    f"session {self.uid!r} has no task instance {instance_name!r}"
+                ) from None
+
+    def __contains__(self, instance_name: object) -> bool:
+        if not isinstance(instance_name, str):
+            return False
+        try:
+            self[instance_name]
+        except InstanceNotFoundError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        """Iterate over instance names."""
+        return iter(list(self.instances))
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(uid={self.uid!r})"
+
+    def update_configuration(self, configuration: Mapping[str, Any]) -> dict[str, TaskConfig]:
+        """Validate and add (or replace) task configurations.
+
+        ``configuration`` maps task names to directive mappings (or
+        :class:`TaskConfig` objects). Every task is validated before any is
+        applied: one bad task refuses the whole update, naming the task and
+        directive. Returns the configs that were applied. Call :meth:`save`
+        (under the lock) to persist them.
+        """
+        parsed = self.parse_configuration(configuration)
+        with self._mutex:
+            self._ensure(LoadScope.ACTIVE)
+            self._configs.update(parsed)
+            for instance in self._instances.values():
+                if instance.config.name in parsed:
+                    instance.config = parsed[instance.config.name]
+        return parsed
+
+    @staticmethod
+    def parse_configuration(configuration: Mapping[str, Any]) -> dict[str, TaskConfig]:
+        """Validate a whole configuration; the first bad task raises ConfigurationError."""
+        if not isinstance(configuration, Mapping):
+            raise ConfigurationError(
+                f"configuration must map task names to directives, not {type(configuration).__name__}"
+            )
+        parsed: dict[str, TaskConfig] = {}
+        for name, directives in configuration.items():
+            if isinstance(directives, TaskConfig):
+                if directives.name != name:
+                    raise ConfigurationError(f"task {name!r}: TaskConfig is named {directives.name!r}")
+                parsed[name] = directives
+            else:
+                parsed[name] = TaskConfig.from_mapping(name, directives)
+        return parsed
+
+    def create_instance(self, task_config: TaskConfig | str, **kwargs: Any) -> TaskInstance:
+        """Create the next instance of a task (``task#N``) and add it to the session.
+
+        ``kwargs`` are passed to :class:`TaskInstance` (``status``, ``kwargs``,
+        ``metadata``...). The instance is stamped ``created``/``lastModified``.
+        """
+        with self._mutex:
+            config = self._config_for(task_config)
+            number = self._next_instance_number(config.name)
+            name = f"{config.name}#{number}"
+            metadata = dict(kwargs.pop("metadata", None) or {})
+            now = self.now()
+            metadata.setdefault("created", now)
+            metadata.setdefault("lastModified", now)
+            instance = TaskInstance(name, config, metadata=metadata, **kwargs)
+            self._instances[name] = instance
+            return instance
+
+    def clone_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
+        """Create a new unstarted instance of the same task with the same kwargs.
+
+        The clone records ``parent`` (the original's name) and ``depth``
+        (the original's + 1) in its metadata: this is how replays are made.
+        """
+        with self._mutex:
+            original = self[instance_or_name] if isinstance(instance_or_name, str) else instance_or_name
+            return self.create_instance(
+                original.config,
+                kwargs=values.decode(values.encode(original.kwargs)),
+                metadata={"parent": original.name, "depth": original.depth + 1},
+            )
+
+    def instances_of_task(self, task_config_or_name: TaskConfig | str) -> list[TaskInstance]:
+        """Every instance of a task, oldest first."""
+        name = task_config_or_name.name if isinstance(task_config_or_name, TaskConfig) else task_config_or_name
+        with self._mutex:
+            self._ensure(LoadScope.FULL)
+            found = [i for i in self._instances.values() if i.config.name == name]
+        return sorted(found, key=_instance_order)
+
+    def get_unresolved_instances(self) -> list[TaskInstance]:
+        """Instances that may still run or change (not abandoned/finished/replayed/skipped)."""
+        with self._mutex:
+            self._ensure(LoadScope.ACTIVE)
+            found = [i for i in self._instances.values() if not i.is_resolved]
+        return sorted(found, key=_instance_order)
+
+    def get_instances_with_unresolved_logs(self) -> list[TaskInstance]:
+        """Instances that logged at WARNING or above and were not marked resolved."""
+        with self._mutex:
+            self._ensure(LoadScope.FULL)
+            found = [i for i in self._instances.values() if not i.logs_resolved]
+        return sorted(found, key=_instance_order)
+
+    def instance_count(self, task_config_or_name: TaskConfig | str) -> int:
+        """How many instances of a task were ever created (finished ones included)."""
+        name = task_config_or_name.name if isinstance(task_config_or_name, TaskConfig) else task_config_or_name
+        with self._mutex:
+            self._ensure(LoadScope.ACTIVE)
+            counts = self._metas.get(INSTANCE_COUNTS_KEY)
+            if isinstance(counts, dict) and isinstance(counts.get(name), int):
+                return int(counts[name])
+            self._ensure(LoadScope.FULL)
+            return sum(1 for i in self._instances.values() if i.config.name == name)
+
+    def get_unresolved_tasks(self) -> list[TaskConfig]:
+        """Tasks that have an unresolved instance, or have never had an instance."""
+        with self._mutex:
+            self._ensure(LoadScope.ACTIVE)
+            busy = {i.config.name for i in self._instances.values() if not i.is_resolved}
+            return [
+                config
+                for name, config in sorted(self._configs.items())
+                if name in busy or self.instance_count(name) == 0
+            ]
+
+    def now(self) -> datetime:
+        """The current time as an aware UTC datetime, by this backend's clock."""
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def debug_repr(self) -> dict[str, Any]:
+        """The whole session as plain data, for logs and bug reports."""
+        with self._mutex:
+            self._ensure(LoadScope.FULL)
+            return {
+                "uid": self.uid,
+                "tasks": {name: config.to_mapping() for name, config in self._configs.items()},
+                "instances": {
+                    name: instance.to_mapping()
+                    for name, instance in sorted(self._instances.items(), key=lambda kv: _instance_order(kv[1]))
+                },
+                "metadata": values.encode(self._metas, "metadata"),
+            }
+
+    # ------------------------------------------------------------------
+    # Locking and saving
+    # ------------------------------------------------------------------
+
+    @contextmanager
+    def acquire_lock(self, ttl: float | None = None, timeout: float | None = None) -> Iterator[Lease]:
+        """Hold the session lock for the ``with`` block.
+
+        Re-entrant in the holding thread. The outermost acquisition waits up
+        to ``timeout`` seconds (default ``lock_timeout``) for the lease, then
+        reloads the session so the holder works on the latest state. The lease
+        lasts ``ttl`` seconds (default ``lease_ttl``); a holder that outlives
+        it can no longer save. Raises :class:`LockTimeoutError` when the wait
+        runs out.
+        """
+        wait = self.lock_timeout if timeout is None else timeout
+        if not self._mutex.acquire(timeout=wait if wait > 0 else 0):
+            raise LockTimeoutError(
+                f"session {self.uid!r}: another thread holds this storage object's lock; "
+                f"gave up after {wait:g} s"
+            )
+        try:
+            if self._lock_depth == 0:
+                self._lease = self._take_lease(ttl or self.lease_ttl, wait)
+                self._reset_state()
+            self._lock_depth += 1
+            try:
+                yield self._current_lease()
+            except BaseException:
+                # Whatever the block changed was not saved and may be half
+                # done: drop it, so no later read sees state that never was.
+                self._reset_state()
+                raise
+            finally:
+                self._lock_depth -= 1
+                if self._lock_depth == 0:
+                    self._give_back_lease()
+        finally:
+            self._mutex.release()
+
+    def _take_lease(self, ttl: float, wait: float) -> Lease:
+        min_ttl = self.capabilities.min_lease_seconds
+        if ttl < min_ttl:
+            raise ConfigurationError(
+                f"session {self.uid!r}: lease of {ttl:g} s is shorter than this store "
+                f"honours ({min_ttl:g} s)"
+            )
+        acquired: list[Lease] = []
+
+        def attempt() -> bool:
+            lease = Lease.new(self.uid, ttl, self.clock)
+            if self._call("acquire the lock", self._acquire_lease, lease):
+                acquired.append(lease)
+                return True
+            return False
+
+        if not poll_until(attempt, timeout=wait):
+            raise LockTimeoutError(
+                f"session {self.uid!r} is locked by another holder; gave up after {wait:g} s "
+                f"(a crashed holder's lease ends within {self.lease_ttl:g} s)"
+            )
+        return acquired[0]
+
+    def _give_back_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is None:
+            return
+        try:
+            self._call("release the lock", self._release_lease, lease)
+        except StorageError:
+            # The lease expires by itself; failing here would hide the error
+            # (if any) that is already leaving the with-block.
+            logger.warning("session %r: could not release the lock; it expires in %g s",
+                           self.uid, lease.ttl, exc_info=True)
+
+    def _current_lease(self) -> Lease:
+        if self._lease is None:  # pragma: no cover - guarded by _lock_depth
+            raise LockNotHeldError(f"session {self.uid!r}: the lock is not held")
+        return self._lease
+
+    @property
+    def lock_held(self) -> bool:
+        """True while the calling thread holds this object's session lock."""
+        if not self._mutex.acquire(blocking=False):
+            return False
+        try:
+            return self._lock_depth > 0
+        finally:
+            self._mutex.release()
+
+    def renew_lock(self) -> Lease:
+        """Extend the held lease by its ttl from now (for long critical sections).
+
+        Raises :class:`LeaseExpiredError` if the lease was already taken over.
+        """
+        with self._mutex:
+            lease = self._require_lock("renew the lock")
+            renewed = lease.renewed(self.clock)
+            if lease.expired(self.clock) or not self._call("renew the lock", self._renew_lease, renewed):
+                raise LeaseExpiredError(
+                    f"session {self.uid!r}: the lease expired and may have been taken over; "
+                    "acquire the lock again"
+                )
+            self._lease = renewed
+            return renewed
+
+    def save(self) -> None:
+        """Write every change since the load, atomically, under the held lock.
+
+        Values are validated and limits checked first, so a refused save
+        writes nothing. Raises :class:`LockNotHeldError` outside the lock,
+        :class:`LeaseExpiredError` once the lease ran out, and
+        :class:`StaleSessionError` when the store refuses a stale write (the
+        in-memory state is then dropped; reacquire the lock and redo).
+        """
+        with self._mutex:
+            lease = self._require_lock("save")
+            if self._level == LoadScope.NONE:
+                return  # nothing was loaded, so nothing can have changed
+            changes, snapshot = self._collect_changes(lease)
+            if changes.is_empty:
+                return
+            self._check_limits(changes)
+            if lease.expired(self.clock):
+                raise LeaseExpiredError(
+                    f"session {self.uid!r}: the lock's lease ({lease.ttl:g} s) ran out before "
+                    "the save; nothing was written. Acquire the lock again and redo the change"
+                )
+            try:
+                self._call("save", self._save_changes, changes)
+            except StaleSessionError:
+                self._reset_state()
+                raise
+            self._snapshot = snapshot
+            self._version = changes.new_version
+
+    def invalidate_cache(self) -> None:
+        """Forget the loaded state; the next access reloads it from the store."""
+        with self._mutex:
+            self._reset_state()
+
+    def close(self) -> None:
+        """Forget the loaded state and release per-session resources.
+
+        Connection pools are shared per process and stay open.
+        """
+        with self._mutex:
+            self._reset_state()
+            self._call("close", self._close)
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------
+    # Internals
+    # ------------------------------------------------------------------
+
+    def _check_uid(self, uid: object) -> str:
+        if not isinstance(uid, str):
+            raise TypeError(f"session uid must be a str, not {type(uid).__name__}")
+        if not uid:
+            raise ValueError("session uid must not be empty")
+        try:
+            values.check(uid, "session uid")
+        except ValueDomainError as exc:
+            raise ValueError(str(exc)) from None
+        limit = self.capabilities.max_uid_length
+        if limit is not None and len(uid) > limit:
+            raise ValueError(
+                f"session uid {uid[:40]!r}... is {len(uid)} characters long; "
+                f"{type(self).__name__} accepts at most {limit}"
+            )
+        return uid
+
+    def _reset_state(self) -> None:
+        self._configs = {}
+        self._instances = {}
+        self._metas = {}
+        self._snapshot = _Snapshot()
+        self._version = None
+        self._level = LoadScope.NONE
+
+    def _require_lock(self, action: str) -> Lease:
+        if self._lock_depth == 0 or self._lease is None:
+            raise LockNotHeldError(
+                f"session {self.uid!r}: cannot {action} without holding the lock; "
+                "use `with storage.acquire_lock(): ...`"
+            )
+        return self._lease
+
+    def _call(self, action: str, hook: Callable[..., _T], *args: Any) -> _T:
+        """Run a backend hook, turning driver errors into StorageError with context."""
+        try:
+            return hook(*args)
+        except TriggersError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"{type(self).__name__}: could not {action} session {self.uid!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _ensure(self, scope: LoadScope) -> None:
+        with self._mutex:
+            if self._level >= scope:
+                return
+            stored = self._call("load", self._load_session, scope)
+            level = LoadScope.FULL if stored.complete else scope
+            if self._level == LoadScope.NONE:
+                self._adopt(stored, level, keep_loaded=False)
+            elif stored.version != self._version:
+                if self._lock_depth:
+                    self._reset_state()
+                    raise StaleSessionError(
+                        f"session {self.uid!r} changed in the store while the lock was held "
+                        f"(loaded version {self._version}, stored {stored.version})"
+                    )
+                self._adopt(stored, level, keep_loaded=False)
+            else:
+                self._adopt(stored, level, keep_loaded=True)
+
+    def _adopt(self, stored: StoredSession, level: LoadScope, *, keep_loaded: bool) -> None:
+        """Decode a load into objects and snapshots; keep objects already loaded."""
+        if not keep_loaded:
+            self._reset_state()
+        try:
+            if not keep_loaded:
+                for name, record in stored.configs.items():
+                    config = record if isinstance(record, TaskConfig) else TaskConfig.from_stored(name, record)
+                    self._configs[name] = config
+                    self._snapshot.configs[name] = _fingerprint(config)
+                metadata = values.decode(dict(stored.metadata), "metadata")
+                self._metas.update(metadata)
+                for key, value in self._metas.items():
+                    self._snapshot.metadata[key] = _fingerprint(value)
+            for name, record in stored.instances.items():
+                if name in self._instances:
+                    continue
+                instance = (
+                    record
+                    if isinstance(record, TaskInstance)
+                    else TaskInstance.from_stored(name, record, self._configs)
+                )
+                self._instances[name] = instance
+                self._snapshot.instances[name] = _fingerprint(instance)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            self._reset_state()
+            raise CorruptSessionError(
+                f"session {self.uid!r}: stored data could not be decoded ({exc}); "
+                "it was left untouched"
+            ) from exc
+        self._version = stored.version
+        self._level = level
+
+    def _config_for(self, task_config: TaskConfig | str) -> TaskConfig:
+        self._ensure(LoadScope.ACTIVE)
+        name = task_config.name if isinstance(task_config, TaskConfig) else task_config
+        config = self._configs.get(name)
+        if config is None:
+            raise ConfigurationError(f"session {self.uid!r} has no task {name!r}")
+        return config
+
+    def _next_instance_number(self, task: str) -> int:
+        counts = self._metas.get(INSTANCE_COUNTS_KEY)
+        if not isinstance(counts, dict):
+            counts = {}
+        stored_number = counts.get(task)
+        if isinstance(stored_number, int):
+            number = stored_number
+        else:
+            # No counter stored (older data, or a store written by hand):
+            # number after the highest existing instance.
+            self._ensure(LoadScope.FULL)
+            number = 1 + max(
+                (_instance_number(i.name) for i in self._instances.values() if i.config.name == task),
+                default=-1,
+            )
+        while f"{task}#{number}" in self._instances:
+            number += 1
+        self._metas[INSTANCE_COUNTS_KEY] = {**counts, task: number + 1}
+        return number
+
+    def _collect_changes(self, lease: Lease) -> tuple[SessionChanges, _Snapshot]:
+        """Encode every loaded record (validating it) and diff against the snapshot."""
+        snapshot = _Snapshot()
+        configs: dict[str, StoredRecord] = {}
+        instances: dict[str, StoredRecord] = {}
+        metadata: dict[str, values.JSONValue] = {}
+        for name, config in self._configs.items():
+            record = config.to_mapping()
+            snapshot.configs[name] = values.canonical_json(record)
+            if snapshot.configs[name] != self._snapshot.configs.get(name):
+                configs[name] = record
+        for name, instance in self._instances.items():
+            record = instance.to_mapping()
+            snapshot.instances[name] = values.canonical_json(record)
+            if snapshot.instances[name] != self._snapshot.instances.get(name):
+                instances[name] = record
+        for key, value in self._metas.items():
+            if not isinstance(key, str):
+                raise ValueDomainError(f"session {self.uid!r} metadata: key {key!r} is not a str")
+            encoded = values.encode(value, f"session {self.uid!r} metadata[{key!r}]")
+            snapshot.metadata[key] = values.canonical_json(encoded)
+            if snapshot.metadata[key] != self._snapshot.metadata.get(key):
+                metadata[key] = encoded
+        deleted = frozenset(self._snapshot.metadata) - frozenset(snapshot.metadata)
+        changes = SessionChanges(
+            uid=self.uid,
+            base_version=self._version,
+            new_version=(self._version or 0) + 1,
+            lease=lease,
+            configs=configs,
+            instances=instances,
+            metadata=metadata,
+            deleted_metadata=deleted,
+        )
+        return changes, snapshot
+
+    def _check_limits(self, changes: SessionChanges) -> None:
+        caps = self.capabilities
+        if caps.max_record_bytes is not None:
+            for kind, records in (("task", changes.configs), ("instance", changes.instances)):
+                for name, record in records.items():
+                    size = len(values.canonical_json(record).encode("utf-8"))
+                    if size > caps.max_record_bytes:
+                        raise SessionLimitError(
+                            f"session {self.uid!r}: {kind} {name!r} takes {size} bytes; "
+                            f"{type(self).__name__} stores at most {caps.max_record_bytes} "
+                            "per record. Nothing was written"
+                        )
+        if caps.max_session_bytes is not None and self._level == LoadScope.FULL:
+            size = self._session_bytes()
+            if size > caps.max_session_bytes:
+                raise SessionLimitError(
+                    f"session {self.uid!r} takes {size} bytes; {type(self).__name__} stores "
+                    f"at most {caps.max_session_bytes}. Nothing was written"
+                )
+
+    def _session_bytes(self) -> int:
+        """Size of the whole session in canonical JSON, as limits count it."""
+        document: dict[str, values.JSONValue] = {
+            "tasks": self._serialize(self._configs),
+            "instances": self._serialize(self._instances),
+            "metadata": self._serialize(self._metas),
+        }
+        return len(values.canonical_json(document).encode("utf-8"))
+
+
+def _fingerprint(item: TaskConfig | TaskInstance | Any) -> str:
+    if isinstance(item, TaskConfig | TaskInstance):
+        return values.canonical_json(item.to_mapping())
+    return values.canonical_json(values.encode(item))
+
+
+def _instance_number(name: str) -> int:
+    _, _, number = name.rpartition("#")
+    return int(number) if number.isdigit() else -1
+
+
+def _instance_order(instance: TaskInstance) -> tuple[str, int, str]:
+    return (instance.config.name, _instance_number(instance.name), instance.name)

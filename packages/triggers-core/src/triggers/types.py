@@ -1,0 +1,354 @@
+"""Task configurations and task instances: the things a session holds.
+
+A :class:`TaskConfig` says *when* a task runs (``after`` these triggers,
+``andEvery`` time that one fires, ``unless`` those fired) and *what* runs
+(``run``, on the runner named by ``using``, with ``withParams``). A
+:class:`TaskInstance` is one run of a task: ``t_importSubject#0``, with the
+kwargs of the triggers it received and its status.
+
+Both convert to and from plain mappings (``to_mapping`` / ``from_mapping``):
+that is the form backends store, with every value already encoded by
+:mod:`triggers.values`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from triggers import values
+from triggers.errors import ConfigurationError, ValueDomainError
+
+__all__ = ["InstanceStatus", "TaskConfig", "TaskInstance"]
+
+
+class InstanceStatus(StrEnum):
+    """The life cycle of a task instance.
+
+    ``unstarted`` → ``scheduled`` → ``running`` → ``finished`` | ``failed``;
+    an unstarted instance can be ``abandoned`` (its ``unless`` triggers fired);
+    a failed one can be ``replayed`` (a clone runs again) or ``skipped``.
+    """
+
+    ABANDONED = "abandoned"
+    FAILED = "failed"
+    FINISHED = "finished"
+    REPLAYED = "replayed"
+    RUNNING = "running"
+    SCHEDULED = "scheduled"
+    SKIPPED = "skipped"
+    UNSTARTED = "unstarted"
+
+
+RESOLVED_STATUSES = frozenset(
+    {InstanceStatus.ABANDONED, InstanceStatus.FINISHED, InstanceStatus.REPLAYED, InstanceStatus.SKIPPED}
+)
+"""Statuses after which an instance never changes again (except its logs)."""
+
+KNOWN_DIRECTIVES = frozenset({"after", "run", "unless", "andEvery", "using", "withParams"})
+
+
+def _trigger_list(task: str, directive: str, raw: object, *, required: bool) -> tuple[str, ...]:
+    if raw is None:
+        if required:
+            raise ConfigurationError(f"task {task!r}: directive {directive!r} is required")
+        return ()
+    if isinstance(raw, str) or not isinstance(raw, Sequence):
+        raise ConfigurationError(
+            f"task {task!r}: directive {directive!r} must be a list of trigger names, "
+            f"not {type(raw).__name__}"
+        )
+    names: list[str] = []
+    for item in raw:
+        if not isinstance(item, str) or not item:
+            raise ConfigurationError(
+                f"task {task!r}: directive {directive!r} must hold non-empty trigger names, "
+                f"found {item!r}"
+            )
+        if item not in names:
+            names.append(item)
+    if required and not names:
+        raise ConfigurationError(f"task {task!r}: directive {directive!r} must name at least one trigger")
+    return tuple(names)
+
+
+def _optional_name(task: str, directive: str, raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw:
+        raise ConfigurationError(
+            f"task {task!r}: directive {directive!r} must be a non-empty string, not {raw!r}"
+        )
+    return raw
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The configuration of one task, keyed by its name in the session.
+
+    Directives (as written in ``update_configuration``):
+
+    ``after`` (required)
+        Trigger names that must all have fired before the task runs.
+    ``run`` (required)
+        Dotted path of the task: a callable taking a
+        :class:`~triggers.tasks.TaskContext`, or a
+        :class:`~triggers.tasks.TriggerTask` subclass.
+    ``unless``
+        Trigger names that, once all of them have fired, abandon the task's
+        instances that have not started.
+    ``andEvery``
+        One trigger that must also fire, and that creates a new instance of
+        the task each time it fires (when no waiting instance takes it).
+    ``using``
+        Name of the runner (``triggers.runners`` entry point) for this task.
+    ``withParams``
+        ``{trigger_name: {param: value}}`` merged *under* the kwargs fired
+        with that trigger (fired kwargs win).
+
+    Any other directive is kept verbatim in ``extra`` and round-trips.
+    """
+
+    name: str
+    after: tuple[str, ...]
+    run: str
+    unless: tuple[str, ...] = ()
+    and_every: str | None = None
+    using: str | None = None
+    with_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, name: str, directives: Mapping[str, Any]) -> TaskConfig:
+        """Validate ``directives`` and build a config; errors name task and directive."""
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"task name must be a non-empty string, not {name!r}")
+        if "#" in name:
+            raise ConfigurationError(
+                f"task {name!r}: '#' is reserved for instance names (task#N)"
+            )
+        if not isinstance(directives, Mapping):
+            raise ConfigurationError(
+                f"task {name!r}: configuration must be a mapping of directives, "
+                f"not {type(directives).__name__}"
+            )
+        run = directives.get("run")
+        if run is None:
+            raise ConfigurationError(f"task {name!r}: directive 'run' is required")
+        if not isinstance(run, str) or not run.strip():
+            raise ConfigurationError(
+                f"task {name!r}: directive 'run' must be a dotted path string, not {run!r}"
+            )
+        with_params_raw = directives.get("withParams") or {}
+        if not isinstance(with_params_raw, Mapping):
+            raise ConfigurationError(
+                f"task {name!r}: directive 'withParams' must map trigger names to dicts"
+            )
+        with_params: dict[str, dict[str, Any]] = {}
+        for trigger, params in with_params_raw.items():
+            if not isinstance(trigger, str) or not isinstance(params, Mapping):
+                raise ConfigurationError(
+                    f"task {name!r}: directive 'withParams' must map trigger names to dicts, "
+                    f"found {trigger!r}: {params!r}"
+                )
+            try:
+                values.check(params, f"task {name!r} withParams[{trigger!r}]")
+            except ValueDomainError as exc:
+                raise ConfigurationError(str(exc)) from exc
+            with_params[trigger] = dict(params)
+        extra = {key: value for key, value in directives.items() if key not in KNOWN_DIRECTIVES}
+        for key, value in extra.items():
+            try:
+                values.check(value, f"task {name!r} directive {key!r}")
+            except ValueDomainError as exc:
+                raise ConfigurationError(str(exc)) from exc
+        return cls(
+            name=name,
+            after=_trigger_list(name, "after", directives.get("after"), required=True),
+            run=run.strip(),
+            unless=_trigger_list(name, "unless", directives.get("unless"), required=False),
+            and_every=_optional_name(name, "andEvery", directives.get("andEvery")),
+            using=_optional_name(name, "using", directives.get("using")),
+            with_params=with_params,
+            extra=extra,
+        )
+
+    def to_mapping(self) -> dict[str, values.JSONValue]:
+        """The stored form: directives by their configuration names, values encoded."""
+        mapping: dict[str, values.JSONValue] = {
+            "after": list(self.after),
+            "run": self.run,
+        }
+        if self.unless:
+            mapping["unless"] = list(self.unless)
+        if self.and_every is not None:
+            mapping["andEvery"] = self.and_every
+        if self.using is not None:
+            mapping["using"] = self.using
+        if self.with_params:
+            mapping["withParams"] = values.encode(dict(self.with_params), f"task {self.name!r} withParams")
+        for key, value in self.extra.items():
+            mapping[key] = values.encode(value, f"task {self.name!r} directive {key!r}")
+        return mapping
+
+    @classmethod
+    def from_stored(cls, name: str, stored: Mapping[str, Any]) -> TaskConfig:
+        """Inverse of :meth:`to_mapping` (decodes values, then validates)."""
+        directives = dict(stored)
+        if "withParams" in directives:
+            directives["withParams"] = values.decode(directives["withParams"])
+        for key in list(directives):
+            if key not in KNOWN_DIRECTIVES:
+                directives[key] = values.decode(directives[key])
+        return cls.from_mapping(name, directives)
+
+    @property
+    def required_triggers(self) -> tuple[str, ...]:
+        """Every trigger an instance needs before it can run (``after`` + ``andEvery``)."""
+        if self.and_every is None or self.and_every in self.after:
+            return self.after
+        return (*self.after, self.and_every)
+
+    @property
+    def listens_to(self) -> frozenset[str]:
+        """Triggers that affect this task in any way."""
+        return frozenset((*self.required_triggers, *self.unless))
+
+
+class TaskInstance:
+    """One run of a task: ``name`` is ``task#N``.
+
+    ``kwargs`` maps each trigger the instance received to the kwargs it was
+    fired with. ``metadata`` holds the manager's bookkeeping (timestamps,
+    parent and depth of replays, highest log level, the error of a failed run)
+    and anything a task adds. ``abandon_state`` (stored as ``abandonState``)
+    remembers what an abandoned instance looked like before it was abandoned.
+    """
+
+    __slots__ = ("abandon_state", "config", "kwargs", "metadata", "name", "status")
+
+    def __init__(
+        self,
+        name: str,
+        config: TaskConfig,
+        *,
+        status: InstanceStatus | str = InstanceStatus.UNSTARTED,
+        kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+        abandon_state: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.status = InstanceStatus(status)
+        self.kwargs: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (kwargs or {}).items()}
+        self.abandon_state: dict[str, Any] | None = dict(abandon_state) if abandon_state else None
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    def __repr__(self) -> str:
+        return f"TaskInstance({self.name!r}, status={self.status.value!r})"
+
+    @property
+    def task_name(self) -> str:
+        return self.config.name
+
+    @property
+    def missing_triggers(self) -> tuple[str, ...]:
+        """Required triggers this instance has not received yet."""
+        return tuple(t for t in self.config.required_triggers if t not in self.kwargs)
+
+    @property
+    def can_schedule(self) -> bool:
+        """Unstarted and holding every trigger it needs."""
+        return self.status is InstanceStatus.UNSTARTED and not self.missing_triggers
+
+    @property
+    def can_run(self) -> bool:
+        """Scheduled, so a runner may start it."""
+        return self.status is InstanceStatus.SCHEDULED
+
+    @property
+    def can_abandon(self) -> bool:
+        """Not started yet, so ``unless`` may still abandon it."""
+        return self.status is InstanceStatus.UNSTARTED
+
+    @property
+    def can_replay(self) -> bool:
+        return self.status is InstanceStatus.FAILED
+
+    @property
+    def can_skip(self) -> bool:
+        return self.status is InstanceStatus.FAILED
+
+    @property
+    def is_resolved(self) -> bool:
+        """True once the instance can never run again."""
+        return self.status in RESOLVED_STATUSES
+
+    @property
+    def depth(self) -> int:
+        """0 for an original instance, 1 for its replay, 2 for the replay's replay..."""
+        depth = self.metadata.get("depth", 0)
+        return depth if isinstance(depth, int) else 0
+
+    @property
+    def parent(self) -> str | None:
+        """Name of the failed instance this one replays, if any."""
+        parent = self.metadata.get("parent")
+        return parent if isinstance(parent, str) else None
+
+    @property
+    def log_level(self) -> int:
+        """Highest logging level the task emitted (``logging.NOTSET`` if none)."""
+        level = self.metadata.get("logLevel", logging.NOTSET)
+        return level if isinstance(level, int) else logging.NOTSET
+
+    @property
+    def log_level_name(self) -> str:
+        return logging.getLevelName(self.log_level)
+
+    @property
+    def logs_resolved(self) -> bool:
+        """False while logs at WARNING or above await someone's attention."""
+        if self.log_level < logging.WARNING:
+            return True
+        return bool(self.metadata.get("logsResolved", False))
+
+    @property
+    def last_modified(self) -> datetime | None:
+        moment = self.metadata.get("lastModified")
+        return moment if isinstance(moment, datetime) else None
+
+    def to_mapping(self) -> dict[str, values.JSONValue]:
+        """The stored form, with values encoded (raises on values outside the domain)."""
+        where = f"instance {self.name!r}"
+        mapping: dict[str, values.JSONValue] = {
+            "task": self.config.name,
+            "status": self.status.value,
+            "kwargs": values.encode(self.kwargs, f"{where} kwargs"),
+            "metadata": values.encode(self.metadata, f"{where} metadata"),
+        }
+        if self.abandon_state is not None:
+            mapping["abandonState"] = values.encode(self.abandon_state, f"{where} abandonState")
+        return mapping
+
+    @classmethod
+    def from_stored(
+        cls, name: str, stored: Mapping[str, Any], configs: Mapping[str, TaskConfig]
+    ) -> TaskInstance:
+        """Inverse of :meth:`to_mapping`; ``configs`` supplies the task's config."""
+        task = stored.get("task") or name.partition("#")[0]
+        config = configs.get(task)
+        if config is None:
+            raise ValueError(f"instance {name!r} belongs to unknown task {task!r}")
+        return cls(
+            name,
+            config,
+            status=stored.get("status", InstanceStatus.UNSTARTED),
+            kwargs=values.decode(stored.get("kwargs") or {}),
+            abandon_state=values.decode(stored.get("abandonState")),
+            metadata=values.decode(stored.get("metadata") or {}),
+        )
