@@ -1,0 +1,58 @@
+"""Sessions never see each other's data, whatever their uids look like."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from triggers.storage import TriggerStorageBackend
+from triggers_conformance.base import ConformanceBase, StorageFactory
+from triggers_conformance.guarantees import guarantee
+
+Reload = Callable[[str], TriggerStorageBackend]
+
+ODD_UIDS = {
+    "path": "a/b/../c",
+    "sql": "x'; DROP TABLE sessions; --",
+    "mongo": "$where.a",
+    "dynamodb": "#pk = :v",
+    "cache_key": "key with spaces:and:colons\n",
+    "unicode": "sesja-żółw-🐢",
+    "wildcard": "%_*?",
+    "nul": "a\x00b",
+}
+
+
+class IsolationTests(ConformanceBase):
+    @guarantee("isolation")
+    @pytest.mark.parametrize("kind", sorted(ODD_UIDS))
+    def test_odd_uids_are_isolated(self, make_storage: StorageFactory, reload: Reload, kind: str) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        uid = f"{ODD_UIDS[kind]}{suffix}"
+        neighbour = f"{ODD_UIDS[kind]}{suffix}x"
+        for session, value in ((uid, "mine"), (neighbour, "theirs")):
+            backend = make_storage(session)
+            with backend.acquire_lock():
+                backend.metadata["owner"] = value
+                backend.save()
+            backend.close()
+        assert reload(uid).metadata == {"owner": "mine"}
+        assert reload(neighbour).metadata == {"owner": "theirs"}
+        assert reload(uid + "y").metadata == {}
+
+    @guarantee("isolation")
+    def test_sessions_do_not_share_instances_or_counters(
+        self, make_storage: StorageFactory, uid: str, reload: Reload
+    ) -> None:
+        for session in (uid, uid + "-other"):
+            backend = make_storage(session)
+            with backend.acquire_lock():
+                backend.update_configuration({"t_a": self.task("noop", after=["x"])})
+                backend.create_instance("t_a", kwargs={"x": {"session": session}})
+                backend.save()
+            backend.close()
+        assert sorted(reload(uid)) == ["t_a#0"]
+        assert reload(uid + "-other")["t_a#0"].kwargs == {"x": {"session": uid + "-other"}}
+        assert reload(uid)["t_a#0"].kwargs == {"x": {"session": uid}}

@@ -1,0 +1,175 @@
+"""Mutual exclusion, re-entrancy, bounded waits, lease expiry and fencing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from triggers.capabilities import Capabilities
+from triggers.errors import LockTimeoutError, StaleSessionError
+from triggers.storage import TriggerStorageBackend
+from triggers_conformance.base import ConformanceBase, StorageFactory
+from triggers_conformance.guarantees import guarantee
+from triggers_conformance.processes import start_child
+
+Reload = Callable[[str], TriggerStorageBackend]
+
+
+class LockingTests(ConformanceBase):
+    @guarantee("mutual_exclusion")
+    def test_lock_is_reentrant_in_the_holding_thread(
+        self, storage: TriggerStorageBackend, reload: Reload
+    ) -> None:
+        with storage.acquire_lock() as outer:
+            with storage.acquire_lock() as inner:
+                assert inner == outer
+                storage.metadata["inner"] = True
+                storage.save()
+            assert storage.lock_held
+            storage.metadata["outer"] = True
+            storage.save()
+        assert not storage.lock_held
+        assert reload(storage.uid).metadata == {"inner": True, "outer": True}
+
+    @guarantee("mutual_exclusion")
+    def test_other_holders_wait_a_bounded_time(
+        self, storage: TriggerStorageBackend, reload: Reload
+    ) -> None:
+        other = reload(storage.uid)
+        with (
+            storage.acquire_lock(),
+            pytest.raises(LockTimeoutError, match=storage.uid),
+            other.acquire_lock(timeout=0.2),
+        ):
+            pass  # pragma: no cover - must not be reached
+        with other.acquire_lock(timeout=5):
+            other.metadata["after"] = True
+            other.save()
+        assert reload(storage.uid).metadata == {"after": True}
+
+    @guarantee("mutual_exclusion")
+    def test_threads_are_excluded(self, make_storage: StorageFactory, uid: str) -> None:
+        inside = 0
+        overlaps: list[int] = []
+        guard = threading.Lock()
+
+        def worker() -> None:
+            nonlocal inside
+            backend = make_storage(uid)
+            for _ in range(5):
+                with backend.acquire_lock(timeout=30):
+                    with guard:
+                        inside += 1
+                        overlaps.append(inside)
+                    backend.metadata["n"] = backend.metadata.get("n", 0) + 1
+                    backend.save()
+                    with guard:
+                        inside -= 1
+            backend.close()
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert max(overlaps) == 1
+        checker = make_storage(uid)
+        assert checker.metadata["n"] == 20
+        checker.close()
+
+    @guarantee("lease_expiry")
+    def test_expired_lease_is_taken_over_and_stale_save_fails(
+        self, storage: TriggerStorageBackend, reload: Reload, capabilities: Capabilities
+    ) -> None:
+        lease = self.short_lease(capabilities)
+        with storage.acquire_lock():
+            storage.metadata["v"] = "original"
+            storage.save()
+        newcomer = reload(storage.uid)
+        with storage.acquire_lock(ttl=lease):
+            storage.metadata["v"] = "stale"
+            # The newcomer polls until the stale holder's lease ends.
+            with newcomer.acquire_lock(timeout=lease * 4 + 5):
+                newcomer.metadata["v"] = "new"
+                newcomer.save()
+            with pytest.raises(StaleSessionError, match=storage.uid):
+                storage.save()
+        assert reload(storage.uid).metadata == {"v": "new"}
+
+    @guarantee("fenced_saves", requires="fenced_saves")
+    def test_store_refuses_a_holder_that_believes_its_lease_is_valid(
+        self, make_storage: StorageFactory, uid: str, reload: Reload, capabilities: Capabilities
+    ) -> None:
+        """A paused holder's clock stood still; only the store's fence stops it."""
+        import time
+
+        lease = self.short_lease(capabilities)
+        frozen_at = time.time()
+        paused = make_storage(uid, clock=lambda: frozen_at)
+        with paused.acquire_lock(ttl=lease):
+            paused.metadata["v"] = "stale"
+            newcomer = reload(uid)
+            with newcomer.acquire_lock(timeout=lease * 4 + 5):
+                newcomer.metadata["v"] = "new"
+                newcomer.save()
+            with pytest.raises(StaleSessionError):
+                paused.save()
+        paused.close()
+        assert reload(uid).metadata == {"v": "new"}
+
+    @guarantee("mutual_exclusion", requires="cross_process_locking")
+    def test_lock_excludes_other_processes(self, make_storage: StorageFactory, uid: str) -> None:
+        def hold_then_report() -> str:
+            backend = make_storage(uid)
+            with backend.acquire_lock(ttl=60):
+                os.write(ready_w, b"x")
+                os.read(release_r, 1)
+            return "released"
+
+        ready_r, ready_w = os.pipe()
+        release_r, release_w = os.pipe()
+        child = start_child(hold_then_report)
+        try:
+            os.read(ready_r, 1)
+            backend = make_storage(uid)
+            with pytest.raises(LockTimeoutError), backend.acquire_lock(timeout=0.3):
+                pass  # pragma: no cover - must not be reached
+            os.write(release_w, b"x")
+            assert child.result(timeout=30) == "released"
+            with backend.acquire_lock(timeout=10):
+                pass
+            backend.close()
+        finally:
+            for fd in (ready_r, ready_w, release_r, release_w):
+                os.close(fd)
+
+    @guarantee("lease_expiry", requires="cross_process_locking")
+    def test_killed_holder_releases_after_its_lease(
+        self, make_storage: StorageFactory, uid: str, capabilities: Capabilities
+    ) -> None:
+        lease = self.short_lease(capabilities)
+
+        def hold_forever() -> None:
+            backend = make_storage(uid)
+            with backend.acquire_lock(ttl=lease):
+                os.write(ready_w, b"x")
+                signal.pause()
+
+        ready_r, ready_w = os.pipe()
+        child = start_child(hold_forever)
+        try:
+            os.read(ready_r, 1)
+            os.kill(child.process.pid or 0, signal.SIGKILL)
+            child.process.join(10)
+            backend = make_storage(uid)
+            with backend.acquire_lock(timeout=lease * 4 + 5):
+                backend.metadata["survivor"] = True
+                backend.save()
+            backend.close()
+        finally:
+            os.close(ready_r)
+            os.close(ready_w)
