@@ -25,7 +25,10 @@ import pytest
 from triggers.registry import BACKEND_ENV, OPTIONS_ENV
 from triggers_conformance.guarantees import GUARANTEES, NOT_CLAIMED
 
-_RESULTS = pytest.StashKey[dict[str, dict[str, dict[str, int]]]]()
+Counts = defaultdict[str, defaultdict[str, defaultdict[str, int]]]
+"""Outcome counts by backend class, then guarantee, then outcome."""
+
+_RESULTS = pytest.StashKey[Counts]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +47,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "triggers_guarantee(key, requires=None): conformance test of a guarantee"
     )
-    config.stash[_RESULTS] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    results: Counts = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    config.stash[_RESULTS] = results
 
 
 def selected_backend(config: pytest.Config) -> tuple[str | None, dict[str, Any]]:
@@ -104,7 +108,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    results = config.stash.get(_RESULTS, {})
+    results = config.stash.get(_RESULTS, None)
     if not results:
         return
     write = terminalreporter.write_line
