@@ -74,7 +74,12 @@ class EfficiencyTests(ConformanceBase):
             return stored
 
         backend._load_session = spy  # type: ignore[method-assign]
-        TriggerManager(backend).fire("page", {"n": "new"})
+        manager = TriggerManager(backend)
+        manager.fire("page", {"n": "new"})
+        # A task's first instance is numbered without looking at the history.
+        manager.update_configuration({"t_new": self.task("noop", after=["fresh"])})
+        manager.fire("fresh")
+        assert backend["t_new#0"].status.value == "finished"
         assert loads, "the fire loaded nothing"
         assert all(scope == LoadScope.ACTIVE for scope, _ in loads), loads
         # Only the waiting t_wait instance (and the new page) are ever active.

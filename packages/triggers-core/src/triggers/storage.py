@@ -457,12 +457,7 @@ class TriggerStorageBackend:
         """How many instances of a task were ever created (finished ones included)."""
         name = task_config_or_name.name if isinstance(task_config_or_name, TaskConfig) else task_config_or_name
         with self._mutex:
-            self._ensure(LoadScope.ACTIVE)
-            counts = self._metas.get(INSTANCE_COUNTS_KEY)
-            if isinstance(counts, dict) and isinstance(counts.get(name), int):
-                return int(counts[name])
-            self._ensure(LoadScope.FULL)
-            return sum(1 for i in self._instances.values() if i.config.name == name)
+            return self._instance_counts().get(name, 0)
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
         """Tasks that have an unresolved instance, or have never had an instance."""
@@ -758,21 +753,28 @@ class TriggerStorageBackend:
             raise ConfigurationError(f"session {self.uid!r} has no task {name!r}")
         return config
 
-    def _next_instance_number(self, task: str) -> int:
+    def _instance_counts(self) -> dict[str, int]:
+        """Instances ever created per task.
+
+        The stored counters are authoritative once the session has them (every
+        session this library wrote does), so naming an instance never needs
+        the finished history. Only a session written by other means, without
+        counters, is counted from a full load.
+        """
+        self._ensure(LoadScope.ACTIVE)
         counts = self._metas.get(INSTANCE_COUNTS_KEY)
-        if not isinstance(counts, dict):
-            counts = {}
-        stored_number = counts.get(task)
-        if isinstance(stored_number, int):
-            number = stored_number
-        else:
-            # No counter stored (older data, or a store written by hand):
-            # number after the highest existing instance.
-            self._ensure(LoadScope.FULL)
-            number = 1 + max(
-                (_instance_number(i.name) for i in self._instances.values() if i.config.name == task),
-                default=-1,
-            )
+        if isinstance(counts, dict):
+            return counts
+        self._ensure(LoadScope.FULL)
+        counted: dict[str, int] = {}
+        for instance in self._instances.values():
+            task = instance.config.name
+            counted[task] = max(counted.get(task, 0), _instance_number(instance.name) + 1)
+        return counted
+
+    def _next_instance_number(self, task: str) -> int:
+        counts = self._instance_counts()
+        number = counts.get(task, 0)
         while f"{task}#{number}" in self._instances:
             number += 1
         self._metas[INSTANCE_COUNTS_KEY] = {**counts, task: number + 1}
