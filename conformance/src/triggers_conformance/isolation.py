@@ -56,3 +56,12 @@ class IsolationTests(ConformanceBase):
         assert sorted(reload(uid)) == ["t_a#0"]
         assert reload(uid + "-other")["t_a#0"].kwargs == {"x": {"session": uid + "-other"}}
         assert reload(uid)["t_a#0"].kwargs == {"x": {"session": uid}}
+
+    @guarantee("isolation")
+    def test_empty_and_non_text_uids_are_refused_alike(self, make_storage: StorageFactory) -> None:
+        with pytest.raises(ValueError, match="empty"):
+            make_storage("")
+        with pytest.raises(ValueError, match="surrogate"):
+            make_storage("bad\ud800uid")
+        with pytest.raises(TypeError, match="str"):
+            make_storage(42)  # type: ignore[arg-type]
