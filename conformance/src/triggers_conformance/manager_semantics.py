@@ -101,10 +101,23 @@ class ManagerSemanticsTests(ConformanceBase):
     def test_unless_before_any_trigger_prevents_instances(
         self, manager: TriggerManager, reload: Reload
     ) -> None:
-        manager.update_configuration({"t_a": self.task("noop", after=["x"], unless=["stop"])})
+        manager.update_configuration({
+            "t_a": self.task("noop", after=["x"], unless=["stop"]),
+            "t_b": self.task("noop", after=["y"]),
+        })
         manager.fire("stop")
         manager.fire("x")
-        assert dict(reload(manager.storage.uid).instances) == {}
+        fresh = reload(manager.storage.uid)
+        assert dict(fresh.instances) == {}
+        assert [task.name for task in fresh.get_unresolved_tasks()] == ["t_b"]
+
+    @guarantee("manager")
+    def test_metadata_a_task_writes_is_kept(self, manager: TriggerManager, reload: Reload) -> None:
+        manager.update_configuration({"t_note": self.task("annotate", after=["x"])})
+        manager.fire("x")
+        instance = reload(manager.storage.uid)["t_note#0"]
+        assert instance.status is InstanceStatus.FINISHED
+        assert instance.metadata["annotation"] == {"by": "t_note#0", "n": 1}
 
     @guarantee("manager")
     def test_failure_then_replay_with_replacement_kwargs(
@@ -129,6 +142,17 @@ class ManagerSemanticsTests(ConformanceBase):
         assert fresh["t_fail#1"].parent == "t_fail#0" and fresh["t_fail#1"].depth == 1
         with pytest.raises(InvalidTransitionError, match="t_fail#1"):
             manager.replay_failed_instance("t_fail#1")
+
+    @guarantee("manager")
+    def test_replay_refuses_kwargs_that_could_never_run(
+        self, manager: TriggerManager, reload: Reload
+    ) -> None:
+        manager.update_configuration({"t_fail": self.task("fail", after=["x", "y"])})
+        manager.fire("x")
+        manager.fire("y")
+        with pytest.raises(ValueError, match="'x'"):
+            manager.replay_failed_instance("t_fail#0", replacement_kwargs={"y": {"ok": True}})
+        assert statuses(reload(manager.storage.uid)) == {"t_fail#0": "failed"}
 
     @guarantee("manager")
     def test_skip_failed_instance_with_and_without_cascade(

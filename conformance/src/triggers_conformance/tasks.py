@@ -13,7 +13,7 @@ from typing import Any
 from triggers.errors import RetryTask
 from triggers.tasks import TaskContext, TriggerTask
 
-__all__ = ["Echo", "fail", "noop", "retry_once", "warn"]
+__all__ = ["Echo", "annotate", "fail", "noop", "retry_once", "warn"]
 
 
 def noop(context: TaskContext) -> None:
@@ -45,3 +45,8 @@ def retry_once(context: TaskContext) -> Mapping[str, Any]:
     if not context.task_instance.metadata.get("retries"):
         raise RetryTask("first attempt always retries", max_retries=2)
     return {"attempt": 2}
+
+
+def annotate(context: TaskContext) -> None:
+    """Write into the instance's metadata, which the session must keep."""
+    context.task_instance.metadata["annotation"] = {"by": context.task_instance.name, "n": 1}

@@ -45,16 +45,13 @@ from triggers.errors import (
 )
 from triggers.registry import task_runners
 from triggers.runners import EagerTaskRunner, TaskRunner
-from triggers.storage import TriggerStorageBackend
+from triggers.storage import TRIGGER_KWARGS_KEY, TriggerStorageBackend
 from triggers.tasks import TaskContext, resolve_task
 from triggers.types import InstanceStatus, TaskConfig, TaskInstance
 
 __all__ = ["TriggerManager"]
 
 logger = logging.getLogger(__name__)
-
-TRIGGER_KWARGS_KEY = "triggerKwargs"
-"""Session metadata: the latest kwargs of every trigger fired so far."""
 
 IDEMPOTENCY_KEYS_KEY = "idempotencyKeys"
 """Session metadata: the most recent idempotency keys of fires, oldest first."""
@@ -213,6 +210,14 @@ class TriggerManager:
                     f"session {self.storage.uid!r}: instance {instance_name!r} is "
                     f"{original.status.value}; only failed instances can be replayed"
                 )
+            if replacement is not None:
+                missing = [t for t in original.config.required_triggers if t not in replacement]
+                if missing:
+                    raise ValueError(
+                        f"replay of {instance_name!r}: replacement_kwargs lack the triggers "
+                        f"{missing} that task {original.config.name!r} needs; the clone could "
+                        "never run. Pass the kwargs of every trigger it needs"
+                    )
             self._set_status(original, InstanceStatus.REPLAYED)
             clone = self.storage.clone_instance(original)
             if replacement is not None:
@@ -269,14 +274,20 @@ class TriggerManager:
                 return
             self._set_status(instance, InstanceStatus.RUNNING)
             self.storage.save()
+        metadata_before = {key: values.dumps(value) for key, value in instance.metadata.items()}
         context = TaskContext(self, instance)
         outcome, result, error = self._execute(context)
+        try:
+            added_metadata = self._metadata_added_by_task(context, metadata_before)
+        except (TypeError, ValueError) as exc:
+            outcome, result, error, added_metadata = "failed", {}, exc, {}
         with self.storage.acquire_lock():
             instance = self.storage[instance_name]
             if instance.status is not InstanceStatus.RUNNING:
                 logger.warning("session %r: %s became %s while it ran; keeping that", self.storage.uid,
                                instance_name, instance.status.value)
                 return
+            instance.metadata.update(added_metadata)
             scheduled = self._record_outcome(instance, context, outcome, result, error)
             self.storage.save()
         self._dispatch(scheduled)
@@ -377,6 +388,20 @@ class TriggerManager:
             return "retry", {}, retry
         except Exception as exc:
             return "failed", {}, exc
+
+    @staticmethod
+    def _metadata_added_by_task(context: TaskContext, before: Mapping[str, str]) -> dict[str, Any]:
+        """Metadata keys the task set or changed on ``context.task_instance``.
+
+        The instance is reloaded under the lock after the task ran, so what
+        the task wrote must be carried over explicitly (validated, by key).
+        """
+        added: dict[str, Any] = {}
+        for key, value in context.task_instance.metadata.items():
+            text = values.dumps(value, f"instance {context.task_instance.name!r} metadata[{key!r}]")
+            if before.get(key) != text:
+                added[key] = values.loads(text)
+        return added
 
     def _record_outcome(
         self,

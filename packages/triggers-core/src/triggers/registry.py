@@ -119,6 +119,12 @@ class EntryPointRegistry(Generic[_T]):
         :class:`ConfigurationError` that names them.
         """
         cls = self.load(name)
+        accepted = _accepted_keywords(cls)
+        unknown = sorted(set(options) - accepted) if accepted is not None else []
+        if unknown:
+            raise ConfigurationError(
+                f"{self.kind} {name!r}: unknown options {unknown}; it accepts {sorted(accepted or ())}"
+            )
         try:
             inspect.signature(cls).bind(*args, **options)
         except TypeError as exc:
@@ -126,6 +132,31 @@ class EntryPointRegistry(Generic[_T]):
         except ValueError:  # no signature available (C classes): let the call decide
             pass
         return cls(*args, **options)
+
+
+def _accepted_keywords(cls: type) -> set[str] | None:
+    """Keyword arguments ``cls(...)`` accepts, following ``**options`` up the MRO.
+
+    A backend's ``__init__(self, uid, *, url, **options)`` passes the rest to
+    the base class, so its own signature alone would accept anything. Returns
+    None when the set is open-ended (some ``__init__`` up to ``object`` takes
+    ``**kwargs`` and passes them on) or cannot be inspected.
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        try:
+            parameters = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return None
+        names |= {
+            p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+    return None
 
 
 storage_backends: EntryPointRegistry[TriggerStorageBackend] = EntryPointRegistry(
@@ -149,7 +180,9 @@ def storage_from_config(uid: str, config: Mapping[str, Any]) -> TriggerStorageBa
     name = config.get("backend")
     if not isinstance(name, str) or not name:
         raise ConfigurationError("storage configuration needs 'backend': the entry-point name of a backend")
-    options = config.get("options") or {}
+    options = config.get("options")
+    if options is None:
+        options = {}
     if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
         raise ConfigurationError(f"storage backend {name!r}: 'options' must be a mapping of str keys")
     return storage_backends.get(name, uid, **options)

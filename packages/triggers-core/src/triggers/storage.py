@@ -54,6 +54,7 @@ caller as a :class:`StorageError` naming the uid, with the driver error as
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -103,6 +104,10 @@ INSTANCE_COUNTS_KEY = "instanceCounts"
 Kept in metadata (rather than counted from the instances) so that a partial
 load, which never sees finished instances, still names new instances right.
 """
+
+
+TRIGGER_KWARGS_KEY = "triggerKwargs"
+"""Session metadata key holding the latest kwargs of every trigger fired so far."""
 
 
 class LoadScope(IntEnum):
@@ -187,16 +192,14 @@ class TriggerStorageBackend:
     ``clock``
         Seconds since the epoch (default :func:`time.time`); tests inject one.
 
-    Reads need no lock. Every change must be saved inside ``acquire_lock()``;
-    acquiring the lock reloads the session, so the holder changes the latest
-    state.
+    Reads need no lock, but show the session as it was when it was loaded
+    (call :meth:`invalidate_cache` to see newer saves). Every change must be
+    saved inside ``acquire_lock()``; acquiring the lock reloads the session,
+    so the holder changes the latest state.
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities()
     """What this backend guarantees; override on subclasses that do more."""
-
-    registry_name: ClassVar[str | None] = None
-    """Entry-point name the registry found this class under, if any."""
 
     def __init__(
         self,
@@ -207,12 +210,8 @@ class TriggerStorageBackend:
         clock: Clock = time.time,
     ) -> None:
         self.uid = self._check_uid(uid)
-        if lease_ttl <= 0:
-            raise ConfigurationError(f"lease_ttl must be positive, not {lease_ttl!r}")
-        if lock_timeout < 0:
-            raise ConfigurationError(f"lock_timeout must not be negative, not {lock_timeout!r}")
-        self.lease_ttl = float(lease_ttl)
-        self.lock_timeout = float(lock_timeout)
+        self.lease_ttl = _seconds("lease_ttl", lease_ttl, allow_zero=False)
+        self.lock_timeout = _seconds("lock_timeout", lock_timeout, allow_zero=True)
         self.clock = clock
         # One re-entrant mutex guards this object's state and is held for the
         # whole time the session lock is held, so threads sharing this object
@@ -460,15 +459,25 @@ class TriggerStorageBackend:
             return self._instance_counts().get(name, 0)
 
     def get_unresolved_tasks(self) -> list[TaskConfig]:
-        """Tasks that have an unresolved instance, or have never had an instance."""
+        """Tasks that have an unresolved instance, or that may still get one.
+
+        A task with no instance yet is unresolved unless all of its ``unless``
+        triggers have fired (it never will get one).
+        """
         with self._mutex:
             self._ensure(LoadScope.ACTIVE)
             busy = {i.config.name for i in self._instances.values() if not i.is_resolved}
-            return [
-                config
-                for name, config in sorted(self._configs.items())
-                if name in busy or self.instance_count(name) == 0
-            ]
+            fired = self._metas.get(TRIGGER_KWARGS_KEY)
+            fired = fired if isinstance(fired, dict) else {}
+            counts = self._instance_counts()
+
+            def unresolved(config: TaskConfig) -> bool:
+                if config.name in busy:
+                    return True
+                suppressed = bool(config.unless) and all(t in fired for t in config.unless)
+                return counts.get(config.name, 0) == 0 and not suppressed
+
+            return [config for _, config in sorted(self._configs.items()) if unresolved(config)]
 
     def now(self) -> datetime:
         """The current time as an aware UTC datetime, by this backend's clock."""
@@ -503,7 +512,8 @@ class TriggerStorageBackend:
         it can no longer save. Raises :class:`LockTimeoutError` when the wait
         runs out.
         """
-        wait = self.lock_timeout if timeout is None else timeout
+        wait = self.lock_timeout if timeout is None else _seconds("timeout", timeout, allow_zero=True)
+        lease_ttl = self.lease_ttl if ttl is None else _seconds("ttl", ttl, allow_zero=False)
         if not self._mutex.acquire(timeout=wait if wait > 0 else 0):
             raise LockTimeoutError(
                 f"session {self.uid!r}: another thread holds this storage object's lock; "
@@ -511,7 +521,7 @@ class TriggerStorageBackend:
             )
         try:
             if self._lock_depth == 0:
-                self._lease = self._take_lease(ttl or self.lease_ttl, wait)
+                self._lease = self._take_lease(lease_ttl, wait)
                 self._reset_state()
             self._lock_depth += 1
             try:
@@ -844,6 +854,21 @@ class TriggerStorageBackend:
             "metadata": self._serialize(self._metas),
         }
         return len(values.canonical_json(document).encode("utf-8"))
+
+
+def _seconds(option: str, value: object, *, allow_zero: bool) -> float:
+    """A finite, non-negative duration option, or a ConfigurationError naming it.
+
+    NaN or infinity would silently break the lease (every comparison with NaN
+    is false), so they are refused like any other wrong value.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{option} must be a number of seconds, not {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ConfigurationError(f"{option} must be a finite, {bound} number of seconds, not {value!r}")
+    return seconds
 
 
 def _fingerprint(item: TaskConfig | TaskInstance | Any) -> str:

@@ -143,7 +143,12 @@ class TaskConfig:
             raise ConfigurationError(
                 f"task {name!r}: directive 'run' must be a dotted path string, not {run!r}"
             )
-        with_params_raw = directives.get("withParams") or {}
+        for key in directives:
+            if not isinstance(key, str):
+                raise ConfigurationError(f"task {name!r}: directive names must be strings, found {key!r}")
+        with_params_raw = directives.get("withParams")
+        if with_params_raw is None:
+            with_params_raw = {}
         if not isinstance(with_params_raw, Mapping):
             raise ConfigurationError(
                 f"task {name!r}: directive 'withParams' must map trigger names to dicts"
@@ -245,7 +250,9 @@ class TaskInstance:
         self.config = config
         self.status = InstanceStatus(status)
         self.kwargs: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (kwargs or {}).items()}
-        self.abandon_state: dict[str, Any] | None = dict(abandon_state) if abandon_state else None
+        self.abandon_state: dict[str, Any] | None = (
+            None if abandon_state is None else dict(abandon_state)
+        )
         self.metadata: dict[str, Any] = dict(metadata or {})
 
     def __repr__(self) -> str:

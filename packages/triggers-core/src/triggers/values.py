@@ -104,7 +104,13 @@ def _encode(value: object, path: str, depth: int) -> JSONValue:
                 "attach a timezone (e.g. datetime.now(timezone.utc))",
                 path,
             )
-        return {_DATETIME_TAG: value.astimezone(UTC).isoformat()}
+        try:
+            moment = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueDomainError(
+                f"{path}: datetime {value.isoformat()} is outside the range UTC can represent", path
+            ) from None
+        return {_DATETIME_TAG: moment.isoformat()}
     if isinstance(value, list | tuple):
         if depth >= MAX_DEPTH:
             raise ValueDomainError(f"{path}: nested deeper than {MAX_DEPTH} levels", path)
@@ -158,7 +164,10 @@ def decode(data: Any, path: str = "value") -> Any:
             text = data[_DATETIME_TAG]
             if not isinstance(text, str):
                 raise ValueError(f"{path}: malformed datetime tag {data!r}")
-            moment = datetime.fromisoformat(text)
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError as exc:
+                raise ValueError(f"{path}: malformed stored datetime {text!r}: {exc}") from None
             if moment.tzinfo is None:
                 raise ValueError(f"{path}: stored datetime {text!r} has no timezone")
             return moment.astimezone(UTC)

@@ -1,0 +1,346 @@
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from triggers import values
+from triggers.errors import ConfigurationError
+from triggers.types import InstanceStatus, TaskConfig, TaskInstance
+
+RUN = "core_sample_tasks.name_of_instance"
+
+
+def config(name: str = "t_import", **directives: Any) -> TaskConfig:
+    return TaskConfig.from_mapping(name, {"after": ["start"], "run": RUN, **directives})
+
+
+# --- TaskConfig.from_mapping validation -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("directives", "directive"),
+    [
+        ({"run": RUN}, "after"),
+        ({"after": ["start"]}, "run"),
+        ({"after": None, "run": RUN}, "after"),
+        ({"after": "start", "run": RUN}, "after"),
+        ({"after": [], "run": RUN}, "after"),
+        ({"after": 5, "run": RUN}, "after"),
+        ({"after": {"start": 1}, "run": RUN}, "after"),
+        ({"after": ["start", 3], "run": RUN}, "after"),
+        ({"after": ["start", ""], "run": RUN}, "after"),
+        ({"after": ["start"], "run": 5}, "run"),
+        ({"after": ["start"], "run": ""}, "run"),
+        ({"after": ["start"], "run": "   "}, "run"),
+        ({"after": ["start"], "run": ["a.b"]}, "run"),
+        ({"after": ["start"], "run": RUN, "unless": "stop"}, "unless"),
+        ({"after": ["start"], "run": RUN, "unless": 7}, "unless"),
+        ({"after": ["start"], "run": RUN, "unless": [None]}, "unless"),
+        ({"after": ["start"], "run": RUN, "andEvery": ""}, "andEvery"),
+        ({"after": ["start"], "run": RUN, "andEvery": ["tick"]}, "andEvery"),
+        ({"after": ["start"], "run": RUN, "using": ""}, "using"),
+        ({"after": ["start"], "run": RUN, "using": 3}, "using"),
+        ({"after": ["start"], "run": RUN, "withParams": "x"}, "withParams"),
+        ({"after": ["start"], "run": RUN, "withParams": ["start"]}, "withParams"),
+        ({"after": ["start"], "run": RUN, "withParams": {"start": 5}}, "withParams"),
+        ({"after": ["start"], "run": RUN, "withParams": {"start": ["a"]}}, "withParams"),
+        ({"after": ["start"], "run": RUN, "withParams": {1: {"a": 1}}}, "withParams"),
+        ({"after": ["start"], "run": RUN, "withParams": {"start": {"v": object()}}}, "withParams"),
+        ({"after": ["start"], "run": RUN, "withParams": {"start": {"v": float("nan")}}}, "withParams"),
+        ({"after": ["start"], "run": RUN, "withParams": {"start": {"v": datetime(2024, 1, 1)}}}, "withParams"),
+        ({"after": ["start"], "run": RUN, "tags": {"a", "b"}}, "tags"),
+        ({"after": ["start"], "run": RUN, "limit": 2**64}, "limit"),
+    ],
+)
+def test_bad_directive_is_refused_naming_task_and_directive(directives: dict[str, Any], directive: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        TaskConfig.from_mapping("t_importSubject", directives)
+    message = str(caught.value)
+    assert "'t_importSubject'" in message
+    assert directive in message
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("empty", [[], 0, False, ""])
+def test_falsy_withparams_of_the_wrong_type_is_refused(empty: object) -> None:
+    """Only a mapping (or omitting the directive) is a valid withParams; an empty
+    list is as wrong a type as a non-empty one."""
+    with pytest.raises(ConfigurationError, match="withParams"):
+        TaskConfig.from_mapping("t_x", {"after": ["start"], "run": RUN, "withParams": empty})
+
+
+def test_non_str_directive_name_is_refused() -> None:
+    """Directive names are stored as record keys; a non-str one would only blow up
+    later, at save time, with a bare TypeError from the JSON encoder."""
+    with pytest.raises(ConfigurationError, match="'t_x'"):
+        TaskConfig.from_mapping("t_x", {"after": ["start"], "run": RUN, 1: "x"})
+
+
+def test_hash_in_task_name_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="'#' is reserved") as caught:
+        TaskConfig.from_mapping("t_x#1", {"after": ["start"], "run": RUN})
+    assert "'t_x#1'" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["", None, 5])
+def test_task_name_must_be_a_non_empty_str(name: Any) -> None:
+    with pytest.raises(ConfigurationError, match="task name"):
+        TaskConfig.from_mapping(name, {"after": ["start"], "run": RUN})
+
+
+@pytest.mark.parametrize("directives", [["after"], "after: start", None])
+def test_directives_must_be_a_mapping(directives: Any) -> None:
+    with pytest.raises(ConfigurationError, match="'t_x'"):
+        TaskConfig.from_mapping("t_x", directives)
+
+
+def test_from_mapping_normalises_lists_and_run() -> None:
+    parsed = TaskConfig.from_mapping(
+        "t_x",
+        {"after": ("a", "b", "a"), "run": f"  {RUN} ", "unless": ["u", "u"], "andEvery": "tick", "using": "eager"},
+    )
+    assert parsed.after == ("a", "b")
+    assert parsed.unless == ("u",)
+    assert parsed.run == RUN
+    assert parsed.and_every == "tick"
+    assert parsed.using == "eager"
+    assert parsed.with_params == {}
+    assert parsed.extra == {}
+
+
+# --- stored form --------------------------------------------------------------
+
+
+def test_to_mapping_uses_directive_names_and_encodes_values() -> None:
+    moment = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    parsed = config(
+        unless=["stop"],
+        andEvery="tick",
+        using="eager",
+        withParams={"start": {"since": moment, "$k": 1}},
+    )
+    assert parsed.to_mapping() == {
+        "after": ["start"],
+        "run": RUN,
+        "unless": ["stop"],
+        "andEvery": "tick",
+        "using": "eager",
+        "withParams": {"start": {"since": {"$datetime": "2024-01-01T12:00:00+00:00"}, "$$k": 1}},
+    }
+
+
+def test_minimal_to_mapping_omits_unset_directives() -> None:
+    assert config().to_mapping() == {"after": ["start"], "run": RUN}
+
+
+def test_extra_directives_are_kept_and_round_trip() -> None:
+    moment = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=3)))
+    parsed = config(
+        priority=5,
+        tags=["a", "b"],
+        owner={"$team": "data", "since": moment, "a.b": None},
+        withParams={"start": {"x": [1, 2]}},
+    )
+    assert parsed.extra == {"priority": 5, "tags": ["a", "b"], "owner": {"$team": "data", "since": moment, "a.b": None}}
+    stored = parsed.to_mapping()
+    assert stored["owner"] == {"$$team": "data", "since": {"$datetime": "2024-05-06T04:08:09+00:00"}, "a.b": None}
+    assert TaskConfig.from_stored("t_import", stored) == parsed
+    # Through JSON text, as a store holds it.
+    assert TaskConfig.from_stored("t_import", json.loads(values.canonical_json(stored))) == parsed
+
+
+def test_from_stored_validates_like_from_mapping() -> None:
+    with pytest.raises(ConfigurationError, match="'after'"):
+        TaskConfig.from_stored("t_x", {"run": RUN})
+
+
+# --- derived trigger sets -----------------------------------------------------
+
+
+def test_required_triggers_add_and_every_after_the_after_list() -> None:
+    assert config(after=["a", "b"], andEvery="tick").required_triggers == ("a", "b", "tick")
+
+
+def test_required_triggers_do_not_repeat_an_and_every_already_in_after() -> None:
+    assert config(after=["a", "tick"], andEvery="tick").required_triggers == ("a", "tick")
+
+
+def test_required_triggers_without_and_every_are_after() -> None:
+    assert config(after=["a", "b"]).required_triggers == ("a", "b")
+
+
+def test_listens_to_includes_unless() -> None:
+    parsed = config(after=["a"], andEvery="tick", unless=["stop", "halt"])
+    assert parsed.listens_to == frozenset({"a", "tick", "stop", "halt"})
+
+
+# --- TaskInstance -------------------------------------------------------------
+
+# status: (can_schedule with every trigger, can_run, can_abandon, can_replay, can_skip, is_resolved)
+_STATUS_TABLE = {
+    InstanceStatus.UNSTARTED: (True, False, True, False, False, False),
+    InstanceStatus.SCHEDULED: (False, True, False, False, False, False),
+    InstanceStatus.RUNNING: (False, False, False, False, False, False),
+    InstanceStatus.FINISHED: (False, False, False, False, False, True),
+    InstanceStatus.FAILED: (False, False, False, True, True, False),
+    InstanceStatus.ABANDONED: (False, False, False, False, False, True),
+    InstanceStatus.REPLAYED: (False, False, False, False, False, True),
+    InstanceStatus.SKIPPED: (False, False, False, False, False, True),
+}
+
+
+def test_status_table_covers_every_status() -> None:
+    assert set(_STATUS_TABLE) == set(InstanceStatus)
+
+
+@pytest.mark.parametrize("status", list(InstanceStatus))
+def test_instance_abilities_by_status(status: InstanceStatus) -> None:
+    instance = TaskInstance("t_import#0", config(), status=status.value, kwargs={"start": {}})
+    abilities = (
+        instance.can_schedule,
+        instance.can_run,
+        instance.can_abandon,
+        instance.can_replay,
+        instance.can_skip,
+        instance.is_resolved,
+    )
+    assert abilities == _STATUS_TABLE[status]
+    assert instance.status is status
+
+
+def test_unstarted_instance_missing_a_trigger_cannot_schedule() -> None:
+    instance = TaskInstance("t#0", config("t", after=["a", "b"], andEvery="tick"), kwargs={"a": {}})
+    assert instance.missing_triggers == ("b", "tick")
+    assert not instance.can_schedule
+    instance.kwargs["b"] = {}
+    instance.kwargs["tick"] = {"n": 1}
+    assert instance.missing_triggers == ()
+    assert instance.can_schedule
+
+
+def test_instance_defaults() -> None:
+    instance = TaskInstance("t_import#0", config())
+    assert instance.status is InstanceStatus.UNSTARTED
+    assert instance.task_name == "t_import"
+    assert instance.kwargs == {}
+    assert instance.metadata == {}
+    assert instance.abandon_state is None
+    assert instance.depth == 0
+    assert instance.parent is None
+    assert instance.log_level == logging.NOTSET
+    assert instance.log_level_name == "NOTSET"
+    assert instance.logs_resolved
+    assert instance.last_modified is None
+
+
+def test_instance_properties_read_metadata() -> None:
+    moment = datetime(2024, 1, 1, tzinfo=UTC)
+    instance = TaskInstance(
+        "t_import#3",
+        config(),
+        metadata={"depth": 2, "parent": "t_import#1", "logLevel": logging.WARNING, "lastModified": moment},
+    )
+    assert instance.depth == 2
+    assert instance.parent == "t_import#1"
+    assert instance.log_level == logging.WARNING
+    assert instance.log_level_name == "WARNING"
+    assert not instance.logs_resolved
+    assert instance.last_modified == moment
+    instance.metadata["logsResolved"] = True
+    assert instance.logs_resolved
+
+
+def test_logs_below_warning_need_no_resolution() -> None:
+    instance = TaskInstance("t#0", config("t"), metadata={"logLevel": logging.INFO})
+    assert instance.log_level_name == "INFO"
+    assert instance.logs_resolved
+
+
+def test_instance_properties_ignore_metadata_of_the_wrong_type() -> None:
+    instance = TaskInstance(
+        "t#0",
+        config("t"),
+        metadata={"depth": "2", "parent": 5, "logLevel": "ERROR", "lastModified": "2024-01-01"},
+    )
+    assert instance.depth == 0
+    assert instance.parent is None
+    assert instance.log_level == logging.NOTSET
+    assert instance.last_modified is None
+
+
+def test_instance_kwargs_and_metadata_are_copied() -> None:
+    kwargs = {"start": {"a": 1}}
+    metadata = {"k": 1}
+    instance = TaskInstance("t#0", config("t"), kwargs=kwargs, metadata=metadata)
+    instance.kwargs["start"]["a"] = 2
+    instance.metadata["k"] = 2
+    assert kwargs == {"start": {"a": 1}}
+    assert metadata == {"k": 1}
+
+
+def test_instance_to_mapping_and_from_stored_round_trip() -> None:
+    moment = datetime(2024, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-2)))
+    task = config()
+    instance = TaskInstance(
+        "t_import#4",
+        task,
+        status="abandoned",
+        kwargs={"start": {"$k": [1, (2, 3)], "when": moment, "": "\x00"}},
+        abandon_state={"status": "unstarted"},
+        metadata={"created": moment, "a.b": {"depth": 1}},
+    )
+    stored = instance.to_mapping()
+    assert stored["task"] == "t_import"
+    assert stored["status"] == "abandoned"
+    assert stored["abandonState"] == {"status": "unstarted"}
+    assert stored["kwargs"] == {
+        "start": {"$$k": [1, [2, 3]], "when": {"$datetime": "2024-02-03T06:05:06+00:00"}, "": "\x00"}
+    }
+    for record in (stored, json.loads(values.canonical_json(stored))):
+        loaded = TaskInstance.from_stored("t_import#4", record, {"t_import": task})
+        assert loaded.name == "t_import#4"
+        assert loaded.config is task
+        assert loaded.status is InstanceStatus.ABANDONED
+        assert loaded.kwargs == {"start": {"$k": [1, [2, 3]], "when": moment, "": "\x00"}}
+        assert loaded.kwargs["start"]["when"].tzinfo == UTC
+        assert loaded.abandon_state == {"status": "unstarted"}
+        assert loaded.metadata == {"created": moment, "a.b": {"depth": 1}}
+        assert loaded.to_mapping() == stored
+
+
+def test_to_mapping_without_abandon_state_omits_it() -> None:
+    assert "abandonState" not in TaskInstance("t#0", config("t")).to_mapping()
+
+
+def test_to_mapping_refuses_values_outside_the_domain_naming_the_instance() -> None:
+    instance = TaskInstance("t#0", config("t"), kwargs={"start": {"blob": b"raw"}})
+    with pytest.raises(TypeError, match=r"instance 't#0' kwargs\['start'\]\['blob'\]"):
+        instance.to_mapping()
+
+
+def test_from_stored_infers_the_task_from_the_instance_name() -> None:
+    task = config("t")
+    loaded = TaskInstance.from_stored("t#2", {"status": "finished"}, {"t": task})
+    assert loaded.config is task
+    assert loaded.status is InstanceStatus.FINISHED
+    assert loaded.kwargs == {}
+    assert loaded.metadata == {}
+
+
+def test_from_stored_refuses_an_unknown_status() -> None:
+    with pytest.raises(ValueError, match="exploded"):
+        TaskInstance.from_stored("t#0", {"task": "t", "status": "exploded"}, {"t": config("t")})
+
+
+def test_from_stored_refuses_an_unknown_task() -> None:
+    with pytest.raises(ValueError, match="unknown task 'gone'"):
+        TaskInstance.from_stored("gone#0", {"task": "gone", "status": "finished"}, {"t": config("t")})
+
+
+def test_constructor_refuses_an_unknown_status() -> None:
+    with pytest.raises(ValueError):
+        TaskInstance("t#0", config("t"), status="bogus")
