@@ -12,7 +12,7 @@ import pytest
 
 from triggers.manager import TriggerManager
 from triggers.storage import TriggerStorageBackend
-from triggers.values import INT64_MAX, INT64_MIN, MAX_DEPTH
+from triggers.values import INT64_MAX, INT64_MIN, MAX_DEPTH, normalize
 from triggers_conformance.base import ConformanceBase
 from triggers_conformance.guarantees import guarantee
 
@@ -60,17 +60,6 @@ OUTSIDE_SAMPLES: dict[str, Any] = {
 """Values outside the domain; each must be refused wherever it is put."""
 
 
-def normalized(value: Any) -> Any:
-    """What a value is expected to load as: tuples become lists, datetimes UTC."""
-    if isinstance(value, tuple | list):
-        return [normalized(item) for item in value]
-    if isinstance(value, dict):
-        return {key: normalized(item) for key, item in value.items()}
-    if isinstance(value, datetime):
-        return value.astimezone(UTC)
-    return value
-
-
 def assert_identical(loaded: Any, expected: Any, path: str = "value") -> None:
     """Equal *and* of the same type, so True never comes back as 1, nor 1 as 1.0."""
     assert type(loaded) is type(expected), f"{path}: {type(loaded).__name__} != {type(expected).__name__}"
@@ -107,7 +96,7 @@ class ValueDomainTests(ConformanceBase):
             storage.metadata["value"] = value
             storage.save()
         fresh = reload(storage.uid)
-        expected = normalized(value)
+        expected = normalize(value)
         instance = fresh["t_a#0"]
         assert_identical(instance.kwargs["x"]["value"], expected, "kwargs")
         assert_identical(instance.metadata["value"], expected, "instance metadata")
@@ -122,7 +111,7 @@ class ValueDomainTests(ConformanceBase):
         kwargs = {name: value for name, value in DOMAIN_SAMPLES.items() if name != "deep"}
         manager.fire("x", kwargs)
         loaded = reload(storage.uid)["t_a#0"].kwargs["x"]
-        assert_identical(loaded, normalized(kwargs), "fired kwargs")
+        assert_identical(loaded, normalize(kwargs), "fired kwargs")
 
     @guarantee("value_domain")
     @pytest.mark.parametrize("sample", sorted(OUTSIDE_SAMPLES))

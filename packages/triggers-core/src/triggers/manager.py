@@ -204,12 +204,7 @@ class TriggerManager:
                         f"replay of {instance_name!r}: kwargs of trigger {trigger!r} must be a dict"
                     )
         with self.storage.acquire_lock():
-            original = self.storage[instance_name]
-            if not original.can_replay:
-                raise InvalidTransitionError(
-                    f"session {self.storage.uid!r}: instance {instance_name!r} is "
-                    f"{original.status.value}; only failed instances can be replayed"
-                )
+            original = self._failed_instance(instance_name, "replayed")
             if replacement is not None:
                 missing = [t for t in original.config.required_triggers if t not in replacement]
                 if missing:
@@ -235,12 +230,7 @@ class TriggerManager:
         with ``result`` as kwargs as if it had finished."""
         kwargs = self._checked_kwargs(result, f"skip of {instance_name!r} result")
         with self.storage.acquire_lock():
-            instance = self.storage[instance_name]
-            if not instance.can_skip:
-                raise InvalidTransitionError(
-                    f"session {self.storage.uid!r}: instance {instance_name!r} is "
-                    f"{instance.status.value}; only failed instances can be skipped"
-                )
+            instance = self._failed_instance(instance_name, "skipped")
             self._set_status(instance, InstanceStatus.SKIPPED)
             scheduled: list[TaskInstance] = []
             if cascade:
@@ -305,6 +295,16 @@ class TriggerManager:
         # exactly what a reload would (tuples become lists, datetimes UTC).
         decoded: dict[str, Any] = values.decode(values.encode(dict(kwargs), where))
         return decoded
+
+    def _failed_instance(self, instance_name: str, becoming: str) -> TaskInstance:
+        """The instance, which must have failed to be replayed or skipped."""
+        instance = self.storage[instance_name]
+        if instance.status is not InstanceStatus.FAILED:
+            raise InvalidTransitionError(
+                f"session {self.storage.uid!r}: instance {instance_name!r} is "
+                f"{instance.status.value}; only failed instances can be {becoming}"
+            )
+        return instance
 
     def _fired_kwargs(self) -> dict[str, dict[str, Any]]:
         fired = self.storage.metadata.get(TRIGGER_KWARGS_KEY)

@@ -44,6 +44,7 @@ __all__ = [
     "dumps",
     "encode",
     "loads",
+    "normalize",
 ]
 
 JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
@@ -207,3 +208,18 @@ def canonical_json(data: JSONValue) -> str:
     same text. Non-ASCII text is kept as is (sizes are counted in UTF-8 bytes).
     """
     return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True)
+
+
+def normalize(value: Any) -> Any:
+    """What a domain value loads back as: tuples become lists, datetimes UTC.
+
+    Everything else comes back equal and of the same type. Useful to compare
+    what was stored with what was loaded.
+    """
+    if isinstance(value, tuple | list):
+        return [normalize(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: normalize(item) for key, item in value.items()}
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return value
