@@ -214,14 +214,22 @@ class ManagerSemanticsTests(ConformanceBase):
         assert fresh["t_late#0"].kwargs == {"x": {"v": 1}}
 
     @guarantee("manager")
-    def test_update_instance_status_and_metadata(self, manager: TriggerManager, reload: Reload) -> None:
+    def test_external_completion_cascades_exactly_once(
+        self, manager: TriggerManager, reload: Reload
+    ) -> None:
         manager.update_configuration({
-            "t_a": self.task("noop", after=["x", "y"]),
-            "t_b": self.task("noop", after=["t_a"]),
+            "t_external": self.task("hand_off", after=["x"]),
+            "t_each": self.task("noop", after=["start"], andEvery="t_external"),
         })
+        manager.fire("start")
         manager.fire("x")
-        manager.update_instance_metadata("t_a#0", {"note": "by hand"})
-        manager.update_instance_status("t_a#0", "finished")
+        assert statuses(reload(manager.storage.uid))["t_external#0"] == "running"
+        manager.update_instance_metadata("t_external#0", {"note": "by the worker"})
+        manager.update_instance_status("t_external#0", "finished")
+        manager.update_instance_status("t_external#0", "finished")  # delivered twice
         fresh = reload(manager.storage.uid)
-        assert fresh["t_a#0"].metadata["note"] == "by hand"
-        assert statuses(fresh) == {"t_a#0": "finished", "t_b#0": "finished"}
+        assert fresh["t_external#0"].metadata["note"] == "by the worker"
+        assert statuses(fresh) == {"t_external#0": "finished", "t_each#0": "finished"}
+        with pytest.raises(InvalidTransitionError, match="finished to scheduled"):
+            manager.update_instance_status("t_external#0", "scheduled")
+        assert statuses(reload(manager.storage.uid))["t_external#0"] == "finished"

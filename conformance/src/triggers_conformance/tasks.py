@@ -13,7 +13,7 @@ from typing import Any
 from triggers.errors import RetryTask
 from triggers.tasks import TaskContext, TriggerTask
 
-__all__ = ["Echo", "annotate", "fail", "noop", "retry_once", "warn"]
+__all__ = ["Echo", "annotate", "fail", "hand_off", "noop", "retry_once", "warn"]
 
 
 def noop(context: TaskContext) -> None:
@@ -50,3 +50,8 @@ def retry_once(context: TaskContext) -> Mapping[str, Any]:
 def annotate(context: TaskContext) -> None:
     """Write into the instance's metadata, which the session must keep."""
     context.task_instance.metadata["annotation"] = {"by": context.task_instance.name, "n": 1}
+
+
+def hand_off(context: TaskContext) -> None:
+    """Leave the instance running, as a task that handed its work to another system."""
+    context.set_status("running")

@@ -135,6 +135,7 @@ class TriggerManager:
         """
         if not isinstance(trigger_name, str) or not trigger_name:
             raise ValueError(f"trigger name must be a non-empty str, not {trigger_name!r}")
+        values.check(trigger_name, f"session {self.storage.uid!r} trigger name")
         kwargs = self._checked_kwargs(trigger_kwargs, f"trigger {trigger_name!r} kwargs")
         with self.storage.acquire_lock():
             metadata = self.storage.metadata
@@ -154,28 +155,53 @@ class TriggerManager:
         return [instance.name for instance in scheduled]
 
     def update_instance_status(self, instance_name: str, status: InstanceStatus | str) -> TaskInstance:
-        """Set an instance's status (an operator's or external worker's call).
+        """Set an instance's status (an operator's or an external worker's call).
 
-        An instance set to ``finished`` here fires its trigger, as if its task
-        had returned nothing.
+        Only the changes in :data:`~triggers.types.TRANSITIONS` are allowed,
+        and repeating the current status does nothing, so a worker that
+        reports ``finished`` twice cannot cascade twice. An instance set to
+        ``finished`` fires its trigger, as if its task had returned nothing;
+        one set to ``scheduled`` is handed to its runner again.
         """
         new_status = InstanceStatus(status)
+        scheduled: list[TaskInstance] = []
         with self.storage.acquire_lock():
             instance = self.storage[instance_name]
+            if instance.status is new_status:
+                return instance
             self._set_status(instance, new_status)
-            scheduled: list[TaskInstance] = []
             if new_status is InstanceStatus.FINISHED:
                 self._apply_trigger(instance.config.name, {})
                 scheduled = self._schedule_ready()
+            elif new_status is InstanceStatus.SCHEDULED:
+                scheduled = [instance]
             self.storage.save()
         self._dispatch(scheduled)
         return instance
+
+    def resume(self) -> list[str]:
+        """Hand every scheduled instance to its runner again.
+
+        A process that dies after saving a fire but before its tasks started
+        leaves them scheduled; call this (from any process) to run them. It
+        is safe to call at any time: an instance runs only if it is still
+        scheduled when a runner takes it.
+        """
+        with self.storage.acquire_lock():
+            scheduled = [i for i in self.storage.get_unresolved_instances() if i.can_run]
+        self._dispatch(scheduled)
+        return [instance.name for instance in scheduled]
+
+    def join_all(self, timeout: float | None = None) -> bool:
+        """Wait for the tasks of every runner this manager used; True if all are done."""
+        runners = [self.runner, *self._runners.values()]
+        return all([runner.join_all(timeout) for runner in runners])
 
     def update_instance_metadata(
         self, instance_name: str, metadata: Mapping[str, Any], *, replace: bool = False
     ) -> TaskInstance:
         """Merge ``metadata`` into an instance's metadata (or replace it)."""
-        checked = self._checked_kwargs(metadata, f"instance {instance_name!r} metadata")
+        checked = self._checked_kwargs(metadata, f"instance {instance_name!r} metadata", depth=0)
         with self.storage.acquire_lock():
             instance = self.storage[instance_name]
             if replace:
@@ -197,7 +223,9 @@ class TriggerManager:
         original kwargs if given."""
         replacement = None
         if replacement_kwargs is not None:
-            replacement = self._checked_kwargs(replacement_kwargs, f"replay of {instance_name!r} kwargs")
+            replacement = self._checked_kwargs(
+                replacement_kwargs, f"replay of {instance_name!r} kwargs", depth=0
+            )
             for trigger, kwargs in replacement.items():
                 if not isinstance(kwargs, dict):
                     raise ValueError(
@@ -271,29 +299,65 @@ class TriggerManager:
             added_metadata = self._metadata_added_by_task(context, metadata_before)
         except (TypeError, ValueError) as exc:
             outcome, result, error, added_metadata = "failed", {}, exc, {}
-        with self.storage.acquire_lock():
-            instance = self.storage[instance_name]
-            if instance.status is not InstanceStatus.RUNNING:
-                logger.warning("session %r: %s became %s while it ran; keeping that", self.storage.uid,
-                               instance_name, instance.status.value)
-                return
-            instance.metadata.update(added_metadata)
-            scheduled = self._record_outcome(instance, context, outcome, result, error)
-            self.storage.save()
+        try:
+            with self.storage.acquire_lock():
+                instance = self.storage[instance_name]
+                if instance.status is not InstanceStatus.RUNNING:
+                    logger.warning("session %r: %s became %s while it ran; keeping that",
+                                   self.storage.uid, instance_name, instance.status.value)
+                    return
+                instance.metadata.update(added_metadata)
+                scheduled = self._record_outcome(instance, context, outcome, result, error)
+                self.storage.save()
+        except TriggersError as exc:
+            self._record_unrecordable_outcome(instance_name, exc)
+            return
         self._dispatch(scheduled)
+
+    def _record_unrecordable_outcome(self, instance_name: str, problem: TriggersError) -> None:
+        """Mark an instance failed when its outcome could not be saved.
+
+        Without this, an outcome refused by the store (too large, outside the
+        value domain) or lost to an outage would leave the instance running
+        forever. If even this save fails, the error is logged and the
+        instance stays running for an operator (``update_instance_status``).
+        """
+        logger.error("session %r: could not record the outcome of %s", self.storage.uid,
+                     instance_name, exc_info=problem)
+        try:
+            with self.storage.acquire_lock():
+                instance = self.storage[instance_name]
+                if instance.status is not InstanceStatus.RUNNING:
+                    return
+                instance.metadata["error"] = self._error_record(problem)
+                instance.metadata["logLevel"] = max(instance.log_level, logging.ERROR)
+                instance.metadata["logsResolved"] = False
+                self._set_status(instance, InstanceStatus.FAILED)
+                self.storage.save()
+        except TriggersError:
+            logger.exception("session %r: %s stays running; set its status by hand",
+                             self.storage.uid, instance_name)
 
     # ------------------------------------------------------------------
     # Internals (all called with the lock held, except _execute/_dispatch)
     # ------------------------------------------------------------------
 
-    def _checked_kwargs(self, kwargs: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+    def _checked_kwargs(
+        self, kwargs: Mapping[str, Any] | None, where: str, *, depth: int = 1
+    ) -> dict[str, Any]:
+        """Validate kwargs before anything is locked or written.
+
+        ``depth`` is where they will be stored: fired kwargs and task results
+        sit one level inside an instance's kwargs. Round-tripping through the
+        codec gives exactly what a reload would (tuples become lists,
+        datetimes UTC).
+        """
+        where = f"session {self.storage.uid!r} {where}"
         if kwargs is None:
             return {}
         if not isinstance(kwargs, Mapping):
             raise TypeError(f"{where} must be a mapping, not {type(kwargs).__name__}")
-        # Round-trip through the codec: validates (naming the path) and gives
-        # exactly what a reload would (tuples become lists, datetimes UTC).
-        decoded: dict[str, Any] = values.decode(values.encode(dict(kwargs), where))
+        decoded: dict[str, Any] = values.decode(values.encode(dict(kwargs), where, depth=depth))
         return decoded
 
     def _failed_instance(self, instance_name: str, becoming: str) -> TaskInstance:
@@ -364,6 +428,11 @@ class TriggerManager:
         return scheduled
 
     def _set_status(self, instance: TaskInstance, status: InstanceStatus) -> None:
+        if status is not instance.status and not instance.can_become(status):
+            raise InvalidTransitionError(
+                f"session {self.storage.uid!r}: instance {instance.name!r} cannot go from "
+                f"{instance.status.value} to {status.value}"
+            )
         now = self.storage.now()
         instance.status = status
         instance.metadata["lastModified"] = now
@@ -421,11 +490,7 @@ class TriggerManager:
                 return [instance]
             outcome = "failed"
         if outcome == "failed" and error is not None:
-            instance.metadata["error"] = {
-                "type": f"{type(error).__module__}.{type(error).__qualname__}",
-                "message": str(error),
-                "traceback": "".join(traceback.format_exception(error)),
-            }
+            instance.metadata["error"] = self._error_record(error)
             level = max(level, logging.ERROR)
             self._set_status(instance, InstanceStatus.FAILED)
         else:
@@ -437,6 +502,15 @@ class TriggerManager:
             self._apply_trigger(instance.config.name, result)
             return self._schedule_ready()
         return []
+
+    @staticmethod
+    def _error_record(error: BaseException) -> dict[str, str]:
+        """How a failure is stored in an instance's metadata."""
+        return {
+            "type": f"{type(error).__module__}.{type(error).__qualname__}",
+            "message": str(error),
+            "traceback": "".join(traceback.format_exception(error)),
+        }
 
     def _runner_named(self, name: str) -> TaskRunner:
         runner = self._runners.get(name)
@@ -457,7 +531,18 @@ class TriggerManager:
                 ) from exc
 
     def _dispatch(self, scheduled: Sequence[TaskInstance]) -> None:
+        """Hand scheduled instances to their runners (after the save).
+
+        The fire that scheduled them is saved, so a failure to start one must
+        not reach its caller (who might fire again): it is logged and kept in
+        the runner's ``errors``; :meth:`resume` retries such instances.
+        """
         for instance in scheduled:
             using = instance.config.using
             runner = self._runner_named(using) if using else self.runner
-            runner.run(self, instance.name)
+            try:
+                runner.run(self, instance.name)
+            except Exception as exc:
+                logger.error("session %r: could not run %s", self.storage.uid, instance.name,
+                             exc_info=exc)
+                runner.errors.append(exc)

@@ -32,7 +32,15 @@ logger = logging.getLogger(__name__)
 
 
 class TaskRunner:
-    """Base class of runners: implement :meth:`run`."""
+    """Base class of runners: implement :meth:`run`.
+
+    ``errors`` collects what escaped ``run_instance`` (a store that failed
+    while recording an outcome, say): such errors are logged and kept here,
+    never raised into the code that fired the trigger, whose fire was saved.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
 
     def run(self, manager: TriggerManager, instance_name: str) -> None:
         """Arrange for ``manager.run_instance(instance_name)`` to be called."""
@@ -60,16 +68,15 @@ class ThreadingTaskRunner(TaskRunner):
     """
 
     def __init__(self, max_workers: int = 4) -> None:
+        super().__init__()
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="triggers-task")
         self._idle = threading.Condition()
         self._pending = 0
-        self.errors: list[BaseException] = []
-        """Errors that escaped ``run_instance`` (storage failures), for inspection."""
 
     def run(self, manager: TriggerManager, instance_name: str) -> None:
         with self._idle:
+            future = self._executor.submit(manager.run_instance, instance_name)  # raises once closed
             self._pending += 1
-        future = self._executor.submit(manager.run_instance, instance_name)
         future.add_done_callback(self._done)
 
     def _done(self, future: Future[None]) -> None:

@@ -529,7 +529,10 @@ class TriggerStorageBackend:
             except BaseException:
                 # Whatever the block changed was not saved and may be half
                 # done: drop it, so no later read sees state that never was.
-                self._reset_state()
+                # Only when the error leaves the outermost block: an outer
+                # block that catches it keeps its own unsaved changes.
+                if self._lock_depth == 1:
+                    self._reset_state()
                 raise
             finally:
                 self._lock_depth -= 1
@@ -809,6 +812,7 @@ class TriggerStorageBackend:
         for key, value in self._metas.items():
             if not isinstance(key, str):
                 raise ValueDomainError(f"session {self.uid!r} metadata: key {key!r} is not a str")
+            values.check(key, f"session {self.uid!r} metadata key")
             encoded = values.encode(value, f"session {self.uid!r} metadata[{key!r}]")
             snapshot.metadata[key] = values.canonical_json(encoded)
             if snapshot.metadata[key] != self._snapshot.metadata.get(key):

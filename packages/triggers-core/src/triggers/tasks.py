@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from triggers.errors import ConfigurationError
-from triggers.types import InstanceStatus, TaskInstance
+from triggers.errors import ConfigurationError, InvalidTransitionError
+from triggers.types import TRANSITIONS, InstanceStatus, TaskInstance
 
 if TYPE_CHECKING:
     from triggers.manager import TriggerManager
@@ -99,7 +99,12 @@ class TaskContext:
         system, which later calls ``manager.update_instance_status``. Only a
         ``finished`` instance fires its trigger.
         """
-        self.requested_status = InstanceStatus(status)
+        requested = InstanceStatus(status)
+        if requested is not InstanceStatus.RUNNING and requested not in TRANSITIONS[InstanceStatus.RUNNING]:
+            raise InvalidTransitionError(
+                f"instance {self.task_instance.name!r}: a running task cannot end {requested.value}"
+            )
+        self.requested_status = requested
 
 
 class TriggerTask:

@@ -49,6 +49,23 @@ RESOLVED_STATUSES = frozenset(
 )
 """Statuses after which an instance never changes again (except its logs)."""
 
+_S = InstanceStatus
+TRANSITIONS: Mapping[InstanceStatus, frozenset[InstanceStatus]] = {
+    _S.UNSTARTED: frozenset({_S.SCHEDULED, _S.ABANDONED}),
+    _S.SCHEDULED: frozenset({_S.RUNNING, _S.UNSTARTED, _S.ABANDONED, _S.FINISHED, _S.FAILED, _S.SKIPPED}),
+    _S.RUNNING: frozenset({_S.FINISHED, _S.FAILED, _S.SCHEDULED, _S.SKIPPED}),
+    _S.FAILED: frozenset({_S.REPLAYED, _S.SKIPPED}),
+    _S.FINISHED: frozenset(),
+    _S.ABANDONED: frozenset(),
+    _S.REPLAYED: frozenset(),
+    _S.SKIPPED: frozenset(),
+}
+"""Status changes that are allowed; resolved statuses are final.
+
+A finished instance has fired its trigger, so letting it finish (or run)
+again would apply its cascade twice.
+"""
+
 KNOWN_DIRECTIVES = frozenset({"after", "run", "unless", "andEvery", "using", "withParams"})
 
 
@@ -69,6 +86,7 @@ def _trigger_list(task: str, directive: str, raw: object, *, required: bool) -> 
                 f"task {task!r}: directive {directive!r} must hold non-empty trigger names, "
                 f"found {item!r}"
             )
+        _check_name_text(task, item, directive)
         if item not in names:
             names.append(item)
     if required and not names:
@@ -83,7 +101,15 @@ def _optional_name(task: str, directive: str, raw: object) -> str | None:
         raise ConfigurationError(
             f"task {task!r}: directive {directive!r} must be a non-empty string, not {raw!r}"
         )
+    _check_name_text(task, raw, directive)
     return raw
+
+
+def _check_name_text(task: str, text: str, directive: str) -> None:
+    try:
+        values.check(text, f"task {task!r}: directive {directive!r}")
+    except ValueDomainError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,7 @@ class TaskConfig:
         """Validate ``directives`` and build a config; errors name task and directive."""
         if not isinstance(name, str) or not name:
             raise ConfigurationError(f"task name must be a non-empty string, not {name!r}")
+        _check_name_text(name, name, "task name")
         if "#" in name:
             raise ConfigurationError(
                 f"task {name!r}: '#' is reserved for instance names (task#N)"
@@ -143,9 +170,11 @@ class TaskConfig:
             raise ConfigurationError(
                 f"task {name!r}: directive 'run' must be a dotted path string, not {run!r}"
             )
+        _check_name_text(name, run, "run")
         for key in directives:
             if not isinstance(key, str):
                 raise ConfigurationError(f"task {name!r}: directive names must be strings, found {key!r}")
+            _check_name_text(name, key, "directive name")
         with_params_raw = directives.get("withParams")
         if with_params_raw is None:
             with_params_raw = {}
@@ -289,6 +318,10 @@ class TaskInstance:
     @property
     def can_skip(self) -> bool:
         return self.status is InstanceStatus.FAILED
+
+    def can_become(self, status: InstanceStatus) -> bool:
+        """True if the instance may change to ``status`` (see :data:`TRANSITIONS`)."""
+        return status in TRANSITIONS[self.status]
 
     @property
     def is_resolved(self) -> bool:

@@ -73,13 +73,16 @@ def _child(path: str, key: object) -> str:
     return f"{path}[{key!r}]"
 
 
-def encode(value: object, path: str = "value") -> JSONValue:
+def encode(value: object, path: str = "value", *, depth: int = 0) -> JSONValue:
     """Validate ``value`` against the domain and return its JSON form.
 
     ``path`` names the value in error messages (for example
     ``"instance 't_x#0' kwargs"``); the path inside the value is appended.
+    ``depth`` is how deeply the value will be nested once stored (fired kwargs
+    sit one level inside an instance's kwargs), so that a value accepted now
+    can always be stored later.
     """
-    return _encode(value, path, 0)
+    return _encode(value, path, depth)
 
 
 def _encode(value: object, path: str, depth: int) -> JSONValue:
@@ -148,9 +151,9 @@ def _check_text(text: str, path: str) -> None:
         ) from None
 
 
-def check(value: object, path: str = "value") -> None:
+def check(value: object, path: str = "value", *, depth: int = 0) -> None:
     """Raise if ``value`` lies outside the domain; return nothing otherwise."""
-    _encode(value, path, 0)
+    _encode(value, path, depth)
 
 
 def decode(data: Any, path: str = "value") -> Any:
