@@ -97,7 +97,12 @@ class LeasedFileBackend(TriggerStorageBackend):
             return True
 
     def _renew_lease(self, lease: Lease) -> bool:
-        return self._acquire_lease(lease)
+        with self._guarded():
+            current = self._read_lease()
+            if current is None or current["token"] != lease.token:
+                return False  # taken over (and maybe released) by another holder
+            self.lease_path.write_text(json.dumps({"token": lease.token, "expires_at": lease.expires_at}))
+            return True
 
     def _release_lease(self, lease: Lease) -> None:
         with self._guarded():

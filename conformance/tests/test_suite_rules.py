@@ -110,3 +110,18 @@ def test_installed_backend_without_a_name_is_skipped_with_a_hint(pytester: pytes
         "--pyargs", "triggers_conformance", "-q", "-rs", "-p", "no:cacheprovider", "-k", "session_is_empty"
     )
     result.stdout.fnmatch_lines(["*pass --triggers-backend NAME*"])
+
+
+def test_overriding_a_suite_fixture_or_helper_is_refused() -> None:
+    with pytest.raises(TypeError, match="'reload'"):
+
+        class TestCachedReload(BackendConformance):
+            @pytest.fixture
+            def reload(self) -> None:
+                pass
+
+    with pytest.raises(TypeError, match="_assert_every_fire_applied_once"):
+
+        class TestLenient(BackendConformance):
+            def _assert_every_fire_applied_once(self, *args: object) -> None:
+                pass

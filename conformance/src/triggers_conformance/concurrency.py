@@ -80,3 +80,44 @@ class ConcurrencyTests(ConformanceBase):
         children = [start_child(worker, w) for w in range(WORKERS)]
         assert sorted(child.result(timeout=120) for child in children) == list(range(WORKERS))
         self._assert_every_fire_applied_once(reload, uid)
+
+    @guarantee("atomic_saves")
+    def test_readers_never_see_half_a_save(
+        self, make_storage: StorageFactory, uid: str, reload: Reload
+    ) -> None:
+        records, saves = 30, 15
+        writer = make_storage(uid)
+        with writer.acquire_lock():
+            writer.update_configuration({"t_a": self.task("noop", after=["x"])})
+            for _ in range(records):
+                writer.create_instance("t_a", metadata={"marker": 0})
+            writer.metadata["marker"] = 0
+            writer.save()
+        done = threading.Event()
+        failures: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                for marker in range(1, saves + 1):
+                    with writer.acquire_lock():
+                        for instance in writer.instances.values():
+                            instance.metadata["marker"] = marker
+                        writer.metadata["marker"] = marker
+                        writer.save()
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        seen: set[int] = set()
+        while not done.is_set() or not seen:
+            reader = reload(uid)
+            markers = {i.metadata["marker"] for i in reader.instances.values()}
+            markers.add(reader.metadata["marker"])
+            assert len(markers) == 1, f"a reader saw a torn save: markers {sorted(markers)}"
+            seen |= markers
+        thread.join()
+        assert failures == []
+        assert reload(uid).metadata["marker"] == saves

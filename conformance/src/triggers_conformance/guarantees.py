@@ -26,6 +26,7 @@ GUARANTEES: dict[str, str] = {
     "mutual_exclusion": "lock exclusion, re-entrancy, bounded wait",
     "lease_expiry": "lease expiry of a dead holder",
     "fenced_saves": "stale holder's save refused",
+    "atomic_saves": "a save is seen whole or not at all",
     "no_lost_updates": "no lost updates under concurrency",
     "incremental_saves": "saves write only what changed",
     "partial_loads": "fires load only active instances",

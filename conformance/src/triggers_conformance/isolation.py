@@ -65,3 +65,36 @@ class IsolationTests(ConformanceBase):
             make_storage("bad\ud800uid")
         with pytest.raises(TypeError, match="str"):
             make_storage(42)  # type: ignore[arg-type]
+
+    @guarantee("isolation")
+    def test_names_differing_only_in_case_space_or_normalization_are_distinct(
+        self, make_storage: StorageFactory, reload: Reload
+    ) -> None:
+        """Case-insensitive or space-padding collations and Unicode normalization
+        must not merge what the application keeps apart."""
+        suffix = uuid.uuid4().hex[:8]
+        variants = ["Ab", "ab", "ab ", "\u00e9", "e\u0301", "ab\t"]
+        for variant in variants:
+            backend = make_storage(suffix + variant)
+            with backend.acquire_lock():
+                backend.metadata["uid"] = variant
+                backend.save()
+            backend.close()
+        for variant in variants:
+            assert reload(suffix + variant).metadata == {"uid": variant}
+
+        backend = make_storage(suffix)
+        with backend.acquire_lock():
+            backend.update_configuration(
+                {f"t_{variant}": self.task("noop", after=[variant]) for variant in variants}
+            )
+            for variant in variants:
+                backend.create_instance(f"t_{variant}", kwargs={variant: {variant: variant}})
+                backend.metadata[variant] = variant
+            backend.save()
+        backend.close()
+        fresh = reload(suffix)
+        assert sorted(fresh.tasks) == sorted(f"t_{variant}" for variant in variants)
+        assert fresh.metadata == {**{v: v for v in variants}, "instanceCounts": {f"t_{v}": 1 for v in variants}}
+        for variant in variants:
+            assert fresh[f"t_{variant}#0"].kwargs == {variant: {variant: variant}}

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import pytest
 
 from triggers.capabilities import Capabilities
-from triggers.errors import LockTimeoutError, StaleSessionError
+from triggers.errors import LeaseExpiredError, LockTimeoutError, StaleSessionError
 from triggers.storage import TriggerStorageBackend
 from triggers_conformance.base import ConformanceBase, StorageFactory
 from triggers_conformance.guarantees import guarantee
-from triggers_conformance.processes import start_child
+from triggers_conformance.processes import new_event, start_child
 
 Reload = Callable[[str], TriggerStorageBackend]
 
@@ -100,76 +103,120 @@ class LockingTests(ConformanceBase):
                 storage.save()
         assert reload(storage.uid).metadata == {"v": "new"}
 
+    @guarantee("mutual_exclusion")
+    def test_a_stale_holder_leaving_does_not_free_the_new_holders_lock(
+        self, storage: TriggerStorageBackend, reload: Reload, capabilities: Capabilities
+    ) -> None:
+        lease = self.short_lease(capabilities)
+        newcomer, third = reload(storage.uid), reload(storage.uid)
+        with ExitStack() as stale_holder:
+            stale_holder.enter_context(storage.acquire_lock(ttl=lease))
+            with newcomer.acquire_lock(ttl=60, timeout=lease * 4 + 5):
+                stale_holder.close()  # the stale holder leaves, releasing with its old token
+                with pytest.raises(LockTimeoutError), third.acquire_lock(timeout=0.3):
+                    pass  # pragma: no cover - must not be reached
+
+    @guarantee("mutual_exclusion")
+    def test_renewing_extends_the_lease(
+        self, storage: TriggerStorageBackend, reload: Reload, capabilities: Capabilities
+    ) -> None:
+        lease = self.short_lease(capabilities)
+        with storage.acquire_lock(ttl=lease) as first:
+            renewed = storage.renew_lock()
+            assert renewed.token == first.token
+            assert renewed.expires_at >= first.expires_at
+            storage.metadata["renewed"] = True
+            storage.save()
+        assert reload(storage.uid).metadata == {"renewed": True}
+
     @guarantee("fenced_saves", requires="fenced_saves")
     def test_store_refuses_a_holder_that_believes_its_lease_is_valid(
         self, make_storage: StorageFactory, uid: str, reload: Reload, capabilities: Capabilities
     ) -> None:
         """A paused holder's clock stood still; only the store's fence stops it."""
-        import time
-
         lease = self.short_lease(capabilities)
         frozen_at = time.time()
         paused = make_storage(uid, clock=lambda: frozen_at)
+        assert paused.clock() == frozen_at, "make_storage must pass `clock` to the backend"
         with paused.acquire_lock(ttl=lease):
             paused.metadata["v"] = "stale"
             newcomer = reload(uid)
             with newcomer.acquire_lock(timeout=lease * 4 + 5):
                 newcomer.metadata["v"] = "new"
                 newcomer.save()
-            with pytest.raises(StaleSessionError):
+            with pytest.raises(LeaseExpiredError):
+                paused.renew_lock()
+            with pytest.raises(StaleSessionError) as refused:
                 paused.save()
+            assert not isinstance(refused.value, LeaseExpiredError), (
+                "the save was refused by the holder's own clock, not by the store"
+            )
         paused.close()
         assert reload(uid).metadata == {"v": "new"}
 
+    @guarantee("fenced_saves", requires="fenced_saves")
+    def test_store_refuses_a_save_based_on_another_version(
+        self, storage: TriggerStorageBackend, reload: Reload
+    ) -> None:
+        with storage.acquire_lock():
+            storage.metadata["v"] = 1
+            storage.save()
+        with storage.acquire_lock() as lease:
+            storage.metadata["v"] = 2
+            changes, _ = storage._collect_changes(lease)
+            assert changes.base_version is not None
+            for wrong in (None, changes.base_version + 1):
+                stale = dataclasses.replace(
+                    changes, base_version=wrong, new_version=(wrong or 0) + 1
+                )
+                with pytest.raises(StaleSessionError):
+                    storage._save_changes(stale)
+        assert reload(storage.uid).metadata == {"v": 1}
+
     @guarantee("mutual_exclusion", requires="cross_process_locking")
     def test_lock_excludes_other_processes(self, make_storage: StorageFactory, uid: str) -> None:
-        def hold_then_report() -> str:
+        ready, release = new_event(), new_event()
+
+        def hold_until_released() -> str:
             backend = make_storage(uid)
             with backend.acquire_lock(ttl=60):
-                os.write(ready_w, b"x")
-                os.read(release_r, 1)
+                ready.set()
+                if not release.wait(60):
+                    return "never released"
             return "released"
 
-        ready_r, ready_w = os.pipe()
-        release_r, release_w = os.pipe()
-        child = start_child(hold_then_report)
+        child = start_child(hold_until_released)
+        child.wait_for(ready, timeout=30)
+        backend = make_storage(uid)
         try:
-            os.read(ready_r, 1)
-            backend = make_storage(uid)
             with pytest.raises(LockTimeoutError), backend.acquire_lock(timeout=0.3):
                 pass  # pragma: no cover - must not be reached
-            os.write(release_w, b"x")
-            assert child.result(timeout=30) == "released"
-            with backend.acquire_lock(timeout=10):
-                pass
-            backend.close()
         finally:
-            for fd in (ready_r, ready_w, release_r, release_w):
-                os.close(fd)
+            release.set()
+        assert child.result(timeout=30) == "released"
+        with backend.acquire_lock(timeout=10):
+            pass
+        backend.close()
 
     @guarantee("lease_expiry", requires="cross_process_locking")
     def test_killed_holder_releases_after_its_lease(
         self, make_storage: StorageFactory, uid: str, capabilities: Capabilities
     ) -> None:
         lease = self.short_lease(capabilities)
+        ready = new_event()
 
         def hold_forever() -> None:
             backend = make_storage(uid)
             with backend.acquire_lock(ttl=lease):
-                os.write(ready_w, b"x")
+                ready.set()
                 signal.pause()
 
-        ready_r, ready_w = os.pipe()
         child = start_child(hold_forever)
-        try:
-            os.read(ready_r, 1)
-            os.kill(child.process.pid or 0, signal.SIGKILL)
-            child.process.join(10)
-            backend = make_storage(uid)
-            with backend.acquire_lock(timeout=lease * 4 + 5):
-                backend.metadata["survivor"] = True
-                backend.save()
-            backend.close()
-        finally:
-            os.close(ready_r)
-            os.close(ready_w)
+        child.wait_for(ready, timeout=30)
+        os.kill(child.process.pid or 0, signal.SIGKILL)
+        child.process.join(10)
+        backend = make_storage(uid)
+        with backend.acquire_lock(timeout=lease * 4 + 5):
+            backend.metadata["survivor"] = True
+            backend.save()
+        backend.close()

@@ -10,15 +10,22 @@ process id, or re-create them after fork).
 from __future__ import annotations
 
 import multiprocessing
+import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 from typing import Any
 
-__all__ = ["Child", "start_child"]
+__all__ = ["Child", "new_event", "start_child"]
 
 _FORK = multiprocessing.get_context("fork")
+
+
+def new_event() -> Event:
+    """An event shared with children forked after it was made."""
+    return _FORK.Event()
 
 
 class Child:
@@ -27,6 +34,19 @@ class Child:
     def __init__(self, process: BaseProcess, results: Connection) -> None:
         self.process = process
         self.results = results
+
+    def wait_for(self, event: Event, timeout: float) -> None:
+        """Wait until the child sets ``event``; fail fast (with its traceback) if it died."""
+        deadline = time.monotonic() + timeout
+        while not event.wait(0.05):
+            if self.results.poll():
+                _, value = self.results.recv()
+                raise AssertionError(f"child process ended before it got ready:\n{value}")
+            if not self.process.is_alive():
+                raise AssertionError(f"child process died (exit code {self.process.exitcode})")
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise TimeoutError(f"child process was not ready within {timeout:g} s")
 
     def result(self, timeout: float) -> Any:
         """The function's return value; re-raises its error with the child's traceback."""

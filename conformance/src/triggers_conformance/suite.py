@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from triggers_conformance.base import ConformanceBase
 from triggers_conformance.concurrency import ConcurrencyTests
 from triggers_conformance.configuration import ConfigurationTests
 from triggers_conformance.efficiency import EfficiencyTests
@@ -46,6 +47,31 @@ _TOPICS = (
 )
 
 
+OVERRIDABLE = frozenset({"make_storage", "triggers_store", "xfail_tests"})
+"""What a subclass may define; everything else the suite defines is fixed."""
+
+
+def _suite_attribute_names() -> frozenset[str]:
+    return frozenset(
+        name
+        for topic in (*_TOPICS, ConformanceBase)
+        for name in vars(topic)
+        if not (name.startswith("__") and name.endswith("__"))
+    ) - OVERRIDABLE
+
+
+def _defined_by_suite(cls: type, name: str) -> bool:
+    """True if ``name`` resolves, on ``cls``, to the suite's own definition.
+
+    Compared by where the name is defined rather than by identity: pytest
+    fixtures are descriptors that return a new object on each access.
+    """
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return klass in _SUITE_CLASSES
+    return False
+
+
 def standard_test_names() -> frozenset[str]:
     """Names of every standard test of the suite."""
     return frozenset(
@@ -63,10 +89,16 @@ class BackendConformance(*_TOPICS):  # type: ignore[misc]
         super().__init_subclass__(**kwargs)
         standard = standard_test_names()
         for name in sorted(standard):
-            if getattr(cls, name, None) is not getattr(BackendConformance, name):
+            if not _defined_by_suite(cls, name):
                 raise TypeError(
                     f"{cls.__qualname__} overrides or deletes the standard conformance test "
                     f"{name!r}; list it in `xfail_tests = {{{name!r}: 'reason'}}` instead"
+                )
+        for name in sorted(_suite_attribute_names() - standard):
+            if not _defined_by_suite(cls, name):
+                raise TypeError(
+                    f"{cls.__qualname__} overrides {name!r}, a fixture or helper of the "
+                    f"conformance suite; only {sorted(OVERRIDABLE)} may be defined"
                 )
         unknown = set(cls.xfail_tests) - standard
         if unknown:
@@ -74,3 +106,6 @@ class BackendConformance(*_TOPICS):  # type: ignore[misc]
         for name, reason in cls.xfail_tests.items():
             if not isinstance(reason, str) or not reason.strip():
                 raise TypeError(f"{cls.__qualname__}.xfail_tests[{name!r}] needs a reason")
+
+
+_SUITE_CLASSES = frozenset({*_TOPICS, ConformanceBase, BackendConformance, object})
