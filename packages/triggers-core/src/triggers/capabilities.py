@@ -48,7 +48,11 @@ class Capabilities:
         Largest stored task instance or task config, counted as UTF-8 bytes
         of its canonical JSON (see :func:`triggers.values.canonical_json`).
     ``max_session_bytes``
-        Largest whole session, counted the same way over all its records.
+        Largest whole session, counted the same way over all its records. The
+        base class checks it only when the whole session is loaded; a backend
+        with ``partial_loads`` that declares it must enforce it in
+        ``_save_changes`` (raising :class:`~triggers.errors.SessionLimitError`
+        before writing).
     ``min_lease_seconds``
         Shortest lease the store honours (memcached expiry has one-second
         granularity, for instance). Tests never use a shorter lease.
