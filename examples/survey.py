@@ -176,9 +176,8 @@ class SurveyWorkflow:
         """
         if not self.runner.join_all(timeout=JOIN_TIMEOUT):
             raise TimeoutError(f"tasks still running after {JOIN_TIMEOUT:g} s")
-        errors = getattr(self.runner, "errors", None)
-        if errors:
-            raise errors[0]
+        if self.runner.errors:
+            raise self.runner.errors[0]
 
     def _fire(self, key: str, trigger: str, kwargs: Mapping[str, Any]) -> None:
         # Only to say so below: the manager itself checks the key under the lock.
