@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from triggers.capabilities import Capabilities
@@ -100,4 +101,29 @@ class RecordingMemoryBackend(MemoryStorageBackend):
 
     def _save_changes(self, changes: SessionChanges) -> None:
         self.changes.append(changes)
+        super()._save_changes(changes)
+
+
+class LimitedMemoryBackend(RecordingMemoryBackend):
+    """The incremental backend with a per-record limit: a failure record fits, a
+    record holding a result of ``2 * max_record_bytes`` characters does not."""
+
+    capabilities: ClassVar[Capabilities] = replace(
+        MemoryStorageBackend.capabilities, max_record_bytes=8000
+    )
+
+
+class FailingMemoryBackend(RecordingMemoryBackend):
+    """Saves normally until ``saves_allowed`` saves went through, then fails every
+    later save the way a driver does (``None``: never fails)."""
+
+    def __init__(self, uid: str, *, saves_allowed: int | None = None, **options: Any) -> None:
+        super().__init__(uid, **options)
+        self.saves_allowed = saves_allowed
+        self.failed_saves = 0
+
+    def _save_changes(self, changes: SessionChanges) -> None:
+        if self.saves_allowed is not None and len(self.changes) >= self.saves_allowed:
+            self.failed_saves += 1
+            raise DriverFailure("server closed the connection")
         super()._save_changes(changes)

@@ -89,6 +89,21 @@ def test_join_all_reports_unfinished_work(threading_runner: ThreadingTaskRunner)
     assert threading_runner.errors == []
 
 
+def test_closed_threading_runner_refuses_work_and_still_joins() -> None:
+    runner = ThreadingTaskRunner(max_workers=1)
+    stub = _StubManager()
+    stub.release.set()
+    runner.run(stub, "t_a#0")  # type: ignore[arg-type]
+    runner.close()
+    assert stub.ran == ["t_a#0"]
+    with pytest.raises(RuntimeError):
+        runner.run(stub, "t_a#1")  # type: ignore[arg-type]
+    assert stub.ran == ["t_a#0"]
+    # The refused submission was never counted: nothing is pending.
+    assert runner.join_all(timeout=0) is True
+    assert runner.errors == []
+
+
 def test_eager_runner_runs_in_the_calling_thread() -> None:
     seen: list[tuple[str, threading.Thread]] = []
 

@@ -24,6 +24,7 @@ from triggers.errors import (
     SessionLimitError,
     StaleSessionError,
     StorageError,
+    ValueDomainError,
 )
 from triggers.locking import Lease
 from triggers.memory import MemoryStorageBackend
@@ -329,6 +330,58 @@ def test_exception_inside_the_lock_of_a_two_method_backend_discards_changes(uid:
     assert storage.saves == 1
 
 
+def test_error_caught_inside_a_nested_lock_keeps_the_outer_blocks_changes(
+    memory_storage: MemoryStorageBackend,
+) -> None:
+    storage = memory_storage
+    with storage.acquire_lock():
+        storage.update_configuration(TASKS)
+        storage.save()
+
+    with storage.acquire_lock():
+        storage.metadata["outer"] = 1
+        storage.create_instance("t_a")
+        with pytest.raises(RuntimeError, match="inner"), storage.acquire_lock():
+            storage.metadata["inner"] = 2
+            raise RuntimeError("inner")
+        assert storage.lock_held
+        assert storage.metadata["outer"] == 1
+        assert sorted(storage.instances) == ["t_a#0"]
+        storage.save()
+
+    fresh = MemoryStorageBackend(storage.uid, namespace=storage.namespace)
+    assert fresh.metadata["outer"] == 1
+    assert sorted(fresh.instances) == ["t_a#0"]
+    # Nothing is undone halfway: what the inner block changed is kept too.
+    assert fresh.metadata["inner"] == 2
+
+
+def test_error_leaving_the_outermost_lock_discards_every_nested_change(
+    memory_storage: MemoryStorageBackend,
+) -> None:
+    storage = memory_storage
+    with storage.acquire_lock():
+        storage.update_configuration(TASKS)
+        storage.metadata["answer"] = 41
+        storage.save()
+
+    with pytest.raises(RuntimeError, match="inner"), storage.acquire_lock():
+        storage.metadata["answer"] = 42
+        storage.create_instance("t_a")
+        with storage.acquire_lock():
+            storage.metadata["inner"] = 2
+            raise RuntimeError("inner")
+
+    assert not storage.lock_held
+    assert storage.metadata == {"answer": 41}
+    assert dict(storage.instances) == {}
+    fresh = MemoryStorageBackend(storage.uid, namespace=storage.namespace)
+    assert fresh.metadata == {"answer": 41}
+    # The lease was given back: another holder gets it without waiting.
+    with fresh.acquire_lock(timeout=0):
+        pass
+
+
 # --- size limits --------------------------------------------------------------
 
 
@@ -571,3 +624,38 @@ def test_update_configuration_refuses_the_whole_update_for_one_bad_task(uid: str
         with pytest.raises(ConfigurationError, match=r"'t_bad'.*'run'"):
             storage.update_configuration({"t_good": {"after": ["x"], "run": RUN}, "t_bad": {"after": ["x"]}})
         assert set(storage.tasks) == {"t_a", "t_b"}
+
+
+# --- metadata keys are stored text ---------------------------------------------
+
+
+def test_metadata_key_with_a_lone_surrogate_is_refused_and_nothing_written(uid: str) -> None:
+    storage = DictBackend(uid)
+    with storage.acquire_lock():
+        storage.metadata["fine"] = 1
+        storage.save()
+    before = dict(storage.store)
+
+    with pytest.raises(ValueDomainError) as caught, storage.acquire_lock():
+        storage.metadata["other"] = 2
+        storage.metadata["bad\ud800"] = 1
+        storage.save()
+    message = str(caught.value)
+    assert repr(uid) in message
+    assert "metadata key" in message
+    assert "lone surrogate" in message
+    assert storage.store == before
+    assert storage.saves == 1
+
+
+def test_metadata_key_with_a_lone_surrogate_reaches_no_incremental_save(
+    recording: RecordingMemoryBackend,
+) -> None:
+    recording.changes.clear()
+    with pytest.raises(ValueDomainError, match="lone surrogate"), recording.acquire_lock():
+        recording.metadata["other"] = 2
+        recording.metadata["bad\ud800"] = 1
+        recording.save()
+    assert recording.changes == []
+    fresh = MemoryStorageBackend(recording.uid, namespace=recording.namespace)
+    assert "other" not in fresh.metadata

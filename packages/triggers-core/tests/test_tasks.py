@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import core_sample_tasks
 import pytest
 
-from triggers.errors import ConfigurationError
+from triggers.errors import ConfigurationError, InvalidTransitionError
 from triggers.manager import TriggerManager
 from triggers.memory import MemoryStorageBackend
 from triggers.tasks import TaskContext, TriggerTask, resolve_task
@@ -170,11 +170,25 @@ def test_logger_is_per_task_and_carries_session_and_instance(
     assert record.mine == 1  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("status", ["running", InstanceStatus.FAILED, "skipped"])
+@pytest.mark.parametrize("status", ["running", InstanceStatus.FAILED, "skipped", "finished"])
 def test_set_status(manager: TriggerManager, status: str) -> None:
     context = make_context(manager)
     context.set_status(status)
     assert context.requested_status is InstanceStatus(status)
+
+
+@pytest.mark.parametrize(
+    "status", ["unstarted", "abandoned", InstanceStatus.REPLAYED, InstanceStatus.SCHEDULED]
+)
+def test_set_status_refuses_what_a_running_task_cannot_become(manager: TriggerManager, status: str) -> None:
+    context = make_context(manager)
+    context.set_status("skipped")
+    with pytest.raises(InvalidTransitionError) as caught:
+        context.set_status(status)
+    message = str(caught.value)
+    assert "'t_x#0'" in message
+    assert f"cannot end {InstanceStatus(status).value}" in message
+    assert context.requested_status is InstanceStatus.SKIPPED  # the earlier choice stands
 
 
 def test_set_status_refuses_an_unknown_status(manager: TriggerManager) -> None:

@@ -9,9 +9,11 @@ import pytest
 
 from triggers import values
 from triggers.errors import ConfigurationError
-from triggers.types import InstanceStatus, TaskConfig, TaskInstance
+from triggers.types import RESOLVED_STATUSES, TRANSITIONS, InstanceStatus, TaskConfig, TaskInstance
+from triggers.values import MAX_DEPTH
 
 RUN = "core_sample_tasks.name_of_instance"
+LONE = "\ud800"  # a lone surrogate: text that UTF-8 cannot encode
 
 
 def config(name: str = "t_import", **directives: Any) -> TaskConfig:
@@ -344,3 +346,110 @@ def test_from_stored_refuses_an_unknown_task() -> None:
 def test_constructor_refuses_an_unknown_status() -> None:
     with pytest.raises(ValueError):
         TaskInstance("t#0", config("t"), status="bogus")
+
+
+# --- allowed status changes ---------------------------------------------------
+
+_S = InstanceStatus
+# Every status an instance may move to from each status, written out here (not
+# derived from TRANSITIONS) so that a change to the table has to be deliberate.
+_EXPECTED_MOVES: dict[InstanceStatus, set[InstanceStatus]] = {
+    # a fire schedules it, or its `unless` triggers abandon it
+    _S.UNSTARTED: {_S.SCHEDULED, _S.ABANDONED},
+    # a runner starts it; an operator or external worker may settle it directly
+    _S.SCHEDULED: {_S.RUNNING, _S.UNSTARTED, _S.ABANDONED, _S.FINISHED, _S.FAILED, _S.SKIPPED},
+    # its outcome; a retry reschedules it
+    _S.RUNNING: {_S.FINISHED, _S.FAILED, _S.SCHEDULED, _S.SKIPPED},
+    _S.FAILED: {_S.REPLAYED, _S.SKIPPED},
+    # resolved: final
+    _S.FINISHED: set(),
+    _S.ABANDONED: set(),
+    _S.REPLAYED: set(),
+    _S.SKIPPED: set(),
+}
+
+
+def test_expected_moves_and_transitions_cover_every_status() -> None:
+    assert set(_EXPECTED_MOVES) == set(InstanceStatus)
+    assert set(TRANSITIONS) == set(InstanceStatus)
+
+
+@pytest.mark.parametrize("target", list(InstanceStatus))
+@pytest.mark.parametrize("source", list(InstanceStatus))
+def test_can_become_follows_the_transition_table(source: InstanceStatus, target: InstanceStatus) -> None:
+    instance = TaskInstance("t_import#0", config(), status=source, kwargs={"start": {}})
+    allowed = target in _EXPECTED_MOVES[source]
+    assert instance.can_become(target) is allowed
+    assert (target in TRANSITIONS[source]) is allowed
+
+
+@pytest.mark.parametrize("status", sorted(RESOLVED_STATUSES))
+def test_resolved_statuses_are_final(status: InstanceStatus) -> None:
+    instance = TaskInstance("t_import#0", config(), status=status)
+    assert instance.is_resolved
+    assert TRANSITIONS[status] == frozenset()
+    assert not any(instance.can_become(target) for target in InstanceStatus)
+
+
+def test_statuses_without_moves_are_exactly_the_resolved_ones() -> None:
+    assert {status for status, moves in TRANSITIONS.items() if not moves} == RESOLVED_STATUSES
+
+
+# --- names must be storable text ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "directives", "directive"),
+    [
+        (f"t_{LONE}", {}, "task name"),
+        ("t_x", {"after": ["start", f"page{LONE}"]}, "after"),
+        ("t_x", {"unless": [f"stop{LONE}"]}, "unless"),
+        ("t_x", {"andEvery": f"tick{LONE}"}, "andEvery"),
+        ("t_x", {"run": f"core_sample_tasks.task{LONE}"}, "run"),
+        ("t_x", {"using": f"eager{LONE}"}, "using"),
+        ("t_x", {f"note{LONE}": 1}, "directive name"),
+    ],
+)
+def test_name_with_a_lone_surrogate_is_refused_naming_task_and_directive(
+    name: str, directives: dict[str, Any], directive: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        TaskConfig.from_mapping(name, {"after": ["start"], "run": RUN, **directives})
+    message = str(caught.value)
+    assert f"task {name!r}" in message
+    assert f"directive {directive!r}" in message
+    assert "lone surrogate" in message
+    assert caught.value.__cause__ is None  # the message says it all; no chained codec error
+
+
+def test_with_params_trigger_name_with_a_lone_surrogate_is_refused() -> None:
+    """``withParams`` keys are trigger names like ``after``'s: refused when the
+    task is configured, not later, as a ValueDomainError from a save."""
+    with pytest.raises(ConfigurationError) as caught:
+        TaskConfig.from_mapping(
+            "t_x", {"after": ["start"], "run": RUN, "withParams": {f"start{LONE}": {"page": 1}}}
+        )
+    message = str(caught.value)
+    assert "task 't_x'" in message
+    assert "withParams" in message
+
+
+def nested_dicts(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+def test_with_params_are_validated_at_the_depth_they_are_stored() -> None:
+    """The parameters of one trigger sit one level inside the stored
+    ``withParams`` mapping; parameters that could not be stored are refused
+    when the task is configured, not at the next save."""
+    fits = config(withParams={"start": nested_dicts(MAX_DEPTH - 1)})
+    assert TaskConfig.from_stored("t_import", fits.to_mapping()) == fits
+    with pytest.raises(ConfigurationError) as caught:
+        config("t_x", withParams={"start": nested_dicts(MAX_DEPTH)})
+    message = str(caught.value)
+    assert "task 't_x'" in message
+    assert "withParams" in message
+    assert f"deeper than {MAX_DEPTH}" in message

@@ -166,6 +166,25 @@ def test_nesting_deeper_than_max_depth_is_refused() -> None:
             values.encode(value)
 
 
+@pytest.mark.parametrize("depth", [0, 1, 2, MAX_DEPTH - 1, MAX_DEPTH])
+@pytest.mark.parametrize("nested", [nested_lists, nested_dicts])
+def test_depth_counts_the_levels_a_value_will_sit_under(depth: int, nested: Any) -> None:
+    fits = nested(MAX_DEPTH - depth)
+    assert values.encode(fits, "kwargs", depth=depth) == values.encode(fits)
+    values.check(fits, "kwargs", depth=depth)
+    too_deep = nested(MAX_DEPTH - depth + 1)
+    with pytest.raises(ValueDomainError, match=rf"^kwargs(\[.*)?: nested deeper than {MAX_DEPTH} levels"):
+        values.encode(too_deep, "kwargs", depth=depth)
+    with pytest.raises(ValueDomainError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        values.check(too_deep, "kwargs", depth=depth)
+
+
+def test_depth_defaults_to_zero() -> None:
+    values.check(nested_lists(MAX_DEPTH))
+    with pytest.raises(ValueDomainError):
+        values.check(nested_lists(MAX_DEPTH), depth=1)
+
+
 def test_list_reference_cycle_is_refused_cleanly() -> None:
     cycle: list[Any] = [1]
     cycle.append(cycle)

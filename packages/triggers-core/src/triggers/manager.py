@@ -32,6 +32,7 @@ finished: a cascade is never lost nor applied twice.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -137,6 +138,10 @@ class TriggerManager:
             raise ValueError(f"trigger name must be a non-empty str, not {trigger_name!r}")
         values.check(trigger_name, f"session {self.storage.uid!r} trigger name")
         kwargs = self._checked_kwargs(trigger_kwargs, f"trigger {trigger_name!r} kwargs")
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not idempotency_key:
+                raise ValueError(f"idempotency_key must be a non-empty str, not {idempotency_key!r}")
+            values.check(idempotency_key, f"session {self.storage.uid!r} idempotency_key")
         with self.storage.acquire_lock():
             metadata = self.storage.metadata
             applied_keys = list(metadata.get(IDEMPOTENCY_KEYS_KEY) or [])
@@ -194,8 +199,12 @@ class TriggerManager:
 
     def join_all(self, timeout: float | None = None) -> bool:
         """Wait for the tasks of every runner this manager used; True if all are done."""
-        runners = [self.runner, *self._runners.values()]
-        return all([runner.join_all(timeout) for runner in runners])
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = True
+        for runner in {id(r): r for r in (self.runner, *self._runners.values())}.values():
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done = runner.join_all(remaining) and done
+        return done
 
     def update_instance_metadata(
         self, instance_name: str, metadata: Mapping[str, Any], *, replace: bool = False
@@ -292,7 +301,9 @@ class TriggerManager:
                 return
             self._set_status(instance, InstanceStatus.RUNNING)
             self.storage.save()
-        metadata_before = {key: values.dumps(value) for key, value in instance.metadata.items()}
+        metadata_before = {
+            key: values.canonical_json(values.encode(value)) for key, value in instance.metadata.items()
+        }
         context = TaskContext(self, instance)
         outcome, result, error = self._execute(context)
         try:
@@ -467,7 +478,8 @@ class TriggerManager:
         """
         added: dict[str, Any] = {}
         for key, value in context.task_instance.metadata.items():
-            text = values.dumps(value, f"instance {context.task_instance.name!r} metadata[{key!r}]")
+            where = f"instance {context.task_instance.name!r} metadata[{key!r}]"
+            text = values.canonical_json(values.encode(value, where, depth=1))
             if before.get(key) != text:
                 added[key] = values.loads(text)
         return added
@@ -494,7 +506,13 @@ class TriggerManager:
             level = max(level, logging.ERROR)
             self._set_status(instance, InstanceStatus.FAILED)
         else:
-            self._set_status(instance, context.requested_status or InstanceStatus.FINISHED)
+            status = context.requested_status or InstanceStatus.FINISHED
+            if status is InstanceStatus.FAILED:
+                instance.metadata["error"] = {
+                    "type": "", "message": "the task set its own status to failed", "traceback": ""
+                }
+                level = max(level, logging.ERROR)
+            self._set_status(instance, status)
         if level > instance.log_level:
             instance.metadata["logLevel"] = level
             instance.metadata["logsResolved"] = False

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from triggers.errors import ConfigurationError, InvalidTransitionError
-from triggers.types import TRANSITIONS, InstanceStatus, TaskInstance
+from triggers.types import InstanceStatus, TaskInstance
 
 if TYPE_CHECKING:
     from triggers.manager import TriggerManager
@@ -95,14 +95,18 @@ class TaskContext:
     def set_status(self, status: InstanceStatus | str) -> None:
         """Choose the status the instance ends with instead of ``finished``.
 
-        For example ``"running"`` for a task that handed work to another
-        system, which later calls ``manager.update_instance_status``. Only a
-        ``finished`` instance fires its trigger.
+        One of ``running`` (the task handed its work to another system, which
+        later calls ``manager.update_instance_status``), ``finished``,
+        ``failed`` or ``skipped``. Only a ``finished`` instance fires its
+        trigger; to run again, raise :class:`~triggers.errors.RetryTask`.
         """
         requested = InstanceStatus(status)
-        if requested is not InstanceStatus.RUNNING and requested not in TRANSITIONS[InstanceStatus.RUNNING]:
+        allowed = {InstanceStatus.RUNNING, InstanceStatus.FINISHED, InstanceStatus.FAILED, InstanceStatus.SKIPPED}
+        if requested not in allowed:
             raise InvalidTransitionError(
-                f"instance {self.task_instance.name!r}: a running task cannot end {requested.value}"
+                f"instance {self.task_instance.name!r}: a running task cannot end "
+                f"{requested.value} (allowed: running, finished, failed, skipped; to run "
+                "again, raise RetryTask)"
             )
         self.requested_status = requested
 

@@ -189,8 +189,10 @@ class TaskConfig:
                     f"task {name!r}: directive 'withParams' must map trigger names to dicts, "
                     f"found {trigger!r}: {params!r}"
                 )
+            _check_name_text(name, trigger, "withParams")
             try:
-                values.check(params, f"task {name!r} withParams[{trigger!r}]")
+                # Each trigger's params sit one level inside the stored directive.
+                values.check(params, f"task {name!r} withParams[{trigger!r}]", depth=1)
             except ValueDomainError as exc:
                 raise ConfigurationError(str(exc)) from exc
             with_params[trigger] = dict(params)
