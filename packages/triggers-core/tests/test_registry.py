@@ -14,6 +14,7 @@ from triggers.memory import MemoryStorageBackend
 from triggers.registry import (
     BACKEND_ENV,
     OPTIONS_ENV,
+    manager_from_config,
     storage_backends,
     storage_from_config,
     storage_from_env,
@@ -255,3 +256,21 @@ def test_storage_from_env_variable_wins_over_default(uid: str, toy_name: str) ->
 def test_storage_from_env_unknown_backend(uid: str) -> None:
     with pytest.raises(BackendNotFoundError, match="'nope'"):
         storage_from_env(uid, {BACKEND_ENV: "nope"})
+
+
+def test_manager_from_config_picks_manager_and_runner_by_name(memory_storage: MemoryStorageBackend) -> None:
+    default = manager_from_config(memory_storage, environ={})
+    assert type(default) is TriggerManager and isinstance(default.runner, EagerTaskRunner)
+    threaded = manager_from_config(memory_storage, {"runner": "threading"}, environ={})
+    assert isinstance(threaded.runner, ThreadingTaskRunner)
+    threaded.runner.close()
+    from_env = manager_from_config(memory_storage, environ={"TRIGGERS_RUNNER": "threading"})
+    assert isinstance(from_env.runner, ThreadingTaskRunner)
+    from_env.runner.close()
+
+
+def test_manager_from_config_refuses_unknown_names_and_keys(memory_storage: MemoryStorageBackend) -> None:
+    with pytest.raises(BackendNotFoundError, match="eager"):
+        manager_from_config(memory_storage, {"runner": "celery"}, environ={})
+    with pytest.raises(ConfigurationError, match="unknown keys"):
+        manager_from_config(memory_storage, {"runnr": "eager"}, environ={})

@@ -28,6 +28,7 @@ from triggers.errors import (
 from triggers.manager import TriggerManager
 from triggers.memory import MemoryStorageBackend
 from triggers.registry import (
+    manager_from_config,
     storage_backends,
     storage_from_config,
     storage_from_env,
@@ -72,6 +73,7 @@ __all__ = [
     "TriggersError",
     "UnsupportedValueError",
     "ValueDomainError",
+    "manager_from_config",
     "storage_backends",
     "storage_from_config",
     "storage_from_env",

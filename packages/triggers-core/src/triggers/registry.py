@@ -33,8 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKEND_ENV",
+    "MANAGER_ENV",
     "OPTIONS_ENV",
+    "RUNNER_ENV",
     "EntryPointRegistry",
+    "manager_from_config",
     "storage_backends",
     "storage_from_config",
     "storage_from_env",
@@ -46,6 +49,8 @@ _T = TypeVar("_T")
 
 BACKEND_ENV = "TRIGGERS_STORAGE_BACKEND"
 OPTIONS_ENV = "TRIGGERS_STORAGE_OPTIONS"
+MANAGER_ENV = "TRIGGERS_MANAGER"
+RUNNER_ENV = "TRIGGERS_RUNNER"
 
 
 class EntryPointRegistry(Generic[_T]):
@@ -210,3 +215,27 @@ def storage_from_env(
     if not isinstance(options, dict):
         raise ConfigurationError(f"{OPTIONS_ENV} must be a JSON object, not {type(options).__name__}")
     return storage_from_config(uid, {"backend": name, "options": options})
+
+
+def manager_from_config(
+    storage: TriggerStorageBackend,
+    config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> TriggerManager:
+    """Build the trigger manager for ``storage`` by registry names.
+
+    ``config`` may name ``"manager"`` (a ``triggers.managers`` entry point,
+    default ``"default"``) and ``"runner"`` (a ``triggers.runners`` entry
+    point, default ``"eager"``); a name missing from ``config`` is taken from
+    ``TRIGGERS_MANAGER`` / ``TRIGGERS_RUNNER`` in the environment.
+    """
+    config = config or {}
+    unknown = set(config) - {"manager", "runner"}
+    if unknown:
+        raise ConfigurationError(
+            f"manager configuration has unknown keys {sorted(unknown)}; expected 'manager' and 'runner'"
+        )
+    env = os.environ if environ is None else environ
+    manager_name = config.get("manager") or env.get(MANAGER_ENV) or "default"
+    runner_name = config.get("runner") or env.get(RUNNER_ENV) or "eager"
+    return trigger_managers.get(manager_name, storage, runner=task_runners.get(runner_name))
