@@ -113,7 +113,7 @@ class TriggerManager:
             fired = self._fired_kwargs()
             for config in applied.values():
                 catches_up = any(trigger in fired for trigger in config.required_triggers)
-                if catches_up and not self._unless_met(config, fired) and (
+                if catches_up and not config.unless_met(fired) and (
                     self.storage.instance_count(config) == 0
                 ):
                     self._new_instance(config, fired)
@@ -385,10 +385,6 @@ class TriggerManager:
         fired = self.storage.metadata.get(TRIGGER_KWARGS_KEY)
         return dict(fired) if isinstance(fired, dict) else {}
 
-    @staticmethod
-    def _unless_met(config: TaskConfig, fired: Mapping[str, Any]) -> bool:
-        return bool(config.unless) and all(trigger in fired for trigger in config.unless)
-
     def _apply_trigger(self, trigger_name: str, kwargs: dict[str, Any]) -> None:
         fired = self._fired_kwargs()
         fired[trigger_name] = kwargs
@@ -400,7 +396,7 @@ class TriggerManager:
             if trigger_name not in config.listens_to:
                 continue
             instances = waiting_by_task.get(config.name, [])
-            if self._unless_met(config, fired):
+            if config.unless_met(fired):
                 for instance in instances:
                     if instance.can_abandon:
                         instance.abandon_state = {"status": instance.status.value}
@@ -501,18 +497,17 @@ class TriggerManager:
                 self._set_status(instance, InstanceStatus.SCHEDULED)
                 return [instance]
             outcome = "failed"
+        failure: dict[str, str] | None = None
         if outcome == "failed" and error is not None:
-            instance.metadata["error"] = self._error_record(error)
-            level = max(level, logging.ERROR)
-            self._set_status(instance, InstanceStatus.FAILED)
+            status, failure = InstanceStatus.FAILED, self._error_record(error)
         else:
             status = context.requested_status or InstanceStatus.FINISHED
             if status is InstanceStatus.FAILED:
-                instance.metadata["error"] = {
-                    "type": "", "message": "the task set its own status to failed", "traceback": ""
-                }
-                level = max(level, logging.ERROR)
-            self._set_status(instance, status)
+                failure = {"type": "", "message": "the task set its own status to failed", "traceback": ""}
+        if failure is not None:
+            instance.metadata["error"] = failure
+            level = max(level, logging.ERROR)
+        self._set_status(instance, status)
         if level > instance.log_level:
             instance.metadata["logLevel"] = level
             instance.metadata["logsResolved"] = False

@@ -474,8 +474,7 @@ class TriggerStorageBackend:
             def unresolved(config: TaskConfig) -> bool:
                 if config.name in busy:
                     return True
-                suppressed = bool(config.unless) and all(t in fired for t in config.unless)
-                return counts.get(config.name, 0) == 0 and not suppressed
+                return counts.get(config.name, 0) == 0 and not config.unless_met(fired)
 
             return [config for _, config in sorted(self._configs.items()) if unresolved(config)]
 

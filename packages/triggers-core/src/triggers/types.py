@@ -249,6 +249,10 @@ class TaskConfig:
             return self.after
         return (*self.after, self.and_every)
 
+    def unless_met(self, fired: Mapping[str, Any]) -> bool:
+        """True once every ``unless`` trigger is among ``fired``: the task is abandoned."""
+        return bool(self.unless) and all(trigger in fired for trigger in self.unless)
+
     @property
     def listens_to(self) -> frozenset[str]:
         """Triggers that affect this task in any way."""
