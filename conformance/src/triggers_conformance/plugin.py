@@ -9,7 +9,9 @@
   marks on those items.
 * At the end of the run, a capability report per backend class: for each
   guarantee, how many of its tests passed, failed, were expected failures, or
-  were skipped because the backend does not claim the capability.
+  were skipped because the backend does not claim the capability; and one
+  line per test server (found, started or missing: see
+  :mod:`triggers_conformance.servers`).
 """
 
 from __future__ import annotations
@@ -108,6 +110,12 @@ def pytest_runtest_makereport(
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from triggers_conformance.servers import REPORT
+
+    if REPORT.lines:
+        terminalreporter.section("Triggers test servers")
+        for line in sorted(REPORT.lines.values()):
+            terminalreporter.write_line(line)
     results = config.stash.get(_RESULTS, None)
     if not results:
         return
