@@ -659,3 +659,21 @@ def test_metadata_key_with_a_lone_surrogate_reaches_no_incremental_save(
     assert recording.changes == []
     fresh = MemoryStorageBackend(recording.uid, namespace=recording.namespace)
     assert "other" not in fresh.metadata
+
+
+def test_administration_hooks_default_to_no_schema_and_no_listing() -> None:
+    assert DictBackend.create_schema(lease_ttl=5) == []
+    assert DictBackend.check_schema() == []
+    with pytest.raises(NotImplementedError, match="cannot list its sessions"):
+        list(DictBackend.session_uids())
+
+
+def test_memory_backend_lists_the_sessions_of_its_namespace() -> None:
+    from triggers import MemoryStorageBackend
+
+    for uid in ("b", "a"):
+        with MemoryStorageBackend(uid, namespace="listing") as storage, storage.acquire_lock():
+            storage.metadata["k"] = 1
+            storage.save()
+    MemoryStorageBackend("never-saved", namespace="listing")
+    assert list(MemoryStorageBackend.session_uids(namespace="listing", lease_ttl=3)) == ["a", "b"]

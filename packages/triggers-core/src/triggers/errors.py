@@ -98,6 +98,14 @@ class CorruptSessionError(StorageError):
     """
 
 
+class SchemaError(StorageError):
+    """The store's tables or indexes are missing, or were made by another version.
+
+    The message says how to fix it (for example which command creates or
+    migrates the schema); nothing is written to a store with the wrong schema.
+    """
+
+
 class SessionLimitError(TriggersError, ValueError):
     """A session (or one of its records) is larger than the store allows.
 

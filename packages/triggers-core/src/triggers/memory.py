@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -90,6 +90,14 @@ class MemoryStorageBackend(TriggerStorageBackend):
         for store in stores:
             with store.mutex:
                 store.sessions.clear()
+
+    @classmethod
+    def session_uids(cls, *, namespace: str = "default", **options: Any) -> Iterator[str]:
+        """The uids of the sessions stored in ``namespace``, in sorted order."""
+        store = _namespace(namespace)
+        with store.mutex:
+            uids = sorted(store.sessions)
+        yield from uids
 
     def _lease_key(self) -> Hashable:
         return ("memory", self.namespace, self.uid)

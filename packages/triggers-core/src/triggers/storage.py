@@ -310,6 +310,36 @@ class TriggerStorageBackend:
         """Release per-session resources; the default has none."""
 
     # ------------------------------------------------------------------
+    # Administration: optional class-level hooks for operators and the
+    # ``triggers`` command (``schema create|check``, ``migrate --all``).
+    # They receive the same options as the constructor (minus ``uid``) and
+    # must ignore the common ones (``lease_ttl``, ``lock_timeout``, ``clock``).
+    # ------------------------------------------------------------------
+
+    @classmethod
+    def create_schema(cls, **options: Any) -> list[str]:
+        """Create the tables / indexes / collections the backend needs; idempotent.
+
+        Returns a line per object created or found, for the operator. The
+        default (a backend without a schema) returns an empty list.
+        """
+        return []
+
+    @classmethod
+    def check_schema(cls, **options: Any) -> list[str]:
+        """Describe the store's schema; raise :class:`SchemaError` if it is missing or outdated."""
+        return []
+
+    @classmethod
+    def session_uids(cls, **options: Any) -> Iterator[str]:
+        """Yield the uid of every stored session (for ``triggers migrate --all``).
+
+        Backends that cannot enumerate their sessions (a cache, for example)
+        keep this default, which raises :class:`NotImplementedError`.
+        """
+        raise NotImplementedError(f"{cls.__qualname__} cannot list its sessions")
+
+    # ------------------------------------------------------------------
     # Session state
     # ------------------------------------------------------------------
 
