@@ -1,0 +1,449 @@
+"""``SQLStorageBackend``: session state in SQL tables (entry point ``sql``).
+
+How each guarantee is kept (the tables are described in :mod:`.schema`):
+
+* **Load**: one ``SELECT ... UNION ALL ...`` statement reads the session row,
+  the task configs, the instances (only the ``active`` ones for a fire) and the
+  metadata. One round trip, and one statement sees one consistent snapshot on
+  every database, so a reader never sees half of a concurrent save.
+* **Lock**: the session row carries a lease (random token and expiry, judged
+  by the acquiring process's clock like every backend's leases). Taking it is
+  a single conditional ``UPDATE``, or an ``INSERT`` for a new session whose
+  primary key lets only one process win.
+* **Save**: one transaction. It first moves the session row from the loaded
+  version to the next, conditioned on that version *and* the lease token; a
+  holder whose lease was taken over, or who loaded an older version, updates
+  no row and the save is refused before anything else is written. The row
+  lock taken by that ``UPDATE`` serializes concurrent savers. Then only the
+  changed rows are upserted (one statement per table), and deleted metadata
+  keys removed.
+* **Errors**: every database error reaches the caller as a
+  :class:`~triggers.errors.StorageError` naming the session, the operation and
+  the database (password hidden), with the driver's exception as its cause.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Table,
+    Text,
+    cast,
+    delete,
+    insert,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from triggers import values
+from triggers.capabilities import Capabilities
+from triggers.errors import ConfigurationError, StaleSessionError, StorageError, TriggersError
+from triggers.locking import Lease
+from triggers.storage import (
+    LoadScope,
+    SessionChanges,
+    StoredSession,
+    TriggerStorageBackend,
+    is_active_record,
+)
+from triggers_sql import engines, schema
+from triggers_sql.schema import Tables, name_key
+
+__all__ = ["SQLStorageBackend"]
+
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}\Z")
+
+_DEADLOCK_RETRIES = 5
+
+_T = TypeVar("_T")
+
+_prepared: set[tuple[int, str, str | None]] = set()
+"""(engine, prefix, schema) whose tables were created or checked in this process."""
+_prepared_mutex = threading.Lock()
+
+
+class SQLStorageBackend(TriggerStorageBackend):
+    """Session state in SQLite, PostgreSQL or MariaDB/MySQL, through SQLAlchemy Core.
+
+    Options (besides the common ``lease_ttl``, ``lock_timeout``, ``clock``):
+
+    ``url``
+        A SQLAlchemy database URL, e.g. ``sqlite:///triggers.db``,
+        ``postgresql+psycopg://user@host/db``, ``mysql+pymysql://user@host/db``.
+        One engine (and pool) per URL per process is shared by every session.
+    ``engine``
+        An existing :class:`~sqlalchemy.Engine` instead of ``url``. The caller
+        owns it (after ``fork()``, call ``engine.dispose(close=False)`` in the
+        child, as SQLAlchemy advises).
+    ``table_prefix`` (default ``"triggers_"``)
+        Prefix of every table name, so several applications can share a schema.
+    ``schema`` (default: the connection's)
+        Database schema (PostgreSQL) or database (MySQL) holding the tables.
+    ``create_tables`` (default ``True``)
+        Create missing tables on first use. Teams that manage DDL themselves
+        set it to ``False`` and run ``triggers schema create`` (or
+        :meth:`create_schema`) once; the backend then only checks the version.
+
+    An in-memory SQLite database (``sqlite://``) is private to one process:
+    use it for tests, never to share sessions between processes.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        shared_state=True,
+        cross_process_locking=True,
+        fenced_saves=True,
+        incremental_saves=True,
+        partial_loads=True,
+    )
+
+    def __init__(
+        self,
+        uid: str,
+        *,
+        url: str | None = None,
+        engine: Engine | None = None,
+        table_prefix: str = "triggers_",
+        schema: str | None = None,
+        create_tables: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(uid, **options)
+        self.engine = _engine(url, engine)
+        self.tables = _tables(table_prefix, schema)
+        self._key = name_key(self.uid)
+        _prepare(self.engine, self.tables, create=create_tables)
+
+    # -- administration --------------------------------------------------------
+
+    @classmethod
+    def create_schema(cls, **options: Any) -> list[str]:
+        """Create the tables (idempotent); refuses tables of another schema version."""
+        engine, tables = _target(options)
+        with _database_errors("create the tables", engine):
+            return schema.create_schema(engine, tables)
+
+    @classmethod
+    def check_schema(cls, **options: Any) -> list[str]:
+        """Describe the tables; raise ``SchemaError`` if missing or of another version."""
+        engine, tables = _target(options)
+        with _database_errors("check the tables", engine):
+            return schema.check_schema(engine, tables)
+
+    @classmethod
+    def session_uids(cls, **options: Any) -> Iterator[str]:
+        """Every saved session's uid, in the database's order of their keys."""
+        engine, tables = _target(options)
+        sessions = tables.sessions
+        query = select(sessions.c.uid).where(sessions.c.version.is_not(None))
+        with _database_errors("list the sessions", engine), engine.connect() as connection:
+            uids = [json.loads(text) for text in connection.scalars(query)]
+        yield from uids
+
+    # -- loading -----------------------------------------------------------------
+
+    def _load_session(self, scope: LoadScope) -> StoredSession:
+        t, key = self.tables, self._key
+        version = cast(null(), BigInteger)
+        instances = select(literal("i"), t.instances.c.name, t.instances.c.record, version)
+        instances = instances.where(t.instances.c.uid_key == key)
+        if scope < LoadScope.FULL:
+            instances = instances.where(t.instances.c.active.is_(True))
+        query = union_all(
+            select(
+                literal("s"), cast(null(), Text), cast(null(), Text), t.sessions.c.version
+            ).where(t.sessions.c.uid_key == key),
+            select(literal("c"), t.configs.c.name, t.configs.c.record, version).where(
+                t.configs.c.uid_key == key
+            ),
+            instances,
+            select(literal("m"), t.metas.c.name, t.metas.c.value, version).where(
+                t.metas.c.uid_key == key
+            ),
+        )
+        parts: dict[str, dict[str, Any]] = {"c": {}, "i": {}, "m": {}}
+        stored_version: int | None = None
+        rows = self._run("load", lambda connection: list(connection.execute(query)), write=False)
+        for kind, name, body, row_version in rows:
+            if kind == "s":
+                stored_version = row_version
+            else:
+                parts[kind][json.loads(name)] = json.loads(body)
+        return StoredSession(
+            configs=parts["c"],
+            instances=parts["i"],
+            metadata=parts["m"],
+            version=stored_version,
+            complete=scope >= LoadScope.FULL,
+        )
+
+    # -- saving ------------------------------------------------------------------
+
+    def _save_changes(self, changes: SessionChanges) -> None:
+        t, key = self.tables, self._key
+        configs = [self._row(name, values.canonical_json(r)) for name, r in changes.configs.items()]
+        instances = [
+            {**self._row(name, values.canonical_json(r)), "active": is_active_record(r)}
+            for name, r in changes.instances.items()
+        ]
+        metas = [
+            {**self._row(name, ""), "value": values.canonical_json(v)}
+            for name, v in changes.metadata.items()
+        ]
+        for row in metas:
+            del row["record"]
+        sessions = t.sessions
+        same_version = (
+            sessions.c.version.is_(None)
+            if changes.base_version is None
+            else sessions.c.version == changes.base_version
+        )
+        fence = (
+            update(sessions)
+            .where(sessions.c.uid_key == key)
+            .where(sessions.c.lease_token == changes.lease.token)
+            .where(same_version)
+            .values(version=changes.new_version)
+        )
+        deleted = [name_key(name) for name in changes.deleted_metadata]
+
+        def save(connection: Connection) -> None:
+            if connection.execute(fence).rowcount != 1:
+                raise self._refusal(connection, changes)
+            _upsert(connection, t.configs, configs, ["record"])
+            _upsert(connection, t.instances, instances, ["record", "active"])
+            _upsert(connection, t.metas, metas, ["value"])
+            if deleted:
+                connection.execute(
+                    delete(t.metas).where(t.metas.c.uid_key == key, t.metas.c.name_key.in_(deleted))
+                )
+
+        self._run("save", save, write=True)
+
+    def _row(self, name: str, record: str) -> dict[str, Any]:
+        return {
+            "uid_key": self._key,
+            "name_key": name_key(name),
+            "name": _text(name),
+            "record": record,
+        }
+
+    def _refusal(self, connection: Connection, changes: SessionChanges) -> StaleSessionError:
+        """Why the fence refused a save (read inside the failed transaction)."""
+        sessions = self.tables.sessions
+        row = connection.execute(
+            select(sessions.c.version, sessions.c.lease_token).where(
+                sessions.c.uid_key == self._key
+            )
+        ).first()
+        if row is None or row.lease_token != changes.lease.token:
+            reason = "the lease was taken over by another holder"
+        else:
+            reason = (
+                f"the stored version is {row.version}, this holder loaded {changes.base_version}"
+            )
+        return StaleSessionError(f"session {self.uid!r}: {reason}; nothing was written")
+
+    # -- leases ------------------------------------------------------------------
+
+    def _acquire_lease(self, lease: Lease) -> bool:
+        sessions = self.tables.sessions
+        take = (
+            update(sessions)
+            .where(sessions.c.uid_key == self._key)
+            .where(
+                sessions.c.lease_token.is_(None)
+                | (sessions.c.lease_token == lease.token)
+                | (sessions.c.lease_expires <= lease.acquired_at)
+            )
+            .values(lease_token=lease.token, lease_expires=lease.expires_at)
+        )
+        create = insert(sessions).values(
+            uid_key=self._key,
+            uid=_text(self.uid),
+            version=None,
+            lease_token=lease.token,
+            lease_expires=lease.expires_at,
+        )
+
+        def attempt(connection: Connection) -> bool:
+            if connection.execute(take).rowcount == 1:
+                return True
+            # No row (a new session), or held by another: the INSERT tells
+            # which, and only one of several processes can win it.
+            connection.execute(create)
+            return True
+
+        try:
+            return self._run("acquire the lock", attempt, write=True)
+        except StorageError as error:
+            if isinstance(error.__cause__, IntegrityError) or _is_deadlock(error.__cause__):
+                return False  # another holder has it; the base class polls again
+            raise
+
+    def _renew_lease(self, lease: Lease) -> bool:
+        sessions = self.tables.sessions
+        renew = (
+            update(sessions)
+            .where(sessions.c.uid_key == self._key, sessions.c.lease_token == lease.token)
+            .values(lease_expires=lease.expires_at)
+        )
+        return self._run(
+            "renew the lock", lambda connection: connection.execute(renew).rowcount == 1, write=True
+        )
+
+    def _release_lease(self, lease: Lease) -> None:
+        sessions = self.tables.sessions
+        release = (
+            update(sessions)
+            .where(sessions.c.uid_key == self._key, sessions.c.lease_token == lease.token)
+            .values(lease_token=None, lease_expires=None)
+        )
+        self._run("release the lock", lambda connection: connection.execute(release), write=True)
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _run(self, action: str, work: Callable[[Connection], _T], *, write: bool) -> _T:
+        """Run ``work`` in one transaction; rerun it if the database broke a deadlock.
+
+        A deadlock or serialization failure rolls the whole transaction back,
+        so running it again is safe; any other error is final.
+        """
+        for attempt in range(_DEADLOCK_RETRIES + 1):
+            try:
+                with (
+                    _database_errors(f"{action} session {self.uid!r}", self.engine),
+                    engines.transaction(self.engine, write=write) as connection,
+                ):
+                    return work(connection)
+            except StorageError as error:
+                if attempt == _DEADLOCK_RETRIES or not _is_deadlock(error.__cause__):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_deadlock(error: BaseException | None) -> bool:
+    """True for a deadlock / serialization failure the database rolled back."""
+    if not isinstance(error, DBAPIError) or error.orig is None:
+        return False
+    orig: Any = error.orig
+    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):  # psycopg 3
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] in (1213, 1205)  # MySQL/MariaDB deadlock, lock wait timeout
+
+
+def _text(name: str) -> str:
+    """A user-chosen name as stored: JSON text (escapes NUL, keeps everything else)."""
+    return json.dumps(name, ensure_ascii=False)
+
+
+def _upsert(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], columns: list[str]
+) -> None:
+    """Insert ``rows``, replacing ``columns`` of rows whose key exists; one statement."""
+    if not rows:
+        return
+    dialect = connection.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["uid_key", "name_key"],
+            set_={column: statement.excluded[column] for column in columns},
+        )
+    elif dialect in ("mysql", "mariadb"):
+        statement = mysql.insert(table)
+        statement = statement.on_duplicate_key_update(
+            {column: statement.inserted[column] for column in columns}
+        )
+    else:  # any other database: portable, two statements
+        keys = [row["name_key"] for row in rows]
+        connection.execute(
+            delete(table).where(table.c.uid_key == rows[0]["uid_key"], table.c.name_key.in_(keys))
+        )
+        statement = insert(table)
+    connection.execute(statement, list(rows))
+
+
+@contextmanager
+def _database_errors(action: str, engine: Engine) -> Iterator[None]:
+    """Turn SQLAlchemy / DBAPI errors into StorageError with a short, clear message."""
+    try:
+        yield
+    except TriggersError:
+        raise
+    except SQLAlchemyError as error:
+        cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        where = engine.url.render_as_string(hide_password=True)
+        raise StorageError(
+            f"could not {action} on {where}: {type(cause).__name__}: {detail}"
+        ) from error
+
+
+def _engine(url: str | None, engine: Engine | None) -> Engine:
+    if (url is None) == (engine is None):
+        raise ConfigurationError(
+            "the sql backend needs exactly one of url= (a SQLAlchemy database URL, e.g. "
+            "'sqlite:///triggers.db') or engine= (an existing Engine)"
+        )
+    if engine is not None:
+        if not isinstance(engine, Engine):
+            raise ConfigurationError(
+                f"engine= must be a sqlalchemy Engine, got {type(engine).__name__}"
+            )
+        return engine
+    if not isinstance(url, str):
+        raise ConfigurationError(f"url= must be a str, got {type(url).__name__}")
+    try:
+        return engines.engine_for(url)
+    except (SQLAlchemyError, ImportError, ValueError) as error:
+        raise ConfigurationError(f"url={url!r} is not usable: {error}") from error
+
+
+def _tables(prefix: str, schema_name: str | None) -> Tables:
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        raise ConfigurationError(
+            f"table_prefix={prefix!r}: use 1-40 letters, digits or underscores, not starting "
+            "with a digit"
+        )
+    if schema_name is not None and not isinstance(schema_name, str):
+        raise ConfigurationError(f"schema= must be a str or None, got {type(schema_name).__name__}")
+    return schema.tables(prefix, schema_name)
+
+
+def _target(options: Mapping[str, Any]) -> tuple[Engine, Tables]:
+    """Engine and tables from backend options (for the class-level administration)."""
+    return (
+        _engine(options.get("url"), options.get("engine")),
+        _tables(options.get("table_prefix", "triggers_"), options.get("schema")),
+    )
+
+
+def _prepare(engine: Engine, tables: Tables, *, create: bool) -> None:
+    """Create or check the tables once per process, before the first session uses them."""
+    marker = (id(engine), tables.version.name, tables.metadata.schema)
+    if marker in _prepared:
+        return
+    with _prepared_mutex, _database_errors("prepare the tables", engine):
+        if marker in _prepared:
+            return
+        if create:
+            schema.create_schema(engine, tables)
+        else:
+            schema.check_schema(engine, tables)
+        _prepared.add(marker)

@@ -1,0 +1,117 @@
+"""Databases for the triggers-sql tests: an SQLite file, PostgreSQL and MariaDB.
+
+PostgreSQL and MariaDB are the machine's servers (override with
+``TRIGGERS_SQL_POSTGRESQL_URL`` / ``TRIGGERS_SQL_MYSQL_URL``). Every test run
+uses its own table prefix and drops its tables afterwards, so runs on a shared
+server never meet.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from triggers_conformance.servers import Server, serve
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+POSTGRESQL_URL = os.environ.get(
+    "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where one test run's tables live."""
+
+    name: str
+    url: str
+    table_prefix: str
+
+    @property
+    def options(self) -> dict[str, str]:
+        return {"url": self.url, "table_prefix": self.table_prefix}
+
+
+def _answers(url: str) -> bool:
+    engine = create_engine(url, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    finally:
+        engine.dispose()
+
+
+def _server(name: str, url: str, install: str) -> Server:
+    parsed = make_url(url)
+    return Server(
+        name=name,
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 0,
+        ready=lambda: _answers(url),
+        install=install,
+    )
+
+
+def _drop(url: str, prefix: str) -> None:
+    from triggers_sql.schema import tables
+
+    engine = create_engine(url)
+    try:
+        tables(prefix, None).metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
+def new_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}_"
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[str]:
+    with serve(_server("PostgreSQL", POSTGRESQL_URL, "set TRIGGERS_SQL_POSTGRESQL_URL")):
+        yield POSTGRESQL_URL
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[str]:
+    with serve(_server("MariaDB", MYSQL_URL, "set TRIGGERS_SQL_MYSQL_URL")):
+        yield MYSQL_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh set of tables on each database in turn."""
+    yield from _database(request, request.param, tmp_path)
+
+
+def _database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[Database]:
+    prefix = new_prefix()
+    if kind == "sqlite":
+        yield Database(kind, f"sqlite:///{tmp_path / 'triggers.db'}", prefix)
+        return
+    url = request.getfixturevalue("postgresql_server" if kind == "postgresql" else "mysql_server")
+    try:
+        yield Database(kind, url, prefix)
+    finally:
+        _drop(url, prefix)
+
+
+@pytest.fixture
+def sqlite_file(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    yield from _database(request, "sqlite", tmp_path)
+
+
+@pytest.fixture
+def postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    yield from _database(request, "postgresql", tmp_path)

@@ -1,0 +1,20 @@
+"""The shared conformance suite on every database the sql backend supports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from triggers.storage import TriggerStorageBackend
+from triggers_conformance import BackendConformance, StorageFactory
+from triggers_sql import SQLStorageBackend
+
+
+class TestSQLBackend(BackendConformance):
+    @pytest.fixture
+    def make_storage(self, database: Any) -> StorageFactory:
+        def make(uid: str, **options: Any) -> TriggerStorageBackend:
+            return SQLStorageBackend(uid, **database.options, **options)
+
+        return make
