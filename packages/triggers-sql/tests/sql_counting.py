@@ -1,0 +1,56 @@
+"""Counting what the sql backend sends to the database, with SQLAlchemy events."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+_TARGET = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM|SELECT)\s+(\S+)?", re.IGNORECASE)
+
+
+@dataclass
+class Traffic:
+    """Statements sent, and rows written per table (executemany counts each row)."""
+
+    statements: list[str] = field(default_factory=list)
+    rows_written: Counter[str] = field(default_factory=Counter)
+
+    def table(self, suffix: str) -> int:
+        return sum(n for name, n in self.rows_written.items() if name.endswith(suffix))
+
+    @property
+    def saves(self) -> int:
+        """Fenced saves: each moves the session row to a new version, once."""
+        return sum(1 for s in self.statements if re.search(r"sessions SET version=", s))
+
+    @property
+    def selects(self) -> int:
+        return sum(1 for s in self.statements if s.lstrip().upper().startswith("SELECT"))
+
+
+@contextmanager
+def traffic(engine: Engine) -> Iterator[Traffic]:
+    seen = Traffic()
+
+    def before(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        if statement.strip().upper() in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"):
+            return
+        seen.statements.append(statement)
+        match = _TARGET.match(statement)
+        if match and match.group(1).upper() != "SELECT":
+            rows = len(parameters) if executemany else 1
+            seen.rows_written[match.group(2).strip('"`')] += rows
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
