@@ -51,14 +51,13 @@ if str(EXAMPLES_DIR) not in sys.path:
 
 from survey_report import describe_instance, describe_score, summarize_session  # noqa: E402
 
-# Where sessions live when --backend is not given. For now the in-memory
-# reference backend, so a session lasts one run. Once triggers-sql lands,
-# make this
-#     {"backend": "sql", "options": {"url": "sqlite:///triggers-demo.db"}}
-# (with whatever option name triggers-sql documents for the database URL):
-# an SQLite file in the working directory (git-ignored), so that
-# `--session UID` continues a session across runs out of the box.
-DEFAULT_STORAGE: Mapping[str, Any] = {"backend": "memory", "options": {}}
+# Where sessions live when --backend is not given: an SQLite file in the
+# working directory (git-ignored), so the demo needs no server and no
+# settings, and `--session UID` continues a session across runs.
+DEFAULT_STORAGE: Mapping[str, Any] = {
+    "backend": "sql",
+    "options": {"url": "sqlite:///triggers-demo.db"},
+}
 
 JOIN_TIMEOUT = 60.0
 """Seconds to wait for the threading runner to finish a step's tasks."""
@@ -256,13 +255,16 @@ continuing a session:
   and skipped rather than applied twice, and the repair step only touches
   instances that are still failed. So a run with --until questionnaire and a
   second run with the same --session finish one survey between them, and
-  re-running a finished session changes nothing. The memory backend keeps
-  sessions only while the process lives, so there every run starts afresh.
+  re-running a finished session changes nothing. Without --session every
+  run starts a fresh session (its uid is printed). The default store is the
+  SQLite file triggers-demo.db in the working directory; the memory backend
+  keeps sessions only while the process lives.
 
 examples:
   ./run demo
   ./run demo --runner threading --verbose
   ./run demo --backend memory --option namespace=x
+  ./run demo --backend sql --option url=postgresql+psycopg://postgres@127.0.0.1/test
   ./run demo --session s-42 --until questionnaire   (then again without --until)
 """
 

@@ -18,6 +18,12 @@ import pytest
 SURVEY = Path(__file__).with_name("survey.py")
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's default SQLite file goes in the working directory: keep it out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 def run_survey(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SURVEY), *args], capture_output=True, text=True, timeout=120, check=False
@@ -32,7 +38,8 @@ def test_workflow_runs_and_prints_the_summary() -> None:
     result = run_survey()
     assert result.returncode == 0, result.stderr
     lines = squeeze(result.stdout)
-    assert re.match(r"session survey-[0-9a-f]{12} \(new\) on backend 'memory'", lines[0])
+    assert re.match(r"session survey-[0-9a-f]{12} \(new\) on backend 'sql' \(triggers-sql ", lines[0])
+    assert Path("triggers-demo.db").is_file()
     for row in (
         "t_importResponses#1 replayed 0 - ERROR yes",
         "t_importResponses#3 finished 1 t_importResponses#1 INFO yes",
@@ -77,6 +84,19 @@ def test_help_explains_continuing_a_session() -> None:
     assert result.returncode == 0
     for option in ("--session", "--backend", "--option", "--runner", "--until"):
         assert option in result.stdout
+
+
+def test_a_named_session_continues_across_runs_in_the_default_sqlite_file() -> None:
+    session = ["--session", "s-42"]
+    first = run_survey(*session, "--until", "questionnaire")
+    assert first.returncode == 0, first.stderr
+    assert "session s-42 (new)" in first.stdout
+    assert "Unresolved instances: 2" in first.stdout
+    second = run_survey(*session)
+    assert second.returncode == 0, second.stderr
+    assert "session s-42 (continuing:" in second.stdout
+    assert second.stdout.count("already applied to this session, skipped") == 4
+    assert "Score: S-1042 scored 75.0/100" in second.stdout
 
 
 def test_a_named_session_continues_where_it_stopped(capsys: pytest.CaptureFixture[str]) -> None:
