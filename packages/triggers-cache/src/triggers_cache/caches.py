@@ -1,0 +1,103 @@
+"""Which Django cache a session uses, and what that cache can guarantee.
+
+Django keeps one cache object per thread (some clients, pymemcache's among
+them, are not thread-safe). This module does the same per thread *and per
+process*: a client inherited across ``fork()`` shares its sockets with the
+parent, so a forked child builds its own. For the same reason a forked child
+forgets (without closing: closing would end the parent's connection too) the
+database connections ``DatabaseCache`` inherited.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from enum import Enum
+from typing import Any
+
+from triggers.errors import ConfigurationError
+
+__all__ = ["CacheKind", "cache_for", "kind_of"]
+
+
+class CacheKind(Enum):
+    """How far a cache's ``add()`` and contents reach."""
+
+    SHARED_ATOMIC = "shared, atomic add"  # Redis, django-redis, DatabaseCache
+    MEMCACHED = "memcached"  # shared, atomic add, 1 MB values, whole-second expiry
+    PROCESS_LOCAL = "one process"  # LocMemCache
+    FILE = "files, add not atomic"  # FileBasedCache
+    UNKNOWN = "unknown"
+
+
+_KINDS = {
+    "django.core.cache.backends.redis.RedisCache": CacheKind.SHARED_ATOMIC,
+    "django_redis.cache.RedisCache": CacheKind.SHARED_ATOMIC,
+    "django.core.cache.backends.db.DatabaseCache": CacheKind.SHARED_ATOMIC,
+    "django.core.cache.backends.memcached.PyMemcacheCache": CacheKind.MEMCACHED,
+    "django.core.cache.backends.memcached.PyLibMCCache": CacheKind.MEMCACHED,
+    "django.core.cache.backends.locmem.LocMemCache": CacheKind.PROCESS_LOCAL,
+    "django.core.cache.backends.filebased.FileBasedCache": CacheKind.FILE,
+}
+
+
+def kind_of(cache: Any) -> CacheKind:
+    """The kind of a cache object, by its class (or the nearest known base class)."""
+    for cls in type(cache).__mro__:
+        kind = _KINDS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if kind is not None:
+            return kind
+    return CacheKind.UNKNOWN
+
+
+_local = threading.local()
+_orphans: list[Any] = []
+
+
+def cache_for(alias: str) -> Any:
+    """The cache ``alias`` of Django's ``CACHES`` for this thread of this process."""
+    from django.conf import settings
+
+    if not settings.configured:
+        raise ConfigurationError(
+            "Django settings are not configured: inside a Django project set CACHES; in a "
+            "plain script call triggers_cache.configure({...}) first"
+        )
+    if getattr(_local, "pid", None) != os.getpid():
+        _local.pid, _local.caches = os.getpid(), {}
+    found = _local.caches.get(alias)
+    if found is None:
+        if alias not in settings.CACHES:
+            raise ConfigurationError(
+                f"cache={alias!r} is not in Django's CACHES (configured: {', '.join(settings.CACHES)})"
+            )
+        found = _local.caches[alias] = _create(settings.CACHES[alias])
+    return found
+
+
+def _create(config: dict[str, Any]) -> Any:
+    """A new cache object from its ``CACHES`` entry, as Django's own handler builds it.
+
+    Read from ``settings.CACHES`` each time (Django's handler reads it once),
+    so aliases added after the first use still work.
+    """
+    from django.utils.module_loading import import_string
+
+    params = dict(config)
+    backend = import_string(params.pop("BACKEND"))
+    return backend(params.pop("LOCATION", ""), params)
+
+
+def _forget_inherited_database_connections() -> None:
+    import sys
+
+    if "django.db" not in sys.modules:
+        return
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        _orphans.append(connection.connection)  # kept referenced: never closed, never used
+        connection.connection = None
+
+
+os.register_at_fork(after_in_child=_forget_inherited_database_connections)
