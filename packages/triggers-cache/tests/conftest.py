@@ -70,7 +70,12 @@ if not configure(CACHES, DATABASES):
 
     settings.CACHES.update(CACHES)
 
-SERVER_OF = {"redis": "redis", "django_redis": "redis", "memcached": "memcached", "database": "postgresql"}
+SERVER_OF = {
+    "redis": "redis",
+    "django_redis": "redis",
+    "memcached": "memcached",
+    "database": "postgresql",
+}
 
 
 def memcached_command() -> list[str]:
