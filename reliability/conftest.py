@@ -17,10 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from triggers_reliability.figures import FIGURES
-from triggers_reliability.private_servers import PRIVATE_SERVERS, PrivateServer
+from triggers_reliability.private_servers import PRIVATE_SERVERS, PrivateServer, memcached
 from triggers_reliability.scale import Scale
 from triggers_reliability.targets import (
-    MEMCACHED_PORT,
     MYSQL_URL,
     POSTGRESQL_URL,
     REDIS_URL,
@@ -28,7 +27,7 @@ from triggers_reliability.targets import (
     Target,
 )
 
-from triggers_conformance.servers import Server, port_answers, serve
+from triggers_conformance.servers import Server, serve
 
 HERE = Path(__file__).parent
 DEFAULT_SOAK_SECONDS = 600.0
@@ -117,16 +116,17 @@ def redis_server() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def memcached_server() -> Iterator[str]:
-    from triggers_reliability.private_servers import memcached_command
+    """A memcached of the suite's own.
 
-    server = Server(
-        "memcached", "127.0.0.1", MEMCACHED_PORT,
-        command=memcached_command(MEMCACHED_PORT),
-        ready=lambda: port_answers("127.0.0.1", MEMCACHED_PORT),
-        install="apt-get install memcached, or run .ci/install",
-    )
-    with serve(server):
-        yield f"127.0.0.1:{MEMCACHED_PORT}"
+    Not the usual 127.0.0.1:11211: that one is started and stopped by
+    whichever test run found it missing, and may vanish in the middle of ours.
+    """
+    server = memcached()
+    try:
+        server.start()
+        yield server.endpoint
+    finally:
+        server.close()
 
 
 # -- stores ---------------------------------------------------------------------------

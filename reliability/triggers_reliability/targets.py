@@ -21,14 +21,13 @@ from triggers import storage_backends
 from triggers.storage import TriggerStorageBackend
 from triggers_reliability import corruption
 
-__all__ = ["MEMCACHED_PORT", "MYSQL_URL", "POSTGRESQL_URL", "REDIS_URL", "TARGETS", "Target"]
+__all__ = ["MYSQL_URL", "POSTGRESQL_URL", "REDIS_URL", "TARGETS", "Target"]
 
 POSTGRESQL_URL = os.environ.get(
     "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("TRIGGERS_CACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
-MEMCACHED_PORT = int(os.environ.get("TRIGGERS_CACHE_MEMCACHED_PORT", "11211"))
 
 Opener = Callable[[str, Path], AbstractContextManager[dict[str, Any]]]
 """``open(endpoint, folder)``: a fresh, private store there, as backend options."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from triggers.errors import ConfigurationError
 
-__all__ = ["CacheKind", "cache_for", "kind_of"]
+__all__ = ["CacheKind", "cache_for", "kind_of", "truncates_expiry"]
 
 
 class CacheKind(Enum):
@@ -48,6 +48,18 @@ def kind_of(cache: Any) -> CacheKind:
         if kind is not None:
             return kind
     return CacheKind.UNKNOWN
+
+
+def truncates_expiry(cache: Any) -> bool:
+    """True for a cache that stores expiry times rounded *down* to the second.
+
+    Django's DatabaseCache does (``exp.replace(microsecond=0)``), so a key
+    set with ``timeout=n`` lives between ``n - 1`` and ``n`` seconds there.
+    """
+    return any(
+        f"{cls.__module__}.{cls.__qualname__}" == "django.core.cache.backends.db.DatabaseCache"
+        for cls in type(cache).__mro__
+    )
 
 
 _local = threading.local()
