@@ -51,8 +51,10 @@ def test_sigkill_while_saving_leaves_a_whole_committed_state(
         kills = killed_locked = 0
         while scale.again(kills, short=20):
             uid = uids[kills % SESSIONS]
-            seen = _FORK.Value("q", last_seen[uid])
-            locked = _FORK.Value("b", 0)
+            # Lock-free shared numbers: a lock held by the killed worker would
+            # block the test forever.
+            seen = _FORK.RawValue("q", last_seen[uid])
+            locked = _FORK.RawValue("b", 0)
             ready = new_event()
 
             def work(uid: str = uid, seen: Any = seen, locked: Any = locked, ready: Any = ready) -> None:
