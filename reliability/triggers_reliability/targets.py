@@ -44,6 +44,9 @@ class Target:
     there is nothing to restart. ``durable`` says whether committed data
     survives a restart (Redis without persistence and memcached lose it by
     design). ``min_lease`` is the shortest lease the store honours.
+    ``stale_first_call`` marks a client that notices a connection the server
+    closed only when it next uses it (pymemcache): the first operation of a
+    process after a restart fails, clearly, and the next ones work.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Target:
     raw: Callable[[dict[str, Any]], corruption.RawStore]
     durable: bool = True
     min_lease: float = 0.5
+    stale_first_call: bool = False
 
     def storage(self, options: dict[str, Any], uid: str, **extra: Any) -> TriggerStorageBackend:
         """A new backend object for ``uid`` (as an application would make one)."""
@@ -159,7 +163,7 @@ TARGETS: list[Target] = [
     Target("cache-redis", "cache", "redis_server", "redis", _cache("redis"), corruption.CacheRawStore,
            durable=False, min_lease=1.0),
     Target("cache-memcached", "cache", "memcached_server", "memcached", _cache("memcached"),
-           corruption.CacheRawStore, durable=False, min_lease=1.0),
+           corruption.CacheRawStore, durable=False, min_lease=1.0, stale_first_call=True),
     Target("cache-database", "cache", "postgresql_server", None, _cache("database"),
            corruption.CacheRawStore, min_lease=1.0),
 ]

@@ -43,7 +43,12 @@ _KINDS = {
 
 def kind_of(cache: Any) -> CacheKind:
     """The kind of a cache object, by its class (or the nearest known base class)."""
-    for cls in type(cache).__mro__:
+    return kind_of_class(type(cache))
+
+
+def kind_of_class(cache_class: type) -> CacheKind:
+    """The kind of a cache class (or of its nearest known base class)."""
+    for cls in cache_class.__mro__:
         kind = _KINDS.get(f"{cls.__module__}.{cls.__qualname__}")
         if kind is not None:
             return kind
@@ -97,7 +102,20 @@ def _create(config: dict[str, Any]) -> Any:
 
     params = dict(config)
     backend = import_string(params.pop("BACKEND"))
+    if kind_of_class(backend) is CacheKind.MEMCACHED and "PyMemcache" in backend.__name__:
+        params["OPTIONS"] = {**PYMEMCACHE_FAIL_LOUDLY, **params.get("OPTIONS", {})}
     return backend(params.pop("LOCATION", ""), params)
+
+
+PYMEMCACHE_FAIL_LOUDLY = {"retry_attempts": 0, "dead_timeout": 0}
+"""pymemcache client options for our own cache objects (a project's OPTIONS win).
+
+By default pymemcache's HashClient, after one failed call, answers every call
+for a second with a default value (``get`` -> None, ``add`` -> False) instead
+of an error: during an outage a live session would load as a missing one.
+With these options every call during an outage raises, and the first call
+after the server is back reconnects.
+"""
 
 
 def _forget_inherited_database_connections() -> None:
