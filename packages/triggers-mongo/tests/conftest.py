@@ -10,10 +10,8 @@ afterwards, so runs sharing a server never meet.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +19,6 @@ from pymongo import MongoClient
 from pymongo.uri_parser import parse_uri
 
 from triggers_conformance.servers import Server, serve
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 SECANTUS_PORT = 27018
 URL = os.environ.get("TRIGGERS_MONGO_URL", f"mongodb://127.0.0.1:{SECANTUS_PORT}")
@@ -68,12 +64,18 @@ def mongo_url() -> Iterator[str]:
             client.close()
 
 
+@pytest.fixture(scope="session")
+def mongo_database(mongo_url: str) -> str:
+    """The database of this test run (dropped at its end)."""
+    return RUN_DATABASE
+
+
 @pytest.fixture
 def collection_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture
-def mongo_options(mongo_url: str, collection_prefix: str) -> dict[str, Any]:
+def mongo_options(mongo_url: str, mongo_database: str, collection_prefix: str) -> dict[str, Any]:
     """Options for a fresh pair of collections in the run's database."""
-    return {"url": mongo_url, "database": RUN_DATABASE, "collection": collection_prefix}
+    return {"url": mongo_url, "database": mongo_database, "collection": collection_prefix}

@@ -18,16 +18,16 @@ from triggers_mongo import MongoStorageBackend
 
 class TestMongoBackend(BackendConformance):
     @pytest.fixture(params=["auto", "off"])
-    def make_storage(self, request: pytest.FixtureRequest, mongo_url: str) -> StorageFactory:
-        from conftest import RUN_DATABASE
-
+    def make_storage(
+        self, request: pytest.FixtureRequest, mongo_url: str, mongo_database: str
+    ) -> StorageFactory:
         transactions = request.param
 
         def make(uid: str, **options: Any) -> TriggerStorageBackend:
             return MongoStorageBackend(
                 uid,
                 url=mongo_url,
-                database=RUN_DATABASE,
+                database=mongo_database,
                 collection=f"conformance_{transactions}",
                 transactions=transactions,
                 **options,

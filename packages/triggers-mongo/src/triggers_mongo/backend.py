@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -74,7 +74,6 @@ _RECORD_BYTES = MAX_DOCUMENT_BYTES - 1024 * 1024
 
 _PREFIX = re.compile(r"[A-Za-z0-9_]{1,60}\Z")
 _LOAD_ATTEMPTS = 20
-_NAMES_PER_QUERY = 1000
 
 Document = dict[str, Any]
 
@@ -245,7 +244,7 @@ class MongoStorageBackend(TriggerStorageBackend):
             version=document.get("version"),
             writer=document.get("writer"),
             settled=document.get("settled"),
-            items_expire_at=document.get("items_expire_at"),
+            items_expire_at=_aware(document.get("items_expire_at")),
         )
 
     # -- saving --------------------------------------------------------------------
@@ -271,7 +270,10 @@ class MongoStorageBackend(TriggerStorageBackend):
                     items_expire_at = _moment(now + 2 * self.ttl)
                     header_update["items_expire_at"] = items_expire_at
                     refresh_expiry = True
-            documents = self._documents(changes, base.key, writer, items_expire_at)
+            in_transaction = self._use_transactions()
+            documents = self._documents(
+                changes, base.key, writer, items_expire_at, committed=in_transaction
+            )
             names = {(document["kind"], document["name"]) for document in documents}
 
             def write(session: ClientSession | None) -> None:
@@ -296,9 +298,11 @@ class MongoStorageBackend(TriggerStorageBackend):
                     if session is None:
                         self._discard(base.key, writer)
                     raise self._refusal(changes, session)
-                self._settle(base.key, changes.new_version, writer, names, session)
+                self._settle(
+                    base.key, changes.new_version, writer, names, session, committed=in_transaction
+                )
 
-            if self._use_transactions():
+            if in_transaction:
                 with self.client.start_session() as session:
                     session.with_transaction(write)
             else:
@@ -308,7 +312,13 @@ class MongoStorageBackend(TriggerStorageBackend):
         )
 
     def _documents(
-        self, changes: SessionChanges, key: str, writer: str, expires_at: datetime | None
+        self,
+        changes: SessionChanges,
+        key: str,
+        writer: str,
+        expires_at: datetime | None,
+        *,
+        committed: bool,
     ) -> list[Document]:
         """The item documents of a save, each checked against the 16 MB limit first."""
         documents: list[Document] = []
@@ -320,7 +330,7 @@ class MongoStorageBackend(TriggerStorageBackend):
                 "name": name,
                 "version": changes.new_version,
                 "writer": writer,
-                "committed": False,
+                "committed": committed,
                 "active": active,
                 "record": values.canonical_json(record),
             }
@@ -353,8 +363,12 @@ class MongoStorageBackend(TriggerStorageBackend):
         writer: str,
         names: set[tuple[str, str]] | None,
         session: ClientSession | None,
+        *,
+        committed: bool = False,
     ) -> None:
         """Make the documents of a committed save the only copies of their items.
+
+        ``committed``: they were written as committed already (in a transaction).
 
         Idempotent: the next holder runs it again for a save whose writer died
         after the flip (``names=None``: look them up).
@@ -363,18 +377,15 @@ class MongoStorageBackend(TriggerStorageBackend):
         if names is None:
             found = self.items.find(mine, {"_id": 0, "kind": 1, "name": 1}, session=session)
             names = {(item["kind"], item["name"]) for item in found}
-        operations: list[Any] = [UpdateMany(mine, {"$set": {"committed": True}})]
-        for kind in layout.KINDS:
-            of_kind = sorted(name for item_kind, name in names if item_kind == kind)
-            for chunk in _chunks(of_kind, _NAMES_PER_QUERY):
-                operations.append(
-                    DeleteMany({
-                        "session": key,
-                        "kind": kind,
-                        "name": {"$in": chunk},
-                        "version": {"$lt": version},
-                    })
-                )
+        operations: list[Any] = []
+        if not committed:
+            operations.append(UpdateMany(mine, {"$set": {"committed": True}}))
+        # One equality match per item (no $in): cheap through the session_item
+        # index on any server, and a no-op for items that are new.
+        operations.extend(
+            DeleteMany({"session": key, "kind": kind, "name": name, "version": {"$lt": version}})
+            for kind, name in sorted(names)
+        )
         operations.append(DeleteMany({**mine, "deleted": True}))
         self.items.bulk_write(operations, ordered=True, session=session)
         self.sessions.update_one(
@@ -472,9 +483,11 @@ def _moment(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _chunks(names: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(names), size):
-        yield list(names[start : start + size])
+def _aware(moment: datetime | None) -> datetime | None:
+    """A BSON date as an aware UTC datetime, whatever the client's ``tz_aware`` setting."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def _create_indexes(
