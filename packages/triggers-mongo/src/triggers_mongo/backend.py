@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import bson
-from pymongo import DeleteMany, MongoClient, UpdateMany
+from pymongo import DeleteMany, DeleteOne, MongoClient, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, InvalidName, PyMongoError
@@ -274,7 +274,9 @@ class MongoStorageBackend(TriggerStorageBackend):
             documents = self._documents(
                 changes, base.key, writer, items_expire_at, committed=in_transaction
             )
-            names = {(document["kind"], document["name"]) for document in documents}
+            written = {
+                (document["kind"], document["name"]): "deleted" in document for document in documents
+            }
 
             def write(session: ClientSession | None) -> None:
                 if base.unsettled:
@@ -296,10 +298,10 @@ class MongoStorageBackend(TriggerStorageBackend):
                 flipped = self.sessions.update_one(fence, {"$set": header_update}, session=session)
                 if flipped.matched_count != 1:
                     if session is None:
-                        self._discard(base.key, writer)
+                        self._discard(documents)
                     raise self._refusal(changes, session)
                 self._settle(
-                    base.key, changes.new_version, writer, names, session, committed=in_transaction
+                    base.key, changes.new_version, writer, written, session, committed=in_transaction
                 )
 
             if in_transaction:
@@ -361,43 +363,60 @@ class MongoStorageBackend(TriggerStorageBackend):
         key: str,
         version: int,
         writer: str,
-        names: set[tuple[str, str]] | None,
+        written: Mapping[tuple[str, str], bool] | None,
         session: ClientSession | None,
         *,
         committed: bool = False,
     ) -> None:
         """Make the documents of a committed save the only copies of their items.
 
-        ``committed``: they were written as committed already (in a transaction).
+        ``written`` maps each (kind, name) the save wrote to whether it is a
+        tombstone; ``committed``: they were written as committed already (in
+        a transaction). Idempotent: the next holder runs it again for a save
+        whose writer died after the flip (``written=None``: look them up,
+        the one query here that reads through the whole session).
 
-        Idempotent: the next holder runs it again for a save whose writer died
-        after the flip (``names=None``: look them up).
+        Every operation matches one item by equality through the
+        ``session_item`` index, so settling costs what the save wrote,
+        whatever the size of the session (and no ``$in``, which some servers
+        run slowly).
         """
-        mine = {"session": key, "version": version, "writer": writer}
-        if names is None:
-            found = self.items.find(mine, {"_id": 0, "kind": 1, "name": 1}, session=session)
-            names = {(item["kind"], item["name"]) for item in found}
+        if written is None:
+            mine = {"session": key, "version": version, "writer": writer}
+            found = self.items.find(mine, {"_id": 0, "kind": 1, "name": 1, "deleted": 1}, session=session)
+            written = {(item["kind"], item["name"]): bool(item.get("deleted")) for item in found}
+        items = sorted(written.items())
         operations: list[Any] = []
         if not committed:
-            operations.append(UpdateMany(mine, {"$set": {"committed": True}}))
-        # One equality match per item (no $in): cheap through the session_item
-        # index on any server, and a no-op for items that are new.
+            operations.extend(
+                UpdateOne(
+                    {"session": key, "kind": kind, "name": name, "version": version, "writer": writer},
+                    {"$set": {"committed": True}},
+                )
+                for (kind, name), _ in items
+            )
         operations.extend(
             DeleteMany({"session": key, "kind": kind, "name": name, "version": {"$lt": version}})
-            for kind, name in sorted(names)
+            for (kind, name), _ in items
         )
-        operations.append(DeleteMany({**mine, "deleted": True}))
-        self.items.bulk_write(operations, ordered=True, session=session)
+        operations.extend(  # tombstones last: older copies are gone by now
+            DeleteOne({"session": key, "kind": kind, "name": name, "version": version, "writer": writer})
+            for (kind, name), deleted in items
+            if deleted
+        )
+        if operations:
+            self.items.bulk_write(operations, ordered=True, session=session)
         self.sessions.update_one(
             {"_id": self.uid, "version": version, "writer": writer},
             {"$set": {"settled": version}},
             session=session,
         )
 
-    def _discard(self, key: str, writer: str) -> None:
+    def _discard(self, documents: list[Document]) -> None:
         """Remove the documents of a refused save (best effort: readers ignore them)."""
         try:
-            self.items.delete_many({"session": key, "writer": writer})
+            if documents:
+                self.items.bulk_write([DeleteOne({"_id": document["_id"]}) for document in documents])
         except PyMongoError:
             pass
 
