@@ -283,10 +283,12 @@ def test_ttl_creates_the_indexes_and_dates_every_document(mongo_options: dict[st
         assert items_expiry >= header_expiry
 
 
-def test_a_fire_reads_and_writes_the_same_whatever_the_history(mongo_options: dict[str, Any]) -> None:
+def test_a_fire_reads_and_writes_the_same_whatever_the_history(
+    mongo_options: dict[str, Any], transactions: str
+) -> None:
     listener = _Traffic()
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_options["url"], event_listeners=[listener])
-    options = {**mongo_options, "url": None, "client": client}
+    options = {**mongo_options, "url": None, "client": client, "transactions": transactions}
     for uid, history in (("small", 10), ("big", 2000)):
         storage = MongoStorageBackend(uid, **options)
         manager = TriggerManager(storage)
@@ -308,6 +310,11 @@ def test_a_fire_reads_and_writes_the_same_whatever_the_history(mongo_options: di
         seen[uid] = (listener.commands(), listener.returned)
     assert seen["big"] == seen["small"]  # nothing is per finished instance
     assert seen["big"][1] <= 30  # headers and the few active items of each load
+    # Every query on the items goes through an index to a few documents.
+    narrow = [{"session", "active"}, {"session", "kind", "name"}, {"_id"}]
+    assert listener.item_filters
+    for query in listener.item_filters:
+        assert any(fields <= set(query) for fields in narrow), query
     client.close()
 
 
@@ -369,13 +376,21 @@ class _Traffic(CommandListener):
     def clear(self) -> None:
         self.sent: list[str] = []
         self.returned = 0
+        self.item_filters: list[dict[str, Any]] = []
 
     def commands(self) -> list[str]:
         return sorted(self.sent)
 
     def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name not in ("hello", "isMaster", "ping", "endSessions"):
-            self.sent.append(event.command_name)
+        name = event.command_name
+        if name not in ("hello", "isMaster", "ping", "endSessions"):
+            self.sent.append(name)
+        command = event.command
+        if str(command.get(name, "")).endswith("_items"):
+            if name == "find":
+                self.item_filters.append(command["filter"])
+            for statement in [*command.get("updates", []), *command.get("deletes", [])]:
+                self.item_filters.append(statement["q"])
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         cursor = event.reply.get("cursor")
