@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-__all__ = ["KINDS", "CacheRawStore", "RawStore", "SQLRawStore"]
+__all__ = ["KINDS", "CacheRawStore", "MongoRawStore", "RawStore", "SQLRawStore"]
 
 KINDS = ("garbage", "truncated", "foreign_version")
 """The kinds of damage every store's class can do."""
@@ -125,3 +125,42 @@ class CacheRawStore:
         else:
             damaged = json.dumps({**json.loads(document), "format": "triggers-cache/999"})
         self.cache.set(key, damaged, timeout=None)
+
+
+class MongoRawStore:
+    """The triggers-mongo collections of one prefix.
+
+    ``garbage`` and ``truncated`` damage the ``record`` (JSON text) of every
+    stored task instance document; ``foreign_version`` replaces it with a
+    BSON sub-document, as a newer layout (or another program) might store it.
+    """
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        from triggers_mongo import clients, layout
+
+        database = clients.client_for(options["url"])[options["database"]]
+        names = layout.collection_names(options["collection"])
+        self.sessions, self.items = database[names.sessions], database[names.items]
+
+    def _key(self, uid: str) -> str:
+        header = self.sessions.find_one({"_id": uid})
+        assert header is not None, f"session {uid!r} is not stored"
+        return str(header["key"])
+
+    def snapshot(self, uid: str) -> Any:
+        header = self.sessions.find_one({"_id": uid}, {"lease_token": 0, "lease_expires": 0})
+        items = self.items.find({"session": self._key(uid)}, {"_id": 0})
+        return header, sorted(items, key=lambda item: (item["kind"], item["name"], item["version"]))
+
+    def damage(self, uid: str, kind: str) -> None:
+        query = {"session": self._key(uid), "kind": "instance"}
+        documents = list(self.items.find(query))
+        assert documents, f"session {uid!r} has no stored instances to damage"
+        for document in documents:
+            record = document["record"]
+            damaged: Any = {
+                "garbage": GARBAGE,
+                "truncated": record[: len(record) // 2],
+                "foreign_version": {"format": 999, "record": record},
+            }[kind]
+            self.items.update_one({"_id": document["_id"]}, {"$set": {"record": damaged}})

@@ -258,7 +258,39 @@ def memcached() -> PrivateServer:
     )
 
 
+def secantus() -> PrivateServer:
+    """SecantusDB (a MongoDB-protocol server) storing its data on disk, so it survives restarts."""
+    program = _program("SecantusDB", "secantusd-py")
+    directory = _directory("secantus")
+    port = free_port()
+    # Short server selection: during an outage an operation fails in 2 s, not pymongo's 30 s;
+    # a socket timeout: a blocked operation fails instead of waiting forever.
+    url = (f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=2000&connectTimeoutMS=2000"
+           "&socketTimeoutMS=10000")
+
+    def ready() -> bool:
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, object]] = MongoClient(url)
+        try:
+            client.admin.command("ping")
+            return True
+        finally:
+            client.close()
+
+    return PrivateServer(
+        name="private SecantusDB",
+        port=port,
+        endpoint=url,
+        command=[program, "--host", "127.0.0.1", "--port", str(port),
+                 "--storage-path", str(directory / "data"), "--log-level", "WARNING"],
+        ready=ready,
+        directory=directory,
+    )
+
+
 PRIVATE_SERVERS: dict[str, Callable[[], PrivateServer]] = {
+    "secantus": secantus,
     "postgresql": postgresql,
     "mariadb": mariadb,
     "redis": redis,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,8 @@ class Target:
     durable: bool = True
     min_lease: float = 0.5
     stale_first_call: bool = False
+    known_failures: Mapping[str, str] = field(default_factory=dict)
+    """Test function name -> why it fails on this target (skipped, with the reason)."""
 
     def storage(self, options: dict[str, Any], uid: str, **extra: Any) -> TriggerStorageBackend:
         """A new backend object for ``uid`` (as an application would make one)."""
@@ -154,6 +156,28 @@ def _cache(kind: str) -> Opener:
     return open_cache
 
 
+# -- mongo ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _mongo_collections(endpoint: str, folder: Path) -> Iterator[dict[str, Any]]:
+    """A new database on ``endpoint``, dropped afterwards."""
+    run = uuid.uuid4().hex[:10]
+    options = {"url": endpoint, "database": f"reliability_{run}", "collection": f"r{run}"}
+    try:
+        yield options
+    finally:
+        from pymongo import MongoClient
+
+        client: MongoClient[dict[str, Any]] = MongoClient(endpoint)
+        try:
+            client.drop_database(options["database"])
+        except Exception:
+            pass  # a stopped private server
+        finally:
+            client.close()
+
+
 # -- the table ------------------------------------------------------------------
 
 TARGETS: list[Target] = [
@@ -166,5 +190,17 @@ TARGETS: list[Target] = [
            corruption.CacheRawStore, durable=False, min_lease=1.0, stale_first_call=True),
     Target("cache-database", "cache", "postgresql_server", None, _cache("database"),
            corruption.CacheRawStore, min_lease=1.0),
+    Target("mongo-secantusdb", "mongo", "mongo_server", "secantus", _mongo_collections,
+           corruption.MongoRawStore, known_failures={
+               "test_sigkill_while_saving_leaves_a_whole_committed_state":
+                   "a worker killed mid-save leaves its transaction open on SecantusDB: the "
+                   "session's next lease write blocks in the server and the server stops "
+                   "serving writes (found by this suite; see RESULTS.md)",
+               **dict.fromkeys(
+                   ["test_operations_between_restarts", "test_a_restart_in_the_middle_of_operations"],
+                   "SecantusDB on disk lost writes it had acknowledged before a restart (found "
+                   "by this suite; see RESULTS.md)",
+               ),
+           }),
 ]
 """Every target, in the order the tests run them."""

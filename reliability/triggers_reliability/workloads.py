@@ -15,6 +15,7 @@ Two workloads, each designed so that a wrong outcome is *visible*:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -53,14 +54,22 @@ def configure_ticks(storage: TriggerStorageBackend) -> None:
     manager.fire("start")
 
 
-def fire_ticks(open_storage: Open, uids: list[str], worker: int, fires: int) -> int:
-    """Fire ``fires`` numbered ticks from this worker, spread over ``uids`` in turn."""
+def fire_ticks(
+    open_storage: Open, uids: list[str], worker: int, fires: int, until: float = float("inf")
+) -> int:
+    """Fire up to ``fires`` numbered ticks from this worker, spread over ``uids`` in turn.
+
+    Stops early once ``time.time()`` passes ``until`` (a soak run's time
+    share); returns how many ticks it fired.
+    """
     managers = [TriggerManager(open_storage(uid)) for uid in uids]
-    for n in range(fires):
-        managers[(worker + n) % len(uids)].fire("tick", {"worker": worker, "n": n})
+    fired = 0
+    while fired < fires and time.time() < until:
+        managers[(worker + fired) % len(uids)].fire("tick", {"worker": worker, "n": fired})
+        fired += 1
     for manager in managers:
         manager.storage.close()
-    return fires
+    return fired
 
 
 def check_ticks(
