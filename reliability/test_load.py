@@ -51,6 +51,9 @@ def test_processes_fire_concurrently_and_every_trigger_is_applied_once(
             for n in range(done[worker]):
                 expected[uids[(worker + n) % sessions]].append((worker, n))
         for uid in uids:
+            if not expected[uid]:  # a soak run's time share ended before any tick reached it
+                _ = open_storage(uid).instances
+                continue
             tally.lost += check_ticks(open_storage(uid), expected[uid])
             tally.sessions += 1
         tally.note = f"{workers} processes x {fires} fires into {sessions} session(s)"

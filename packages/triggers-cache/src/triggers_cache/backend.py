@@ -211,9 +211,10 @@ class CacheStorageBackend(TriggerStorageBackend):
     def _lease_timeout(self, lease: Lease) -> int:
         """The lock key's time to live: never shorter than the lease.
 
-        One second more on a cache that rounds expiry times down
-        (DatabaseCache), where the key could otherwise vanish up to a second
-        before the lease ends and let another process take the lock early.
+        One second more on a cache with one-second expiry granularity
+        (DatabaseCache, memcached), where the key could otherwise vanish up to
+        a second before the lease ends and let another process take the lock
+        early.
         """
         return _whole_seconds(lease.ttl) + (1 if truncates_expiry(self.cache) else 0)
 

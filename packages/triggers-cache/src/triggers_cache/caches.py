@@ -56,11 +56,14 @@ def kind_of_class(cache_class: type) -> CacheKind:
 
 
 def truncates_expiry(cache: Any) -> bool:
-    """True for a cache that stores expiry times rounded *down* to the second.
+    """True for a cache whose expiry times have a granularity of one second.
 
-    Django's DatabaseCache does (``exp.replace(microsecond=0)``), so a key
-    set with ``timeout=n`` lives between ``n - 1`` and ``n`` seconds there.
+    Django's DatabaseCache rounds them down (``exp.replace(microsecond=0)``)
+    and memcached's clock ticks once a second, so a key set with
+    ``timeout=n`` can live as little as ``n - 1`` seconds there.
     """
+    if kind_of(cache) is CacheKind.MEMCACHED:
+        return True
     return any(
         f"{cls.__module__}.{cls.__qualname__}" == "django.core.cache.backends.db.DatabaseCache"
         for cls in type(cache).__mro__
