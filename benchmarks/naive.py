@@ -1,0 +1,117 @@
+"""The naive baseline: a backend written with only the two documented methods.
+
+:class:`NaiveBackend` is what the framework's original cache backend did and
+what a user writing a custom backend from the documentation gets: the whole
+session is one JSON document, read whole by every load and rewritten whole by
+every save, on the same store as the target it is compared with. Its lock is
+the base class's process-local lease, which is all the two methods give it.
+
+Its cost grows with the session; the point of the native backends is that
+theirs does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from triggers.storage import TriggerStorageBackend
+
+__all__ = ["BlobStore", "CacheBlobs", "NaiveBackend", "SQLBlobs"]
+
+
+class BlobStore(Protocol):
+    """Where the naive backend keeps one text document per session."""
+
+    def get(self, uid: str) -> str | None: ...
+
+    def put(self, uid: str, document: str) -> None: ...
+
+
+class NaiveBackend(TriggerStorageBackend):
+    """The whole session as one JSON blob in ``blobs`` (``_load_from_backend`` / ``_save`` only)."""
+
+    def __init__(self, uid: str, *, blobs: BlobStore, **options: Any) -> None:
+        super().__init__(uid, **options)
+        self.blobs = blobs
+
+    def _load_from_backend(self) -> tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]:
+        document = self.blobs.get(self.uid)
+        if document is None:
+            return {}, {}, {}
+        session = json.loads(document)
+        return session["tasks"], session["instances"], session["metadata"]
+
+    def _save(self) -> None:
+        self.blobs.put(
+            self.uid,
+            json.dumps({
+                "tasks": self._serialize(self._configs),
+                "instances": self._serialize(self._instances),
+                "metadata": self._serialize(self._metas),
+            }),
+        )
+
+
+class SQLBlobs:
+    """Blobs in one table ``<prefix>naive (uid, document)``, upserted in one statement."""
+
+    def __init__(self, engine: Engine, prefix: str) -> None:
+        self.engine = engine
+        self.table = Table(
+            f"{prefix}naive",
+            MetaData(),
+            Column("uid", String(191), primary_key=True),
+            Column("document", Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")),
+        )
+        self.table.create(engine, checkfirst=True)
+
+    def get(self, uid: str) -> str | None:
+        with self.engine.connect() as connection:
+            document: str | None = connection.scalar(
+                select(self.table.c.document).where(self.table.c.uid == uid)
+            )
+            return document
+
+    def put(self, uid: str, document: str) -> None:
+        dialect = self.engine.dialect.name
+        row = {"uid": uid, "document": document}
+        with self.engine.begin() as connection:
+            if dialect in ("mysql", "mariadb"):
+                mysql_insert = mysql.insert(self.table).values(row)
+                connection.execute(mysql_insert.on_duplicate_key_update(document=document))
+            else:
+                module: Any = postgresql if dialect == "postgresql" else sqlite
+                insert = module.insert(self.table).values(row)
+                connection.execute(
+                    insert.on_conflict_do_update(
+                        index_elements=["uid"], set_={"document": insert.excluded.document}
+                    )
+                )
+
+    def drop(self) -> None:
+        self.table.drop(self.engine, checkfirst=True)
+
+
+class CacheBlobs:
+    """Blobs in a Django cache, one key per session (no expiry)."""
+
+    def __init__(self, alias: str, prefix: str) -> None:
+        self.alias = alias
+        self.prefix = prefix
+
+    def _cache(self) -> Any:
+        from triggers_cache.caches import cache_for
+
+        return cache_for(self.alias)
+
+    def get(self, uid: str) -> str | None:
+        document: str | None = self._cache().get(f"{self.prefix}naive:{uid}")
+        return document
+
+    def put(self, uid: str, document: str) -> None:
+        self._cache().set(f"{self.prefix}naive:{uid}", document, timeout=None)

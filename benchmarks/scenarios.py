@@ -1,0 +1,330 @@
+"""What is measured on each target, and how.
+
+The workload is the one every backend exists for: a trigger fired into a
+session whose history keeps growing. Each session holds ``size`` task
+instances: two active ones (``t_page#0`` waiting for ``page``, ``t_wait#0``
+waiting for a trigger that never comes) and ``size - 2`` finished ones. A
+*fire* is ``TriggerManager.fire("page", {...})`` with the default eager
+runner, so it is complete when it returns: the ``andEvery`` task gets a new
+instance, which is scheduled, run (a no-op task) and finished. That is three
+locked saves (schedule, running, finished), as in any deployment.
+
+Measured per target, for the backend and for the naive baseline on the same
+store:
+
+* fire latency (median, p95) at each size;
+* load latency of the whole session (``len(storage.instances)`` after
+  ``invalidate_cache()``) at each size;
+* round trips, bytes written and lock cycles per fire, counted by the
+  target's meter (not timed, so exact);
+* the floor (one read and one conditional write through the raw driver);
+* the lock's own cost (an empty ``with acquire_lock():`` block);
+* throughput of 1, 2, 4, 8 worker processes firing into distinct sessions and
+  into one shared session (backend only: the naive baseline's lock is local to
+  a process).
+
+Every timing is repeated (up to ``reps``, at least ``min_reps``, within a time
+budget per figure) and summarised by :class:`Sample`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+from benchmarks.targets import Target
+from triggers.locking import Lease
+from triggers.manager import TriggerManager
+from triggers.storage import TriggerStorageBackend
+from triggers.types import InstanceStatus
+
+__all__ = ["FULL", "QUICK", "Plan", "Sample", "measure_target"]
+
+NOOP = "triggers_conformance.tasks.noop"
+
+TASKS: dict[str, dict[str, Any]] = {
+    "t_page": {"run": NOOP, "after": ["start"], "andEvery": "page"},
+    "t_wait": {"run": NOOP, "after": ["start", "never"]},
+}
+ACTIVE_INSTANCES = 2
+"""Instances a session keeps unresolved (``t_page#0`` before the first fire, ``t_wait#0``)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure: sizes, repetitions, budgets, worker counts."""
+
+    sizes: tuple[int, ...]
+    reps: int
+    min_reps: int
+    budget_seconds: float
+    """Most time spent on one figure (reps stop early, never below ``min_reps``)."""
+    counted_fires: int
+    workers: tuple[int, ...]
+    throughput_seconds: float
+
+
+FULL = Plan(
+    sizes=(10, 100, 1_000, 10_000),
+    reps=40,
+    min_reps=5,
+    budget_seconds=8.0,
+    counted_fires=3,
+    workers=(1, 2, 4, 8),
+    throughput_seconds=3.0,
+)
+QUICK = Plan(
+    sizes=(10, 1_000),
+    reps=5,
+    min_reps=3,
+    budget_seconds=1.0,
+    counted_fires=2,
+    workers=(1, 2),
+    throughput_seconds=0.3,
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Summary of repeated timings, in milliseconds."""
+
+    median_ms: float
+    p95_ms: float
+    spread_pct: float
+    """(p90 - p10) / median, in percent: how noisy the figure is."""
+    reps: int
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Sample:
+        ms = sorted(s * 1000 for s in seconds)
+        median = statistics.median(ms)
+        return cls(
+            median_ms=median,
+            p95_ms=_percentile(ms, 95),
+            spread_pct=100 * (_percentile(ms, 90) - _percentile(ms, 10)) / median if median else 0.0,
+            reps=len(ms),
+        )
+
+
+def _percentile(ordered: list[float], percent: float) -> float:
+    """Linear-interpolated percentile of an ordered list."""
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * percent / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _timed(action: Callable[[int], object], plan: Plan) -> Sample:
+    seconds: list[float] = []
+    deadline = time.perf_counter() + plan.budget_seconds
+    for rep in range(plan.reps):
+        start = time.perf_counter()
+        action(rep)
+        seconds.append(time.perf_counter() - start)
+        if len(seconds) >= plan.min_reps and time.perf_counter() > deadline:
+            break
+    return Sample.of(seconds)
+
+
+def build_session(open_session: Callable[[str], TriggerStorageBackend], uid: str, size: int) -> None:
+    """Store a session of ``size`` instances: two active, the rest finished history."""
+    storage = open_session(uid)
+    try:
+        manager = TriggerManager(storage)
+        manager.update_configuration(TASKS)
+        manager.fire("start")
+        with storage.acquire_lock():
+            for n in range(size - ACTIVE_INSTANCES):
+                storage.create_instance(
+                    "t_page", status=InstanceStatus.FINISHED, kwargs={"page": {"n": n}, "start": {}}
+                )
+            storage.save()
+    finally:
+        storage.close()
+
+
+class _LeaseCounter:
+    """Counts lease acquisitions on one session object (lock cycles)."""
+
+    def __init__(self, storage: TriggerStorageBackend) -> None:
+        self.count = 0
+        acquire = storage._acquire_lease
+
+        def counted(lease: Lease) -> bool:
+            self.count += 1
+            return acquire(lease)
+
+        storage._acquire_lease = counted  # type: ignore[method-assign]
+
+
+def measure_session(
+    target: Target, open_session: Callable[[str], TriggerStorageBackend], uid: str, size: int,
+    plan: Plan,
+) -> dict[str, Any]:
+    """Fire and load figures for one session size, on the backend or the naive baseline."""
+    build_session(open_session, uid, size)
+    storage = open_session(uid)
+    try:
+        manager = TriggerManager(storage)
+        manager.fire("page", {"n": "warm-up"})
+        fire = _timed(lambda rep: manager.fire("page", {"n": rep}), plan)
+        leases = _LeaseCounter(storage)
+        with target.meter() as tally:
+            for n in range(plan.counted_fires):
+                manager.fire("page", {"n": f"counted {n}"})
+        counted = plan.counted_fires
+        reader = open_session(uid)
+
+        def load(rep: int) -> None:
+            reader.invalidate_cache()
+            len(reader.instances)
+
+        load_sample = _timed(load, plan)
+        reader.close()
+        return {
+            "fire": asdict(fire),
+            "load": asdict(load_sample),
+            "round_trips_per_fire": tally.round_trips / counted,
+            "bytes_written_per_fire": tally.bytes_written / counted,
+            "lock_cycles_per_fire": leases.count / counted,
+        }
+    finally:
+        storage.close()
+
+
+def _lock_cycle(target: Target, uid: str, plan: Plan) -> dict[str, Any]:
+    storage = target.open_session(uid)
+    try:
+
+        def cycle(rep: int) -> None:
+            with storage.acquire_lock():
+                pass
+
+        cycle(-1)
+        return asdict(_timed(cycle, plan))
+    finally:
+        storage.close()
+
+
+def _floor(target: Target, plan: Plan) -> dict[str, Any]:
+    floor = target.open_floor()
+    try:
+        floor.fire()
+        sample = _timed(lambda rep: floor.fire(), plan)
+        tally = floor.fire()
+        return {
+            "fire": asdict(sample),
+            "round_trips_per_fire": tally.round_trips,
+            "bytes_written_per_fire": tally.bytes_written,
+        }
+    finally:
+        floor.close()
+
+
+def _worker(
+    target: Target, uid: str, seconds: float, barrier: Any, results: Any
+) -> None:
+    """One throughput worker (a forked process): fire until the time is up."""
+    fires, error = 0, ""
+    try:
+        storage = target.open_session(uid)
+        manager = TriggerManager(storage)
+        manager.fire("page", {"n": "warm-up"})
+        barrier.wait(timeout=60)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            manager.fire("page", {"n": fires})
+            fires += 1
+        storage.close()
+    except Exception as exc:  # reported by the parent, not lost in a child's stderr
+        error = f"{type(exc).__name__}: {exc}"
+        barrier.abort()
+    results.put((fires, error))
+
+
+def _throughput(target: Target, uids: list[str], seconds: float) -> float:
+    """Fires per second of ``len(uids)`` processes, worker ``i`` firing into ``uids[i]``."""
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(len(uids) + 1)
+    results = context.Queue()
+    workers = [
+        context.Process(target=_worker, args=(target, uid, seconds, barrier, results))
+        for uid in uids
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        barrier.wait(timeout=120)
+    except Exception:
+        pass  # a worker failed before firing; its error is collected below
+    outcomes = [results.get(timeout=seconds + 120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    errors = [error for _, error in outcomes if error]
+    if errors:
+        raise RuntimeError(f"{target.name}: a throughput worker failed: {errors[0]}")
+    fired: int = sum(fires for fires, _ in outcomes)
+    return fired / seconds
+
+
+def measure_target(
+    target: Target, plan: Plan, uid_prefix: str, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Every figure for one target, as JSON-ready data (errors recorded, not raised)."""
+    result: dict[str, Any] = {"store": target.store, "sizes": {}, "naive": {}, "errors": []}
+
+    def attempt(what: str, action: Callable[[], Any]) -> Any:
+        log(f"{target.name}: {what}")
+        try:
+            return action()
+        except Exception as exc:
+            result["errors"].append(f"{what}: {type(exc).__name__}: {exc}")
+            log(f"{target.name}: {what} failed: {type(exc).__name__}: {exc}")
+            return None
+
+    result["floor"] = attempt("floor", lambda: _floor(target, plan))
+    result["lock_cycle"] = attempt("lock cycle", lambda: _lock_cycle(target, f"{uid_prefix}lock", plan))
+    for size in plan.sizes:
+        figures = attempt(
+            f"backend at {size} instances",
+            partial(measure_session, target, target.open_session, f"{uid_prefix}s{size}", size, plan),
+        )
+        if figures is not None:
+            result["sizes"][str(size)] = figures
+        naive = attempt(
+            f"naive baseline at {size} instances",
+            partial(measure_session, target, target.open_naive, f"{uid_prefix}n{size}", size, plan),
+        )
+        if naive is not None:
+            result["naive"][str(size)] = naive
+    throughput: dict[str, dict[str, float]] = {"distinct": {}, "shared": {}}
+    small = min(plan.sizes)
+    for workers in plan.workers:
+        distinct = [f"{uid_prefix}d{workers}-{n}" for n in range(workers)]
+        shared = f"{uid_prefix}shared{workers}"
+
+        def run_distinct(uids: list[str] = distinct) -> float:
+            for uid in uids:
+                build_session(target.open_session, uid, small)
+            return _throughput(target, uids, plan.throughput_seconds)
+
+        def run_shared(uid: str = shared, workers: int = workers) -> float:
+            build_session(target.open_session, uid, small)
+            return _throughput(target, [uid] * workers, plan.throughput_seconds)
+
+        fires = attempt(f"throughput, {workers} distinct", run_distinct)
+        if fires is not None:
+            throughput["distinct"][str(workers)] = fires
+        if target.shared_across_processes:
+            fires = attempt(f"throughput, {workers} shared", run_shared)
+            if fires is not None:
+                throughput["shared"][str(workers)] = fires
+    result["throughput"] = throughput
+    return result

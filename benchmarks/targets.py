@@ -1,0 +1,254 @@
+"""What the benchmark runs against: a backend on one store, with its floor and meter.
+
+A :class:`Target` bundles, for one store: how to open the backend's session
+objects (with the options users would give), the naive baseline on the same
+store, the raw-driver floor, and the meter counting what goes over the wire.
+:func:`open_targets` builds every target whose package is installed and
+whose server answers (or can be started, through
+:mod:`triggers_conformance.servers`, exactly as the tests do), and says why
+each other target was left out.
+
+Every name a run creates (tables, keys) carries the run's prefix, and is
+removed at the end of the run, so runs never meet on a shared server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.counting import CacheCounter, Meter, sql_meter
+from benchmarks.floor import Floor, MemcachedFloor, RedisFloor, SQLFloor
+from benchmarks.naive import CacheBlobs, NaiveBackend, SQLBlobs
+from triggers.storage import TriggerStorageBackend
+from triggers_conformance.servers import Server, port_answers, serve
+
+__all__ = ["TARGET_NAMES", "Target", "open_targets"]
+
+POSTGRESQL_URL = os.environ.get(
+    "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("TRIGGERS_CACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
+MEMCACHED_PORT = int(os.environ.get("TRIGGERS_CACHE_MEMCACHED_PORT", "11211"))
+
+
+@dataclass
+class Target:
+    """One backend on one store, and what it is compared with on that store."""
+
+    name: str
+    store: str
+    open_session: Callable[[str], TriggerStorageBackend]
+    """A session object of the backend for a uid (options as a user would give them)."""
+    open_naive: Callable[[str], TriggerStorageBackend]
+    """The two-method whole-blob baseline on the same store."""
+    open_floor: Callable[[], Floor]
+    meter: Meter
+    shared_across_processes: bool = True
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Run:
+    """Names and places private to one benchmark run."""
+
+    prefix: str
+    workdir: Path
+
+    @classmethod
+    def new(cls, workdir: Path) -> Run:
+        return cls(prefix=f"b{uuid.uuid4().hex[:8]}_", workdir=workdir)
+
+
+def _answers_sql(url: str) -> bool:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    finally:
+        engine.dispose()
+
+
+def _sql_server(name: str, url: str) -> Server:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return Server(name, parsed.host or "127.0.0.1", parsed.port or 0, ready=lambda: _answers_sql(url))
+
+
+def _sql(name: str, store: str, url: str, run: Run) -> Target:
+    from sqlalchemy import create_engine
+
+    from triggers_sql import SQLStorageBackend
+    from triggers_sql.engines import engine_for
+    from triggers_sql.schema import tables
+
+    options: dict[str, Any] = {"url": url, "table_prefix": run.prefix}
+    engine = engine_for(url)
+    blobs = SQLBlobs(engine, run.prefix)
+
+    def drop() -> None:
+        dropper = create_engine(url)
+        try:
+            tables(run.prefix, None).metadata.drop_all(dropper)
+        finally:
+            dropper.dispose()
+        blobs.drop()
+
+    return Target(
+        name=name,
+        store=store,
+        open_session=lambda uid: SQLStorageBackend(uid, **options),
+        open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
+        open_floor=lambda: SQLFloor(engine, run.prefix),
+        meter=sql_meter(engine),
+        cleanups=[drop],
+    )
+
+
+def _configure_django(run: Run) -> None:
+    from django.conf import settings
+
+    from triggers_cache import configure
+
+    caches = {
+        "bench_redis": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": run.prefix,
+        },
+        "bench_memcached": {
+            "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+            "LOCATION": f"127.0.0.1:{MEMCACHED_PORT}",
+            "KEY_PREFIX": run.prefix,
+        },
+    }
+    if not configure(caches):
+        settings.CACHES.update(caches)
+
+
+def _cache(name: str, store: str, alias: str, run: Run, floor: Callable[[], Floor]) -> Target:
+    from triggers_cache import CacheStorageBackend
+    from triggers_cache.caches import cache_for
+
+    _configure_django(run)
+    counter = CacheCounter(cache_for(alias))
+    blobs = CacheBlobs(alias, run.prefix)
+    return Target(
+        name=name,
+        store=store,
+        open_session=lambda uid: CacheStorageBackend(uid, cache=alias),
+        open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
+        open_floor=floor,
+        meter=counter.meter,
+    )
+
+
+def _memcached_server() -> Server:
+    command = ["memcached", "-l", "127.0.0.1", "-p", str(MEMCACHED_PORT), "-m", "256", "-U", "0"]
+    if os.geteuid() == 0:
+        command += ["-u", "memcache"]
+    return Server(
+        "memcached",
+        "127.0.0.1",
+        MEMCACHED_PORT,
+        command=command,
+        ready=lambda: port_answers("127.0.0.1", MEMCACHED_PORT),
+        install="apt-get install memcached",
+    )
+
+
+@dataclass(frozen=True)
+class _Spec:
+    package: str
+    server: Callable[[], Server | None]
+    build: Callable[[Run], Target]
+
+
+_SPECS: dict[str, _Spec] = {
+    "sql-sqlite": _Spec(
+        "triggers_sql",
+        lambda: None,
+        lambda run: _sql("sql-sqlite", "SQLite file (WAL)", f"sqlite:///{run.workdir / 'bench.db'}", run),
+    ),
+    "sql-postgresql": _Spec(
+        "triggers_sql",
+        lambda: _sql_server("PostgreSQL", POSTGRESQL_URL),
+        lambda run: _sql("sql-postgresql", "PostgreSQL (psycopg 3)", POSTGRESQL_URL, run),
+    ),
+    "sql-mariadb": _Spec(
+        "triggers_sql",
+        lambda: _sql_server("MariaDB", MYSQL_URL),
+        lambda run: _sql("sql-mariadb", "MariaDB (PyMySQL)", MYSQL_URL, run),
+    ),
+    "cache-redis": _Spec(
+        "triggers_cache",
+        lambda: Server("Redis", "127.0.0.1", 6379),
+        lambda run: _cache(
+            "cache-redis", "Redis (Django RedisCache)", "bench_redis", run,
+            lambda: RedisFloor(REDIS_URL, f"{run.prefix}floor"),
+        ),
+    ),
+    "cache-memcached": _Spec(
+        "triggers_cache",
+        _memcached_server,
+        lambda run: _cache(
+            "cache-memcached", "memcached (Django PyMemcacheCache)", "bench_memcached", run,
+            lambda: MemcachedFloor("127.0.0.1", MEMCACHED_PORT, f"{run.prefix}floor"),
+        ),
+    ),
+}
+
+TARGET_NAMES = tuple(_SPECS)
+"""Every target the benchmark knows, in the order they are run and reported."""
+
+
+@contextmanager
+def open_targets(
+    names: list[str] | None, run: Run
+) -> Iterator[tuple[list[Target], dict[str, str]]]:
+    """Yield the usable targets among ``names`` (default: all) and why others were skipped.
+
+    Servers started here are stopped, and everything the targets created
+    is removed, when the block ends.
+    """
+    unknown = sorted(set(names or ()) - set(_SPECS))
+    if unknown:
+        raise ValueError(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(_SPECS)}")
+    targets: list[Target] = []
+    skipped: dict[str, str] = {}
+    with ExitStack() as stack:
+        for name, spec in _SPECS.items():
+            if names and name not in names:
+                continue
+            if importlib.util.find_spec(spec.package) is None:
+                skipped[name] = f"package {spec.package} is not installed"
+                continue
+            server = spec.server()
+            if server is not None:
+                try:
+                    stack.enter_context(serve(server))
+                except (pytest.skip.Exception, pytest.fail.Exception) as missing:
+                    skipped[name] = str(missing.msg)
+                    continue
+            try:
+                target = spec.build(run)
+            except Exception as error:
+                skipped[name] = f"could not be set up: {type(error).__name__}: {error}"
+                continue
+            for cleanup in target.cleanups:
+                stack.callback(cleanup)
+            targets.append(target)
+        yield targets, skipped
