@@ -28,7 +28,15 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-__all__ = ["CacheCounter", "Meter", "Tally", "payload_bytes", "sql_meter"]
+__all__ = [
+    "CacheCounter",
+    "Meter",
+    "Tally",
+    "dynamodb_meter",
+    "mongo_meter",
+    "payload_bytes",
+    "sql_meter",
+]
 
 
 @dataclass
@@ -159,3 +167,71 @@ class CacheCounter:
             yield self._active
         finally:
             self._active = None
+
+
+class _ActiveTally:
+    """A tally that a meter switches on for the length of a ``with`` block."""
+
+    def __init__(self) -> None:
+        self.active: Tally | None = None
+
+    @contextmanager
+    def meter(self) -> Iterator[Tally]:
+        self.active = Tally()
+        try:
+            yield self.active
+        finally:
+            self.active = None
+
+
+_MONGO_WRITES = frozenset({"insert", "update", "delete", "findAndModify", "bulkWrite"})
+
+
+def mongo_meter() -> Meter:
+    """A meter counting pymongo commands (listener registered for clients created later).
+
+    pymongo attaches globally registered listeners to each client when it is
+    created, so this must run before the backend's client exists.
+    """
+    import bson
+    from pymongo import monitoring
+
+    state = _ActiveTally()
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            tally = state.active
+            if tally is not None:
+                written = len(bson.encode(event.command)) if event.command_name in _MONGO_WRITES else 0
+                tally.add(1, written)
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    monitoring.register(Listener())
+    return state.meter
+
+
+_DYNAMODB_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+
+
+def dynamodb_meter(client: Any) -> Meter:
+    """A meter counting the HTTP requests a boto3 DynamoDB client sends (``before-send``)."""
+    state = _ActiveTally()
+
+    def before_send(request: Any, **kwargs: Any) -> None:
+        tally = state.active
+        if tally is not None:
+            target = request.headers.get("X-Amz-Target") or b""
+            if isinstance(target, bytes):
+                target = target.decode("ascii")
+            operation = target.rpartition(".")[2]
+            body = request.body or b""
+            written = len(body) if operation in _DYNAMODB_WRITES else 0
+            tally.add(1, written)
+
+    client.meta.events.register("before-send.dynamodb", before_send)
+    return state.meter

@@ -20,7 +20,15 @@ from sqlalchemy import Engine
 
 from benchmarks.counting import Tally, payload_bytes
 
-__all__ = ["DOCUMENT_BYTES", "Floor", "MemcachedFloor", "RedisFloor", "SQLFloor"]
+__all__ = [
+    "DOCUMENT_BYTES",
+    "DynamoDBFloor",
+    "Floor",
+    "MemcachedFloor",
+    "MongoFloor",
+    "RedisFloor",
+    "SQLFloor",
+]
 
 DOCUMENT_BYTES = 512
 
@@ -162,3 +170,64 @@ class MemcachedFloor:
     def close(self) -> None:
         self.client.delete(self.key)
         self.client.close()
+
+
+class MongoFloor:
+    """``find_one`` by ``_id``, then ``update_one`` matching the version read."""
+
+    def __init__(self, url: str, database: str, collection: str) -> None:
+        from pymongo import MongoClient
+
+        self.client: Any = MongoClient(url)
+        self.collection: Any = self.client[database][collection]
+        self.collection.replace_one(
+            {"_id": 1}, {"_id": 1, "version": 0, "document": document(0)}, upsert=True
+        )
+
+    def fire(self) -> Tally:
+        tally = Tally()
+        stored = self.collection.find_one({"_id": 1})
+        tally.add()
+        version = stored["version"]
+        written = document(version + 1)
+        result = self.collection.update_one(
+            {"_id": 1, "version": version}, {"$set": {"version": version + 1, "document": written}}
+        )
+        tally.add(1, payload_bytes(written) + 16)
+        if result.modified_count != 1:
+            raise RuntimeError("floor on MongoDB: the conditional write matched no document")
+        return tally
+
+    def close(self) -> None:
+        self.collection.drop()
+        self.client.close()
+
+
+class DynamoDBFloor:
+    """``GetItem`` (strongly consistent), then ``PutItem`` with ``version = :read``."""
+
+    def __init__(self, client: Any, table: str, key: str) -> None:
+        self.client = client
+        self.table = table
+        self.key = {"pk": {"S": key}, "sk": {"S": "floor"}}
+        self.client.put_item(TableName=table, Item=self._item(0))
+
+    def _item(self, version: int) -> dict[str, Any]:
+        return {**self.key, "version": {"N": str(version)}, "document": {"S": document(version)}}
+
+    def fire(self) -> Tally:
+        tally = Tally()
+        stored = self.client.get_item(TableName=self.table, Key=self.key, ConsistentRead=True)
+        tally.add()
+        version = int(stored["Item"]["version"]["N"])
+        self.client.put_item(
+            TableName=self.table,
+            Item=self._item(version + 1),
+            ConditionExpression="version = :read",
+            ExpressionAttributeValues={":read": {"N": str(version)}},
+        )
+        tally.add(1, DOCUMENT_BYTES + 16)
+        return tally
+
+    def close(self) -> None:
+        self.client.delete_item(TableName=self.table, Key=self.key)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from triggers.storage import TriggerStorageBackend
 
-__all__ = ["BlobStore", "CacheBlobs", "NaiveBackend", "SQLBlobs"]
+__all__ = ["BlobStore", "CacheBlobs", "DynamoDBBlobs", "MongoBlobs", "NaiveBackend", "SQLBlobs"]
 
 
 class BlobStore(Protocol):
@@ -115,3 +115,37 @@ class CacheBlobs:
 
     def put(self, uid: str, document: str) -> None:
         self._cache().set(f"{self.prefix}naive:{uid}", document, timeout=None)
+
+
+class MongoBlobs:
+    """Blobs in one collection, ``{_id: uid, document: text}``, replaced whole."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def get(self, uid: str) -> str | None:
+        found = self.collection.find_one({"_id": uid})
+        return None if found is None else str(found["document"])
+
+    def put(self, uid: str, document: str) -> None:
+        self.collection.replace_one({"_id": uid}, {"_id": uid, "document": document}, upsert=True)
+
+
+class DynamoDBBlobs:
+    """Blobs as one item each (DynamoDB refuses items over 400 KB, so large sessions fail)."""
+
+    def __init__(self, client: Any, table: str, prefix: str) -> None:
+        self.client = client
+        self.table = table
+        self.prefix = prefix
+
+    def _key(self, uid: str) -> dict[str, Any]:
+        return {"pk": {"S": f"{self.prefix}naive#{uid}"}, "sk": {"S": "blob"}}
+
+    def get(self, uid: str) -> str | None:
+        found = self.client.get_item(TableName=self.table, Key=self._key(uid), ConsistentRead=True)
+        item = found.get("Item")
+        return None if item is None else str(item["document"]["S"])
+
+    def put(self, uid: str, document: str) -> None:
+        self.client.put_item(TableName=self.table, Item={**self._key(uid), "document": {"S": document}})

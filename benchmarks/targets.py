@@ -39,6 +39,11 @@ POSTGRESQL_URL = os.environ.get(
 MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("TRIGGERS_CACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
 MEMCACHED_PORT = int(os.environ.get("TRIGGERS_CACHE_MEMCACHED_PORT", "11211"))
+SECANTUS_PORT = 27018
+MONGO_URL = os.environ.get("TRIGGERS_MONGO_URL", f"mongodb://127.0.0.1:{SECANTUS_PORT}")
+MOTO_PORT = 5055
+DYNAMODB_ENDPOINT = os.environ.get("TRIGGERS_DYNAMODB_ENDPOINT", f"http://127.0.0.1:{MOTO_PORT}")
+DYNAMODB_REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @dataclass
@@ -170,6 +175,112 @@ def _memcached_server() -> Server:
     )
 
 
+def _mongo_server() -> Server:
+    from pymongo.uri_parser import parse_uri
+
+    host, port = parse_uri(MONGO_URL)["nodelist"][0]
+    command = None
+    if "TRIGGERS_MONGO_URL" not in os.environ:
+        command = [
+            "secantusd-py", "--host", "127.0.0.1", "--port", str(SECANTUS_PORT),
+            "--storage-path", ":memory:", "--log-level", "WARNING",
+        ]
+    return Server("MongoDB", host, port, command=command, ready=lambda: _answers_mongo(MONGO_URL),
+                  install="pip install --pre secantusdb, or set TRIGGERS_MONGO_URL")
+
+
+def _answers_mongo(url: str) -> bool:
+    from pymongo import MongoClient
+
+    client: Any = MongoClient(url, serverSelectionTimeoutMS=1000)
+    try:
+        client.admin.command("ping")
+        return True
+    finally:
+        client.close()
+
+
+def _mongo(run: Run) -> Target:
+    from pymongo import MongoClient
+
+    from benchmarks.counting import mongo_meter
+    from benchmarks.floor import MongoFloor
+    from benchmarks.naive import MongoBlobs
+
+    backend: Any = importlib.import_module("triggers_mongo").MongoStorageBackend
+
+    meter = mongo_meter()  # before the backend's client is created
+    database = f"{run.prefix}db"
+    options: dict[str, Any] = {"url": MONGO_URL, "database": database, "collection": "triggers"}
+    client: Any = MongoClient(MONGO_URL)
+    blobs = MongoBlobs(client[database]["naive"])
+    return Target(
+        name="mongo",
+        store="MongoDB protocol (SecantusDB)" if "TRIGGERS_MONGO_URL" not in os.environ else "MongoDB",
+        open_session=lambda uid: backend(uid, **options),
+        open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
+        open_floor=lambda: MongoFloor(MONGO_URL, database, "floor"),
+        meter=meter,
+        cleanups=[lambda: client.drop_database(database), client.close],
+    )
+
+
+def _moto_server() -> Server:
+    from urllib.parse import urlsplit
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    if "TRIGGERS_DYNAMODB_ENDPOINT" not in os.environ:
+        return Server(
+            "moto", "127.0.0.1", MOTO_PORT,
+            command=["moto_server", "-H", "127.0.0.1", "-p", str(MOTO_PORT)],
+            install="moto[server] comes with the dev environment",
+        )
+    parts = urlsplit(DYNAMODB_ENDPOINT)
+    return Server("DynamoDB", parts.hostname or "127.0.0.1", parts.port or 80)
+
+
+def _dynamodb(run: Run) -> Target:
+    from benchmarks.counting import dynamodb_meter
+    from benchmarks.floor import DynamoDBFloor
+    from benchmarks.naive import DynamoDBBlobs
+
+    # Imported by name: the package lands separately (ruff's import order depends on it).
+    package: Any = importlib.import_module("triggers_dynamodb")
+    client = importlib.import_module("triggers_dynamodb.clients").client_for(
+        DYNAMODB_REGION, DYNAMODB_ENDPOINT
+    )
+    blob_table = f"{run.prefix}blobs"
+    package.create_table(client, blob_table)
+    blobs = DynamoDBBlobs(client, blob_table, run.prefix)
+
+    def open_session(uid: str) -> TriggerStorageBackend:
+        # A table per session: moto copies a whole table on every transaction,
+        # so sessions sharing a table would slow each other down (DynamoDB's
+        # own cost does not depend on the table's size).
+        storage: TriggerStorageBackend = package.DynamoDBStorageBackend(
+            uid, table_name=f"{run.prefix}{uid}"[-255:], region_name=DYNAMODB_REGION,
+            endpoint_url=DYNAMODB_ENDPOINT, create_table=True,
+        )
+        return storage
+
+    def drop() -> None:
+        for page in client.get_paginator("list_tables").paginate():
+            for name in page["TableNames"]:
+                if name.startswith(run.prefix):
+                    client.delete_table(TableName=name)
+
+    return Target(
+        name="dynamodb",
+        store="DynamoDB API (moto server)" if "TRIGGERS_DYNAMODB_ENDPOINT" not in os.environ else "DynamoDB",
+        open_session=open_session,
+        open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
+        open_floor=lambda: DynamoDBFloor(client, blob_table, f"{run.prefix}floor"),
+        meter=dynamodb_meter(client),
+        cleanups=[drop],
+    )
+
+
 @dataclass(frozen=True)
 class _Spec:
     package: str
@@ -209,6 +320,8 @@ _SPECS: dict[str, _Spec] = {
             lambda: MemcachedFloor("127.0.0.1", MEMCACHED_PORT, f"{run.prefix}floor"),
         ),
     ),
+    "mongo": _Spec("triggers_mongo", _mongo_server, _mongo),
+    "dynamodb": _Spec("triggers_dynamodb", _moto_server, _dynamodb),
 }
 
 TARGET_NAMES = tuple(_SPECS)
