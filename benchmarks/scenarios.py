@@ -183,6 +183,7 @@ def measure_session(
             for n in range(plan.counted_fires):
                 manager.fire("page", {"n": f"counted {n}"})
         counted = plan.counted_fires
+        lock_cycles = leases.count
         fire = _timed(lambda rep: manager.fire("page", {"n": rep}), plan)
         reader = open_session(uid)
 
@@ -197,7 +198,7 @@ def measure_session(
             "load": asdict(load_sample),
             "round_trips_per_fire": tally.round_trips / counted,
             "bytes_written_per_fire": tally.bytes_written / counted,
-            "lock_cycles_per_fire": leases.count / counted,
+            "lock_cycles_per_fire": lock_cycles / counted,
         }
     finally:
         storage.close()
