@@ -83,10 +83,10 @@ FULL = Plan(
 )
 QUICK = Plan(
     sizes=(10, 1_000),
-    reps=5,
-    min_reps=3,
-    budget_seconds=1.0,
-    counted_fires=2,
+    reps=4,
+    min_reps=2,
+    budget_seconds=0.5,
+    counted_fires=1,
     workers=(1, 2),
     throughput_seconds=0.3,
 )

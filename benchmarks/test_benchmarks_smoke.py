@@ -43,7 +43,7 @@ def test_writes_the_json_the_png_and_the_table(quick_run: tuple[dict[str, Any], 
         assert set(sqlite[kind]) == {"10", "1000"}
         for figures in sqlite[kind].values():
             for sample in (figures["fire"], figures["load"]):
-                assert sample["reps"] >= 3
+                assert sample["reps"] >= 2
                 assert 0 < sample["median_ms"] <= sample["p95_ms"]
     assert set(sqlite["throughput"]["distinct"]) == set(sqlite["throughput"]["shared"]) == {"1", "2"}
     assert all(rate > 0 for rate in sqlite["throughput"]["distinct"].values())
