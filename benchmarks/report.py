@@ -66,8 +66,8 @@ def _number(value: Any, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def table(run: dict[str, Any]) -> str:
-    """One plain-text table: a column per target, a row per figure."""
+def table(run: dict[str, Any], *, markdown: bool = False) -> str:
+    """One table, a column per target and a row per figure (plain text, or Markdown)."""
     targets: dict[str, dict[str, Any]] = run["targets"]
     sizes: list[int] = run["plan"]["sizes"]
     workers: list[int] = run["plan"]["workers"]
@@ -110,6 +110,10 @@ def table(run: dict[str, Any]) -> str:
                 lambda t, k=kind, c=count: _number((t.get("throughput") or {}).get(k, {}).get(str(c))),
             )
     widths = [max(len(line[column]) for line in rows) for column in range(len(rows[0]))]
+    if markdown:
+        lines = ["| " + " | ".join(line) + " |" for line in rows]
+        lines.insert(1, "|" + "|".join(" --- " for _ in widths) + "|")
+        return "\n".join(lines)
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     for name, figures in targets.items():
@@ -121,7 +125,7 @@ def table(run: dict[str, Any]) -> str:
 
 
 def write_json(run: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+    path.write_text(json.dumps(run, indent=2) + "\n")
 
 
 def write_chart(run: dict[str, Any], path: Path) -> None:

@@ -38,10 +38,12 @@ POSTGRESQL_URL = os.environ.get(
 )
 MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("TRIGGERS_CACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
-MEMCACHED_PORT = int(os.environ.get("TRIGGERS_CACHE_MEMCACHED_PORT", "11211"))
-SECANTUS_PORT = 27018
+# Servers the benchmark starts itself get ports of their own (not the tests'),
+# so a test run that stops its servers never pulls one from under a benchmark.
+MEMCACHED_PORT = int(os.environ.get("TRIGGERS_CACHE_MEMCACHED_PORT", "11311"))
+SECANTUS_PORT = 27118
 MONGO_URL = os.environ.get("TRIGGERS_MONGO_URL", f"mongodb://127.0.0.1:{SECANTUS_PORT}")
-MOTO_PORT = 5055
+MOTO_PORT = 5155
 DYNAMODB_ENDPOINT = os.environ.get("TRIGGERS_DYNAMODB_ENDPOINT", f"http://127.0.0.1:{MOTO_PORT}")
 DYNAMODB_REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
 
