@@ -136,19 +136,29 @@ def _timed(action: Callable[[int], object], plan: Plan) -> Sample:
     return Sample.of(seconds)
 
 
-def build_session(open_session: Callable[[str], TriggerStorageBackend], uid: str, size: int) -> None:
-    """Store a session of ``size`` instances: two active, the rest finished history."""
+def build_session(
+    open_session: Callable[[str], TriggerStorageBackend], uid: str, size: int,
+    batch: int | None = None,
+) -> None:
+    """Store a session of ``size`` instances: two active, the rest finished history.
+
+    The history is saved ``batch`` instances at a time (default: in one save).
+    """
     storage = open_session(uid)
     try:
         manager = TriggerManager(storage)
         manager.update_configuration(TASKS)
         manager.fire("start")
-        with storage.acquire_lock():
-            for n in range(size - ACTIVE_INSTANCES):
-                storage.create_instance(
-                    "t_page", status=InstanceStatus.FINISHED, kwargs={"page": {"n": n}, "start": {}}
-                )
-            storage.save()
+        history = size - ACTIVE_INSTANCES
+        step = batch or max(history, 1)
+        for first in range(0, history, step):
+            with storage.acquire_lock():
+                for n in range(first, min(first + step, history)):
+                    storage.create_instance(
+                        "t_page", status=InstanceStatus.FINISHED,
+                        kwargs={"page": {"n": n}, "start": {}},
+                    )
+                storage.save()
     finally:
         storage.close()
 
@@ -172,7 +182,7 @@ def measure_session(
     plan: Plan,
 ) -> dict[str, Any]:
     """Fire and load figures for one session size, on the backend or the naive baseline."""
-    build_session(open_session, uid, size)
+    build_session(open_session, uid, size, target.max_records_per_save)
     storage = open_session(uid)
     try:
         manager = TriggerManager(storage)
@@ -318,11 +328,11 @@ def measure_target(
 
         def run_distinct(uids: list[str] = distinct) -> float:
             for uid in uids:
-                build_session(target.open_session, uid, small)
+                build_session(target.open_session, uid, small, target.max_records_per_save)
             return _throughput(target, uids, plan.throughput_seconds)
 
         def run_shared(uid: str = shared, workers: int = workers) -> float:
-            build_session(target.open_session, uid, small)
+            build_session(target.open_session, uid, small, target.max_records_per_save)
             return _throughput(target, [uid] * workers, plan.throughput_seconds)
 
         fires = attempt(f"throughput, {workers} distinct", run_distinct)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -61,6 +62,8 @@ class Target:
     open_floor: Callable[[], Floor]
     meter: Meter
     shared_across_processes: bool = True
+    max_records_per_save: int | None = None
+    """Largest save the store takes at once (DynamoDB: one transaction's items)."""
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -223,7 +226,7 @@ def _mongo(run: Run) -> Target:
         open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
         open_floor=lambda: MongoFloor(MONGO_URL, database, "floor"),
         meter=meter,
-        cleanups=[lambda: client.drop_database(database), client.close],
+        cleanups=[client.close, lambda: client.drop_database(database)],  # run last to first
     )
 
 
@@ -279,6 +282,7 @@ def _dynamodb(run: Run) -> Target:
         open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
         open_floor=lambda: DynamoDBFloor(client, blob_table, f"{run.prefix}floor"),
         meter=dynamodb_meter(client),
+        max_records_per_save=90,
         cleanups=[drop],
     )
 
@@ -330,6 +334,14 @@ TARGET_NAMES = tuple(_SPECS)
 """Every target the benchmark knows, in the order they are run and reported."""
 
 
+def _tidy(name: str, cleanup: Callable[[], None]) -> None:
+    """Remove what a target created; a failure is reported, never hides the results."""
+    try:
+        cleanup()
+    except Exception as error:
+        print(f"{name}: cleanup failed: {type(error).__name__}: {error}", file=sys.stderr)
+
+
 @contextmanager
 def open_targets(
     names: list[str] | None, run: Run
@@ -364,6 +376,6 @@ def open_targets(
                 skipped[name] = f"could not be set up: {type(error).__name__}: {error}"
                 continue
             for cleanup in target.cleanups:
-                stack.callback(cleanup)
+                stack.callback(_tidy, name, cleanup)
             targets.append(target)
         yield targets, skipped
