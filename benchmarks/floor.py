@@ -25,6 +25,7 @@ __all__ = [
     "DynamoDBFloor",
     "Floor",
     "MemcachedFloor",
+    "MemoryFloor",
     "MongoFloor",
     "RedisFloor",
     "SQLFloor",
@@ -231,3 +232,26 @@ class DynamoDBFloor:
 
     def close(self) -> None:
         self.client.delete_item(TableName=self.table, Key=self.key)
+
+
+class MemoryFloor:
+    """A dict read, then a write if the version is unchanged (under a lock): no I/O at all."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.mutex = threading.Lock()
+        self.stored: dict[str, Any] = {"version": 0, "document": document(0)}
+
+    def fire(self) -> Tally:
+        with self.mutex:
+            version = self.stored["version"]
+        written = document(version + 1)
+        with self.mutex:
+            if self.stored["version"] != version:
+                raise RuntimeError("floor in memory: the conditional write failed")
+            self.stored = {"version": version + 1, "document": written}
+        return Tally()
+
+    def close(self) -> None:
+        self.stored = {}

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from triggers.storage import TriggerStorageBackend
 
-__all__ = ["BlobStore", "CacheBlobs", "DynamoDBBlobs", "MongoBlobs", "NaiveBackend", "SQLBlobs"]
+__all__ = ["BlobStore", "CacheBlobs", "DynamoDBBlobs", "MemoryBlobs", "MongoBlobs", "NaiveBackend", "SQLBlobs"]
 
 
 class BlobStore(Protocol):
@@ -149,3 +149,16 @@ class DynamoDBBlobs:
 
     def put(self, uid: str, document: str) -> None:
         self.client.put_item(TableName=self.table, Item={**self._key(uid), "document": {"S": document}})
+
+
+class MemoryBlobs:
+    """Blobs in a dict of this process (with the ``memory`` target: the core's cost alone)."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, str] = {}
+
+    def get(self, uid: str) -> str | None:
+        return self.documents.get(uid)
+
+    def put(self, uid: str, document: str) -> None:
+        self.documents[uid] = document

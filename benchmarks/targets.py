@@ -294,7 +294,26 @@ class _Spec:
     build: Callable[[Run], Target]
 
 
+def _memory(run: Run) -> Target:
+    from benchmarks.counting import no_io
+    from benchmarks.floor import MemoryFloor
+    from benchmarks.naive import MemoryBlobs
+    from triggers.memory import MemoryStorageBackend
+
+    blobs = MemoryBlobs()
+    return Target(
+        name="memory",
+        store="this process (core only, no I/O)",
+        open_session=lambda uid: MemoryStorageBackend(uid, namespace=run.prefix),
+        open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
+        open_floor=MemoryFloor,
+        meter=no_io,
+        shared_across_processes=False,
+    )
+
+
 _SPECS: dict[str, _Spec] = {
+    "memory": _Spec("triggers", lambda: None, _memory),
     "sql-sqlite": _Spec(
         "triggers_sql",
         lambda: None,
