@@ -23,8 +23,11 @@ store:
   into one shared session (backend only: the naive baseline's lock is local to
   a process).
 
-Every timing is repeated (up to ``reps``, at least ``min_reps``, within a time
-budget per figure) and summarised by :class:`Sample`. Each fire adds a finished
+All sessions of a target are prepared first; then the floor, the lock cycle
+and every fire and load figure are timed in turn, one repetition each per
+round (up to ``reps``, at least ``min_reps``, within a time budget per
+figure), so that load from elsewhere on the machine weighs on all of them
+alike. Each is summarised by :class:`Sample`. Each fire adds a finished
 instance, so a session measured at ``size`` holds up to ``size + reps + 4``
 instances by the end of its figure; counts are taken first, at ``size + 1``.
 """
@@ -36,7 +39,7 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
@@ -124,16 +127,42 @@ def _percentile(ordered: list[float], percent: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _timed(action: Callable[[int], object], plan: Plan) -> Sample:
-    seconds: list[float] = []
-    deadline = time.perf_counter() + plan.budget_seconds
-    for rep in range(plan.reps):
-        start = time.perf_counter()
-        action(rep)
-        seconds.append(time.perf_counter() - start)
-        if len(seconds) >= plan.min_reps and time.perf_counter() > deadline:
-            break
-    return Sample.of(seconds)
+@dataclass
+class _Lane:
+    """One figure being timed: an action repeated in turn with every other lane."""
+
+    name: str
+    action: Callable[[int], object]
+    seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    def done(self, plan: Plan) -> bool:
+        reps = len(self.seconds)
+        spent = sum(self.seconds)
+        return self.error is not None or reps >= plan.reps or (
+            reps >= plan.min_reps and spent >= plan.budget_seconds
+        )
+
+
+def _round_robin(lanes: list[_Lane], plan: Plan) -> None:
+    """Time every lane, one repetition of each in turn, until each is done.
+
+    Interleaving is what makes ratios trustworthy on a shared machine: a burst
+    of load from elsewhere slows every figure of the run alike, instead of
+    whichever size happened to be measured at the time.
+    """
+    while True:
+        active = [lane for lane in lanes if not lane.done(plan)]
+        if not active:
+            return
+        for lane in active:
+            start = time.perf_counter()
+            try:
+                lane.action(len(lane.seconds))
+            except Exception as exc:
+                lane.error = f"{type(exc).__name__}: {exc}"
+                continue
+            lane.seconds.append(time.perf_counter() - start)
 
 
 def build_session(
@@ -177,70 +206,59 @@ class _LeaseCounter:
         storage._acquire_lease = counted  # type: ignore[method-assign]
 
 
-def measure_session(
+@dataclass
+class _Prepared:
+    """A stored session of one size, opened for firing and for loading, with its counts."""
+
+    storage: TriggerStorageBackend
+    reader: TriggerStorageBackend
+    manager: TriggerManager
+    counts: dict[str, float]
+
+    def fire(self, rep: int) -> None:
+        self.manager.fire("page", {"n": rep})
+
+    def load(self, rep: int) -> None:
+        self.reader.invalidate_cache()
+        len(self.reader.instances)
+
+    def close(self) -> None:
+        self.storage.close()
+        self.reader.close()
+
+
+def prepare_session(
     target: Target, open_session: Callable[[str], TriggerStorageBackend], uid: str, size: int,
     plan: Plan,
-) -> dict[str, Any]:
-    """Fire and load figures for one session size, on the backend or the naive baseline."""
+) -> _Prepared:
+    """Store a session of ``size`` instances, warm it up, and count what a fire sends."""
     build_session(open_session, uid, size, target.max_records_per_save)
     storage = open_session(uid)
-    try:
-        manager = TriggerManager(storage)
-        manager.fire("page", {"n": "warm-up"})
-        # Counted first, while the session is closest to ``size`` (every fire adds an instance).
-        leases = _LeaseCounter(storage)
-        with target.meter() as tally:
-            for n in range(plan.counted_fires):
-                manager.fire("page", {"n": f"counted {n}"})
-        counted = plan.counted_fires
-        lock_cycles = leases.count
-        fire = _timed(lambda rep: manager.fire("page", {"n": rep}), plan)
-        reader = open_session(uid)
-
-        def load(rep: int) -> None:
-            reader.invalidate_cache()
-            len(reader.instances)
-
-        load_sample = _timed(load, plan)
-        reader.close()
-        return {
-            "fire": asdict(fire),
-            "load": asdict(load_sample),
-            "round_trips_per_fire": tally.round_trips / counted,
-            "bytes_written_per_fire": tally.bytes_written / counted,
-            "lock_cycles_per_fire": lock_cycles / counted,
-        }
-    finally:
-        storage.close()
+    manager = TriggerManager(storage)
+    manager.fire("page", {"n": "warm-up"})
+    # Counted before any timing, while the session is closest to ``size``.
+    leases = _LeaseCounter(storage)
+    with target.meter() as tally:
+        for n in range(plan.counted_fires):
+            manager.fire("page", {"n": f"counted {n}"})
+    counted = plan.counted_fires
+    counts = {
+        "round_trips_per_fire": tally.round_trips / counted,
+        "bytes_written_per_fire": tally.bytes_written / counted,
+        "lock_cycles_per_fire": leases.count / counted,
+    }
+    return _Prepared(storage, open_session(uid), manager, counts)
 
 
-def _lock_cycle(target: Target, uid: str, plan: Plan) -> dict[str, Any]:
-    storage = target.open_session(uid)
-    try:
+class _LockCycle:
+    """An empty ``with acquire_lock():`` block: the lock's own cost."""
 
-        def cycle(rep: int) -> None:
-            with storage.acquire_lock():
-                pass
+    def __init__(self, target: Target, uid: str) -> None:
+        self.storage = target.open_session(uid)
 
-        cycle(-1)
-        return asdict(_timed(cycle, plan))
-    finally:
-        storage.close()
-
-
-def _floor(target: Target, plan: Plan) -> dict[str, Any]:
-    floor = target.open_floor()
-    try:
-        floor.fire()
-        sample = _timed(lambda rep: floor.fire(), plan)
-        tally = floor.fire()
-        return {
-            "fire": asdict(sample),
-            "round_trips_per_fire": tally.round_trips,
-            "bytes_written_per_fire": tally.bytes_written,
-        }
-    finally:
-        floor.close()
+    def __call__(self, rep: int) -> None:
+        with self.storage.acquire_lock():
+            pass
 
 
 def _worker(
@@ -305,21 +323,58 @@ def measure_target(
             log(f"{target.name}: {what} failed: {type(exc).__name__}: {exc}")
             return None
 
-    result["floor"] = attempt("floor", lambda: _floor(target, plan))
-    result["lock_cycle"] = attempt("lock cycle", lambda: _lock_cycle(target, f"{uid_prefix}lock", plan))
-    for size in plan.sizes:
-        figures = attempt(
-            f"backend at {size} instances",
-            partial(measure_session, target, target.open_session, f"{uid_prefix}s{size}", size, plan),
-        )
-        if figures is not None:
-            result["sizes"][str(size)] = figures
-        naive = attempt(
-            f"naive baseline at {size} instances",
-            partial(measure_session, target, target.open_naive, f"{uid_prefix}n{size}", size, plan),
-        )
-        if naive is not None:
-            result["naive"][str(size)] = naive
+    lanes: list[_Lane] = []
+    closers: list[Callable[[], None]] = []
+    floor = attempt("floor", target.open_floor)
+    floor_io = None
+    if floor is not None:
+        closers.append(floor.close)
+        floor_io = floor.fire()  # warms it up, and counts what one floor fire sends
+        lanes.append(_Lane("floor", lambda rep: floor.fire()))
+    lock = attempt("lock cycle", partial(_LockCycle, target, f"{uid_prefix}lock"))
+    if lock is not None:
+        closers.append(lock.storage.close)
+        lock(-1)
+        lanes.append(_Lane("lock", lock))
+    prepared: dict[tuple[str, int], _Prepared] = {}
+    for kind, open_session in (("sizes", target.open_session), ("naive", target.open_naive)):
+        for size in plan.sizes:
+            what = f"{'backend' if kind == 'sizes' else 'naive baseline'} at {size:,} instances"
+            uid = f"{uid_prefix}{kind[0]}{size}"
+            session = attempt(what, partial(prepare_session, target, open_session, uid, size, plan))
+            if session is not None:
+                closers.append(session.close)
+                prepared[kind, size] = session
+                lanes.append(_Lane(f"{kind} {size} fire", session.fire))
+                lanes.append(_Lane(f"{kind} {size} load", session.load))
+    try:
+        log(f"{target.name}: timing {len(lanes)} figures in turn")
+        _round_robin(lanes, plan)
+    finally:
+        for close in reversed(closers):
+            try:
+                close()
+            except Exception as exc:
+                result["errors"].append(f"closing: {type(exc).__name__}: {exc}")
+    timed = {lane.name: lane for lane in lanes}
+    for lane in lanes:
+        if lane.error is not None:
+            result["errors"].append(f"{lane.name}: {lane.error}")
+
+    def sample(name: str) -> dict[str, Any] | None:
+        lane = timed.get(name)
+        return asdict(Sample.of(lane.seconds)) if lane is not None and lane.seconds else None
+
+    result["floor"] = None if floor_io is None else {
+        "fire": sample("floor"),
+        "round_trips_per_fire": floor_io.round_trips,
+        "bytes_written_per_fire": floor_io.bytes_written,
+    }
+    result["lock_cycle"] = sample("lock")
+    for (kind, size), session in prepared.items():
+        fire, load = sample(f"{kind} {size} fire"), sample(f"{kind} {size} load")
+        if fire is not None and load is not None:
+            result[kind][str(size)] = {"fire": fire, "load": load, **session.counts}
     throughput: dict[str, dict[str, float]] = {"distinct": {}, "shared": {}}
     small = min(plan.sizes)
     for workers in plan.workers:
