@@ -29,6 +29,7 @@ def summarise(target: dict[str, Any]) -> dict[str, Any]:
     """The headline ratios of one target's figures (None where a figure is missing)."""
     sizes = sorted(int(size) for size in target["sizes"])
     summary: dict[str, Any] = {"scale": None, "naive_scale": None, "floor_ratio": None}
+    small = ""
     if not sizes:
         return summary
     small, large = str(sizes[0]), str(sizes[-1])
@@ -43,6 +44,14 @@ def summarise(target: dict[str, Any]) -> dict[str, Any]:
     floor = _median(target.get("floor"))
     if fire_small and floor:
         summary["floor_ratio"] = fire_small / floor
+    lock = target.get("lock_cycle")
+    cycles = target["sizes"][small].get("lock_cycles_per_fire") if small in target["sizes"] else None
+    shared = (target.get("throughput") or {}).get("shared") or {}
+    if lock and cycles and lock["median_ms"] > 0:
+        # A fire holds the lock `cycles` times; the lock alone allows at most this many fires/s.
+        summary["lock_bound_fires_per_s"] = 1000 / (cycles * lock["median_ms"])
+        if shared:
+            summary["shared_vs_lock_bound"] = max(shared.values()) / summary["lock_bound_fires_per_s"]
     trips = [target["sizes"][str(size)]["round_trips_per_fire"] for size in sizes]
     summary["round_trips_constant"] = len(set(trips)) == 1
     summary["sizes"] = [sizes[0], sizes[-1]]
@@ -109,6 +118,9 @@ def table(run: dict[str, Any], *, markdown: bool = False) -> str:
                 f"fires/s, {count} proc, {kind} session{'s' if kind == 'distinct' else ''}",
                 lambda t, k=kind, c=count: _number((t.get("throughput") or {}).get(k, {}).get(str(c))),
             )
+    row("lock-bound fires/s (1 / lock cycles x lock ms)",
+        lambda t: _number(t["summary"].get("lock_bound_fires_per_s")))
+    row("best shared fires/s / lock bound", lambda t: _ratio(t["summary"].get("shared_vs_lock_bound")))
     widths = [max(len(line[column]) for line in rows) for column in range(len(rows[0]))]
     if markdown:
         lines = ["| " + " | ".join(line) + " |" for line in rows]
