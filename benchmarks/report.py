@@ -122,18 +122,15 @@ def table(run: dict[str, Any], *, markdown: bool = False) -> str:
         lambda t: _number(t["summary"].get("lock_bound_fires_per_s")))
     row("best shared fires/s / lock bound", lambda t: _ratio(t["summary"].get("shared_vs_lock_bound")))
     widths = [max(len(line[column]) for line in rows) for column in range(len(rows[0]))]
+    notes = [f"{name}: {error}" for name, figures in targets.items() for error in figures.get("errors", [])]
+    notes += [f"skipped {name}: {reason}" for name, reason in run.get("skipped", {}).items()]
     if markdown:
         lines = ["| " + " | ".join(line) + " |" for line in rows]
         lines.insert(1, "|" + "|".join(" --- " for _ in widths) + "|")
-        return "\n".join(lines)
+        return "\n".join(lines + ([""] + [f"- {note}" for note in notes] if notes else []))
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    for name, figures in targets.items():
-        for error in figures.get("errors", []):
-            lines.append(f"{name}: {error}")
-    for name, reason in run.get("skipped", {}).items():
-        lines.append(f"skipped {name}: {reason}")
-    return "\n".join(lines)
+    return "\n".join(lines + notes)
 
 
 def write_json(run: dict[str, Any], path: Path) -> None:
@@ -180,3 +177,27 @@ def write_chart(run: dict[str, Any], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs' targets in one run (same plan), e.g. for a table across runs."""
+    combined = dict(runs[0])
+    combined["targets"], combined["skipped"] = {}, {}
+    for run in runs:
+        if run["plan"]["sizes"] != combined["plan"]["sizes"]:
+            raise ValueError(f"run of {run['date']} measured other sizes: {run['plan']['sizes']}")
+        for name, target in run["targets"].items():
+            combined["targets"][name] = {**target, "summary": summarise(target)}
+    measured = set(combined["targets"])
+    for run in runs:
+        for name, reason in run.get("skipped", {}).items():
+            if name not in measured:
+                combined["skipped"][name] = reason
+    return combined
+
+
+if __name__ == "__main__":
+    # python -m benchmarks.report RUN.json [RUN.json ...]: one Markdown table of them all.
+    import sys
+
+    print(table(combine([json.loads(Path(name).read_text()) for name in sys.argv[1:]]), markdown=True))
