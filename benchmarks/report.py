@@ -167,9 +167,11 @@ def write_chart(run: dict[str, Any], path: Path) -> None:
               title="fire latency (dashed: raw-driver floor)")
     loads.set(xscale="log", yscale="log", xlabel="instances in the session", ylabel="ms (median)",
               title="whole-session load latency")
-    throughput.set(xscale="log", xlabel="worker processes", ylabel="fires / s",
-                   title="throughput (distinct vs one shared session)")
+    throughput.set_xscale("log", base=2)
+    throughput.set(yscale="log", xlabel="worker processes", ylabel="fires / s",
+                   title="throughput (solid: distinct sessions, dashed: one shared)")
     throughput.set_xticks(run["plan"]["workers"], [str(w) for w in run["plan"]["workers"]])
+    throughput.minorticks_off()
     for axes in (fires, loads, throughput):
         axes.grid(True, which="both", alpha=0.3)
         axes.legend(fontsize=7)
