@@ -83,7 +83,9 @@ class SQLBlobs:
         with self.engine.begin() as connection:
             if dialect in ("mysql", "mariadb"):
                 mysql_insert = mysql.insert(self.table).values(row)
-                connection.execute(mysql_insert.on_duplicate_key_update(document=document))
+                connection.execute(
+                    mysql_insert.on_duplicate_key_update(document=mysql_insert.inserted.document)
+                )
             else:
                 module: Any = postgresql if dialect == "postgresql" else sqlite
                 insert = module.insert(self.table).values(row)
