@@ -289,7 +289,7 @@ def test_a_fire_reads_and_writes_the_same_whatever_the_history(
     listener = _Traffic()
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_options["url"], event_listeners=[listener])
     options = {**mongo_options, "url": None, "client": client, "transactions": transactions}
-    for uid, history in (("small", 10), ("big", 2000)):
+    for uid, history in (("small", 10), ("big", 1000)):
         storage = MongoStorageBackend(uid, **options)
         manager = TriggerManager(storage)
         manager.update_configuration({
