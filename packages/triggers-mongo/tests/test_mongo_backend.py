@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -407,3 +408,13 @@ def test_records_are_json_text(mongo_options: dict[str, Any]) -> None:
     item = items.find_one({"kind": "metadata", "name": "d"})
     assert item is not None and json.loads(item["record"]) == {"$$x": 1}
     assert MongoStorageBackend("json", **mongo_options).metadata["d"] == {"$x": 1}
+
+
+def test_a_forked_child_gets_its_own_client(mongo_url: str) -> None:
+    parent = clients.client_for(mongo_url)
+    assert clients.client_for(mongo_url) is parent  # shared within a process
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os._exit(0 if clients.client_for(mongo_url) is not parent else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
