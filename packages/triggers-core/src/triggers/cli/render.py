@@ -15,7 +15,6 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from triggers import values
 from triggers.capabilities import Capabilities
 from triggers.types import InstanceStatus, TaskConfig, TaskInstance
 
