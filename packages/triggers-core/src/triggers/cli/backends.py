@@ -68,11 +68,12 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
         for column in ("name", "distribution", "version", "class", "capabilities", "server"):
             table.add_column(column, overflow="fold")
         for row in rows:
-            style = "green" if row.server == "answers" else "dim" if row.server == "not probed" else "red"
+            style = ("green" if row.server.startswith("answers")
+                     else "dim" if row.server == "not probed" else "red")
             table.add_row(row.name, row.distribution, row.version, row.backend_class,
                           row.capabilities, Text(row.server, style=style))
         context.out.print(table)
-    failed = [row for row in rows if row.server not in ("answers", "not probed")]
+    failed = [row for row in rows if not row.server.startswith(("answers", "not probed"))]
     return 1 if failed else 0
 
 
