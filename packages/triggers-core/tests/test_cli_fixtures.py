@@ -85,15 +85,20 @@ def make_sample_session(store: Store, uid: str) -> None:
 
 
 def run_cli(*args: str, env: Mapping[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m triggers ARGS`` in a subprocess; never raises on a non-zero exit."""
+    """``python -m triggers ARGS`` in a subprocess; never raises on a non-zero exit.
+
+    ``env`` adds variables; its ``PYTHONPATH`` is put in front of this directory.
+    """
     environ = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith("TRIGGERS_") or key in ("TRIGGERS_TEST_SERVERS",)
     }
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), environ.get("PYTHONPATH")]))
+    extra = dict(env or {})
+    paths = [str(TESTS_DIR), extra.pop("PYTHONPATH", ""), environ.get("PYTHONPATH", "")]
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     environ["COLUMNS"] = "200"
-    environ.update(env or {})
+    environ.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "triggers", *args],
         capture_output=True,
