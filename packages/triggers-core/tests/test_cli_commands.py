@@ -265,3 +265,37 @@ def test_schema_of_a_backend_without_tables_says_so() -> None:
     result = run_cli("--backend", "memory", "schema", "create")
     assert result.returncode == 0
     assert "has no tables or indexes" in result.stdout
+
+
+# --- conformance -------------------------------------------------------------------------
+
+
+def test_conformance_runs_the_suite_and_prints_the_capability_report() -> None:
+    result = run_cli("conformance", "memory", "--option", "namespace=cli-conformance",
+                     "--", "-q", "-k", "round_trip or isolation")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "--triggers-backend memory" in result.stderr
+    assert "--triggers-option namespace=\"cli-conformance\"" in result.stderr
+    assert "Triggers conformance: capability report" in result.stdout
+    assert "round trip of the value domain" in result.stdout
+
+
+def test_conformance_of_an_unknown_backend_is_one_line() -> None:
+    assert_one_line_error(run_cli("conformance", "nosuch"), "'nosuch'", "installed")
+
+
+def test_conformance_says_when_the_suite_is_not_installed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from triggers.cli import conformance, main
+
+    real_find_spec = conformance.importlib.util.find_spec
+    monkeypatch.setattr(
+        conformance.importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "triggers_conformance" else real_find_spec(name, *args),
+    )
+    assert main(["conformance", "memory"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "triggers: error: the conformance suite is not installed: pip install triggers-conformance"
+    )

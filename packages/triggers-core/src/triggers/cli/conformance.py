@@ -45,8 +45,8 @@ def register(subcommands: Any) -> None:
         type=parse_option,
         help="backend option, repeatable; VALUE is parsed as JSON when it parses",
     )
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST_ARGS",
-                        help="extra pytest arguments")
+    parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST_ARG",
+                        help="extra pytest arguments, after '--'")
     parser.set_defaults(handler=run)
 
 
@@ -56,8 +56,6 @@ def pytest_command(name: str, options: dict[str, Any], extra: list[str]) -> list
                "-p", "no:cacheprovider", "--triggers-backend", name]
     for key, value in options.items():
         command += ["--triggers-option", f"{key}={json.dumps(value)}"]
-    if extra and extra[0] == "--":
-        extra = extra[1:]
     return command + extra
 
 

@@ -104,10 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``triggers`` command; returns the exit status."""
     parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    passed_on: list[str] = []
+    if "--" in arguments and "conformance" in arguments[: arguments.index("--")]:
+        # argparse mishandles '--' inside a subcommand: split pytest's arguments off here.
+        split = arguments.index("--")
+        arguments, passed_on = arguments[:split], arguments[split + 1 :]
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
     except SystemExit as exit_:  # --help, --version, bad arguments
         return exit_.code if isinstance(exit_.code, int) else 2
+    if passed_on:
+        args.pytest_args = [*getattr(args, "pytest_args", []), *passed_on]
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format=f"{PROG}: %(levelname)s: %(name)s: %(message)s",
