@@ -33,8 +33,8 @@ __all__ = [
     "SessionDocument",
     "SessionExistsError",
     "document_from_json",
+    "document_of",
     "load_document",
-    "read_locked",
     "read_session",
     "write_session",
 ]
@@ -93,12 +93,14 @@ class SessionDocument:
 def read_session(storage: TriggerStorageBackend) -> SessionDocument:
     """The whole session held by ``storage``, freshly loaded from its store."""
     storage.invalidate_cache()
+    return document_of(storage)
+
+
+def document_of(storage: TriggerStorageBackend) -> SessionDocument:
+    """The whole session as ``storage`` has it loaded (loading what is missing)."""
     whole = storage.debug_repr()
     return SessionDocument(
-        uid=storage.uid,
-        tasks=whole["tasks"],
-        instances=whole["instances"],
-        metadata=whole["metadata"],
+        uid=storage.uid, tasks=whole["tasks"], instances=whole["instances"], metadata=whole["metadata"]
     )
 
 
@@ -161,7 +163,7 @@ def write_session(
     if not isinstance(metadata, dict):  # pragma: no cover - decode keeps a dict a dict
         raise DocumentError(f"session {document.uid!r}: metadata must be an object")
     with storage.acquire_lock():
-        before = read_locked(storage)
+        before = document_of(storage)  # as the lock just loaded it
         if before.content() == document.content():
             return None
         if not before.is_empty:
@@ -183,14 +185,6 @@ def write_session(
             raise DocumentError(str(exc)) from exc
         storage.save()
         return before
-
-
-def read_locked(storage: TriggerStorageBackend) -> SessionDocument:
-    """The whole session as loaded by the lock just taken (no second load)."""
-    whole = storage.debug_repr()
-    return SessionDocument(
-        uid=storage.uid, tasks=whole["tasks"], instances=whole["instances"], metadata=whole["metadata"]
-    )
 
 
 def _check_replaceable(uid: str, before: SessionDocument, document: SessionDocument) -> None:

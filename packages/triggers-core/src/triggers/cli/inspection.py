@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from triggers.cli import render
-from triggers.cli.exchange import MissingSessionError, read_locked
+from triggers.cli.exchange import MissingSessionError, document_of
 from triggers.cli.main import CommandContext
 from triggers.cli.selection import selection_from_args
 from triggers.storage import TriggerStorageBackend
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
             context.out.out(json.dumps({**report, "backend": selection.name}, indent=2,
                                        ensure_ascii=False), highlight=False)
             return 0
-        instances = sorted(storage.instances.values(), key=_order)
+        instances = [storage[name] for name in report["instances"]]  # in debug_repr's order
         render.print_session(
             context.out,
             uid=storage.uid,
@@ -59,7 +59,7 @@ def session_report(storage: TriggerStorageBackend) -> dict[str, Any]:
     Raises :class:`MissingSessionError` for a session that holds nothing (a
     mistyped uid, usually): inspecting it would only print empty tables.
     """
-    document = read_locked(storage)
+    document = document_of(storage)
     if document.is_empty:
         raise MissingSessionError(f"session {storage.uid!r} does not exist (nothing is stored under it)")
     failed = [
@@ -73,7 +73,3 @@ def session_report(storage: TriggerStorageBackend) -> dict[str, Any]:
         "failedInstances": sorted(failed),
     }
 
-
-def _order(instance: Any) -> tuple[str, int, str]:
-    number = instance.name.rpartition("#")[2]
-    return (instance.task_name, int(number) if number.isdigit() else -1, instance.name)

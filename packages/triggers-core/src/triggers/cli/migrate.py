@@ -16,13 +16,13 @@ reported as different) for an exact cut-over.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from triggers.cli.exchange import SessionExistsError, read_session, write_session
+from triggers.cli.exchange import read_session, write_session
 from triggers.cli.main import CommandContext, UsageError
 from triggers.cli.selection import BackendSelection, add_selection_arguments, selection_from_args
 from triggers.errors import TriggersError
@@ -102,15 +102,13 @@ def migrate_sessions(
     uids: Iterable[str],
     *,
     replace: bool = False,
-    advance: Any = None,
+    advance: Callable[[], object] | None = None,
 ) -> MigrationReport:
     """Copy each session and verify it; one session's failure does not stop the others."""
     report = MigrationReport()
     for uid in uids:
         try:
             outcome = _copy(source, destination, uid, replace=replace)
-        except SessionExistsError as exc:
-            report.failed[uid] = f"{exc}"
         except (TriggersError, ValueError, TypeError, LookupError, OSError) as exc:
             report.failed[uid] = " ".join(str(exc).split()) or type(exc).__name__
         else:
