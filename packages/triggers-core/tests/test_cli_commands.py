@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli_fixtures import Store, make_sample_session, run_cli, sqlite_store
+from test_cli_fixtures import Store, make_sample_session, run_cli, run_in_process, sqlite_store
 
 from triggers.types import InstanceStatus
 
@@ -68,7 +68,7 @@ def test_help_lists_every_command() -> None:
     ],
 )
 def test_bad_arguments_print_the_usage_and_exit_2(args: list[str], complaint: str) -> None:
-    result = run_cli(*args)
+    result = run_cli(*args) if not args else run_in_process(*args)
     assert result.returncode == 2, result.stderr
     assert complaint in result.stderr
     assert "Traceback" not in result.stderr
@@ -84,14 +84,20 @@ def test_no_backend_selected_says_how_to_select_one() -> None:
 
 
 def test_an_unknown_option_is_refused_by_name(store: Store) -> None:
-    result = run_cli(*store.flags, "--option", "colour=blue", "inspect", "s")
+    result = run_in_process(*store.flags, "--option", "colour=blue", "inspect", "s")
     assert_one_line_error(result, "colour")
 
 
-@pytest.mark.parametrize("command", [["inspect", "s"], ["export", "s"], ["fire", "s", "start"],
-                                     ["schema", "check"]])
+@pytest.mark.parametrize("command", [["inspect", "s"], ["schema", "check"]])
 def test_an_unreachable_server_is_one_line(command: list[str]) -> None:
     assert_one_line_error(run_cli(*UNREACHABLE.flags, *command), "Connection refused")
+
+
+@pytest.mark.parametrize("command", [["export", "s"], ["fire", "s", "start"]])
+def test_every_command_reports_an_unreachable_server(command: list[str]) -> None:
+    result = run_in_process(*UNREACHABLE.flags, *command)
+    assert result.returncode == 1
+    assert "Connection refused" in result.stdout + result.stderr
 
 
 def test_debug_shows_the_traceback_too() -> None:
@@ -112,7 +118,7 @@ def test_the_environment_selects_the_backend(store: Store, session: str) -> None
 
 
 def test_selection_flags_may_follow_the_command(store: Store, session: str) -> None:
-    result = run_cli("inspect", session, "--json", *store.flags)
+    result = run_in_process("inspect", session, "--json", *store.flags)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["uid"] == session
 
@@ -177,7 +183,7 @@ def test_inspect_json_is_the_stored_session_plus_what_is_unresolved(store: Store
 
 
 def test_inspect_of_a_missing_session_is_an_error(store: Store, session: str) -> None:
-    assert_one_line_error(run_cli(*store.flags, "inspect", "no-such-session"), "'no-such-session'",
+    assert_one_line_error(run_in_process(*store.flags, "inspect", "no-such-session"), "'no-such-session'",
                           "does not exist")
 
 
@@ -198,7 +204,7 @@ def test_fire_runs_what_becomes_ready(store: Store, session: str) -> None:
 
 
 def test_fire_into_a_missing_session_is_refused(store: Store, session: str) -> None:
-    assert_one_line_error(run_cli(*store.flags, "fire", "typo", "start"), "'typo'", "no tasks")
+    assert_one_line_error(run_in_process(*store.flags, "fire", "typo", "start"), "'typo'", "no tasks")
     with store.open("typo") as storage:
         assert not storage.metadata
 
@@ -226,7 +232,7 @@ def test_replay_with_replacement_kwargs_then_skip_with_cascade(store: Store, ses
 
 
 def test_skip_without_cascade_fires_nothing(store: Store, session: str) -> None:
-    result = run_cli(*store.flags, "skip", session, "t_import#0")
+    result = run_in_process(*store.flags, "skip", session, "t_import#0")
     assert result.returncode == 0, result.stderr
     with store.open(session) as storage:
         assert storage["t_import#0"].status is InstanceStatus.SKIPPED
@@ -234,9 +240,9 @@ def test_skip_without_cascade_fires_nothing(store: Store, session: str) -> None:
 
 
 def test_replaying_an_instance_that_did_not_fail_is_refused(store: Store, session: str) -> None:
-    assert_one_line_error(run_cli(*store.flags, "replay", session, "t_warn#0"),
+    assert_one_line_error(run_in_process(*store.flags, "replay", session, "t_warn#0"),
                           "'t_warn#0' is finished", "only failed instances")
-    assert_one_line_error(run_cli(*store.flags, "skip", session, "t_nothing#3"), "t_nothing#3")
+    assert_one_line_error(run_in_process(*store.flags, "skip", session, "t_nothing#3"), "t_nothing#3")
 
 
 def test_resolve_logs(store: Store, session: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli_fixtures import Store, make_sample_session, run_cli, sqlite_store
+from test_cli_fixtures import Store, make_sample_session, run_cli, run_in_process, sqlite_store
 
 from triggers.cli.exchange import (
     DocumentError,
@@ -67,22 +67,22 @@ def test_export_then_import_into_another_database_is_equal(tmp_path: Path, uid: 
 def test_import_refuses_to_overwrite_unless_replace(tmp_path: Path, uid: str) -> None:
     store = sqlite_store(tmp_path / "a.db")
     make_sample_session(store, uid)
-    document = export(store, uid)
+    document = json.loads(run_in_process(*store.flags, "export", uid).stdout)
     document["metadata"]["note"] = "edited by hand"
     document["instances"]["t_warn#0"]["metadata"]["logsResolved"] = True
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(document))
 
-    refused = run_cli(*store.flags, "import", str(path))
+    refused = run_in_process(*store.flags, "import", str(path))
     assert refused.returncode == 1
     assert "already exists" in refused.stderr and "--replace" in refused.stderr
     with store.open(uid) as storage:
         assert "note" not in storage.metadata
 
-    replaced = run_cli(*store.flags, "import", str(path), "--replace")
+    replaced = run_in_process(*store.flags, "import", str(path), "--replace")
     assert replaced.returncode == 0, replaced.stderr
     assert "replaced" in replaced.stdout
-    assert export(store, uid) == document
+    assert json.loads(run_in_process(*store.flags, "export", uid).stdout) == document
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ operator runs it; this directory is on its ``PYTHONPATH`` so the tasks below
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -108,3 +110,14 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, stdin: str | None 
         timeout=120,
         check=False,
     )
+
+
+def run_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``main(ARGS)`` in this process, output captured: for the variations of a case
+    that a subprocess test already covers end to end (a subprocess costs ~1 s)."""
+    from triggers.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(list(args))
+    return subprocess.CompletedProcess(["triggers", *args], status, out.getvalue(), err.getvalue())

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli_fixtures import Store, make_sample_session, run_cli, sqlite_store
+from test_cli_fixtures import Store, make_sample_session, run_cli, run_in_process, sqlite_store
 
 
 def migrate(source: Store, destination: Store, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -71,7 +71,9 @@ def test_migrate_all_and_what_fails(tmp_path: Path, uid: str) -> None:
     assert "3 sessions: 1 copied, 2 already identical, 0 failed" in replaced.stdout
     same_sessions(source, destination, *uids)
 
-    missing = migrate(source, destination, "never-saved")
+    missing = run_in_process("migrate", "--from", "sql", "--from-option", f"url={source.options['url']}",
+                             "--to", "sql", "--to-option", f"url={destination.options['url']}",
+                             "never-saved")
     assert missing.returncode == 1
     assert "'never-saved' does not exist at the source" in missing.stdout
 
