@@ -64,6 +64,7 @@ def test_help_lists_every_command() -> None:
         (["--option", "novalue", "inspect", "s"], "--option expects key=value"),
         (["skip", "s", "t#0", "--result", "{}"], "--result is only used with --cascade"),
         (["migrate", "--from", "sql", "--to", "memory"], "name the sessions to copy"),
+        (["--backend", "sql", "migrate", "--from", "sql", "--to", "memory", "u"], "--from/--from-option"),
         (["schema", "drop"], "invalid choice"),
     ],
 )

@@ -112,7 +112,7 @@ def probe(selection: BackendSelection, cls: type[TriggerStorageBackend], timeout
         except SchemaError as exc:
             outcome.append(f"answers, but {_one_line(exc)}")
         except ConfigurationError as exc:
-            outcome.append(f"bad options: {_one_line(exc)}")
+            outcome.append(f"not usable as configured: {_one_line(exc)}")
         except Exception as exc:
             outcome.append(f"does not answer: {_one_line(exc)}")
 

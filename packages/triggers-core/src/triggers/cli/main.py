@@ -39,7 +39,7 @@ examples:
   triggers backends
   triggers --backend sql --option url=sqlite:///triggers.db inspect survey-42
   triggers --backend sql --option url=sqlite:///triggers.db fire survey-42 pageReceived --kwargs '{"page": 2}'
-  triggers migrate --from cache --from-option cache=default --to sql --to-option url=postgresql+psycopg://db/app --all
+  triggers migrate --from sql --from-option url=sqlite:///old.db --to sql --to-option url=postgresql+psycopg://db/app --all
 
 exit status: 0 success, 1 the operation failed (one line on stderr), 2 bad arguments.
 """

@@ -58,6 +58,8 @@ def register(subcommands: Any) -> None:
 
 
 def run(args: argparse.Namespace, context: CommandContext) -> int:
+    if args.backend or args.backend_options:
+        raise UsageError("migrate selects its backends with --from/--from-option and --to/--to-option")
     if args.all == bool(args.uids):
         raise UsageError("name the sessions to copy (UID ...) or pass --all, not both")
     source = selection_from_args(args, context.environ, prefix="from")
