@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from triggers import values
-from triggers.errors import ConfigurationError, TriggersError
+from triggers.errors import TriggersError
 from triggers.storage import TriggerStorageBackend
 from triggers.types import TaskConfig
 
@@ -179,9 +179,7 @@ def write_session(
                 storage.restore_instance(name, record)
             storage.metadata.clear()
             storage.metadata.update(metadata)
-        except ConfigurationError:
-            raise
-        except (ValueError, TypeError) as exc:  # a record outside the value domain
+        except (ValueError, TypeError) as exc:  # an instance record that cannot be decoded
             raise DocumentError(str(exc)) from exc
         storage.save()
         return before
