@@ -65,13 +65,15 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
         context.out.out(json.dumps([asdict(row) for row in rows], indent=2), highlight=False)
     else:
         table = Table(title="Storage backends", title_justify="left")
-        for column in ("name", "distribution", "version", "class", "capabilities", "server"):
-            table.add_column(column, overflow="fold")
+        for column in ("name", "distribution", "version"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("capabilities", ratio=3)
+        table.add_column("server", ratio=2, overflow="fold")
         for row in rows:
             style = ("green" if row.server.startswith("answers")
                      else "dim" if row.server == "not probed" else "red")
-            table.add_row(row.name, row.distribution, row.version, row.backend_class,
-                          row.capabilities, Text(row.server, style=style))
+            table.add_row(row.name, row.distribution, row.version, row.capabilities,
+                          Text(row.server, style=style))
         context.out.print(table)
     failed = [row for row in rows if not row.server.startswith(("answers", "not probed"))]
     return 1 if failed else 0

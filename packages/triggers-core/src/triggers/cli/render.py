@@ -7,6 +7,7 @@ Only presentation lives here; the commands decide what to show. Machines get
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -54,12 +55,24 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str | Text]],
+           *, no_wrap: int = 1) -> Table:
+    """A table without the columns that are empty in every row (narrow terminals).
+
+    The first ``no_wrap`` columns (the names) are never wrapped.
+    """
+    keep = [i for i, _ in enumerate(columns) if i < no_wrap or any(str(row[i]) for row in rows)]
+    table = Table(title=title, title_justify="left")
+    for i in keep:
+        table.add_column(columns[i], no_wrap=i < no_wrap, overflow="fold")
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
+    return table
+
+
 def tasks_table(tasks: Iterable[TaskConfig], counts: Mapping[str, int], unresolved: set[str]) -> Table:
-    table = Table(title="Tasks", title_justify="left")
-    for column in ("task", "after", "andEvery", "unless", "run", "using", "instances", "resolved"):
-        table.add_column(column, overflow="fold")
-    for config in tasks:
-        table.add_row(
+    rows = [
+        (
             config.name,
             ", ".join(config.after),
             config.and_every or "",
@@ -69,31 +82,35 @@ def tasks_table(tasks: Iterable[TaskConfig], counts: Mapping[str, int], unresolv
             str(counts.get(config.name, 0)),
             Text("no", style="yellow") if config.name in unresolved else Text("yes", style="green"),
         )
-    return table
+        for config in tasks
+    ]
+    columns = ("task", "after", "andEvery", "unless", "run", "using", "instances", "resolved")
+    return _table("Tasks", columns, rows)
 
 
 def instances_table(instances: Sequence[TaskInstance]) -> Table:
-    table = Table(title="Instances", title_justify="left")
-    for column in ("instance", "status", "triggers", "waiting for", "log level", "logs", "last modified"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for instance in instances:
-        if instance.log_level < 30:
+        if instance.log_level < logging.WARNING:
             logs = Text("")
         elif instance.logs_resolved:
             logs = Text("resolved", style="green")
         else:
             logs = Text("unresolved", style="bold yellow")
         modified = instance.last_modified
-        table.add_row(
-            instance.name + (f" (replays {instance.parent})" if instance.parent else ""),
+        rows.append((
+            instance.name,
             status_text(instance.status),
+            instance.parent or "",
             ", ".join(f"{trigger} {_short(kwargs, 40)}" for trigger, kwargs in instance.kwargs.items()),
             ", ".join(instance.missing_triggers),
             instance.log_level_name if instance.log_level else "",
             logs,
-            modified.isoformat(timespec="seconds") if modified else "",
-        )
-    return table
+            modified.strftime("%Y-%m-%d %H:%M:%S UTC") if modified else "",
+        ))
+    columns = ("instance", "status", "replays", "triggers", "waiting for", "log level", "logs",
+               "last modified")
+    return _table("Instances", columns, rows, no_wrap=2)
 
 
 def failure_panel(instance: TaskInstance) -> Panel:
