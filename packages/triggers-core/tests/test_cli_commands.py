@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_cli_fixtures import Store, make_sample_session, run_cli, run_in_process, sqlite_store
 
+from triggers.cli.selection import parse_option
 from triggers.types import InstanceStatus
 
 UNREACHABLE = Store("sql", {"url": "postgresql+psycopg://127.0.0.1:1/x"})
@@ -73,6 +74,21 @@ def test_bad_arguments_print_the_usage_and_exit_2(args: list[str], complaint: st
     assert result.returncode == 2, result.stderr
     assert complaint in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("lease_ttl=5", ("lease_ttl", 5)),
+        ("create_tables=false", ("create_tables", False)),
+        ("url=sqlite:///x.db", ("url", "sqlite:///x.db")),
+        ('name="42"', ("name", "42")),
+        ("query=a=b", ("query", "a=b")),
+        ("empty=", ("empty", "")),
+    ],
+)
+def test_option_values_are_json_when_they_parse(text: str, parsed: tuple[str, object]) -> None:
+    assert parse_option(text) == parsed
 
 
 def test_an_unknown_backend_is_one_line_listing_the_installed_ones() -> None:
@@ -159,7 +175,7 @@ def test_inspect_shows_tasks_instances_and_the_failure(store: Store, session: st
     result = run_cli(*store.flags, "inspect", session)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for text in ("t_import#0", "t_warn#0", "failed", "finished", "ERROR", "WARNING",
+    for text in ("Triggers fired: start {", "t_import#0", "t_warn#0", "failed", "finished", "ERROR", "WARNING",
                  "Unresolved tasks: t_import, t_later, t_report",
                  "Unresolved instances: t_import#0",
                  "Unresolved logs: t_import#0, t_warn#0",

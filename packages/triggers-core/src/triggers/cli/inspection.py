@@ -10,7 +10,7 @@ from triggers.cli import render
 from triggers.cli.exchange import MissingSessionError, document_of
 from triggers.cli.main import CommandContext
 from triggers.cli.selection import selection_from_args
-from triggers.storage import TriggerStorageBackend
+from triggers.storage import TRIGGER_KWARGS_KEY, TriggerStorageBackend
 from triggers.types import InstanceStatus
 
 __all__ = ["register"]
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
             unresolved_tasks=report["unresolvedTasks"],
             unresolved_instances=report["unresolvedInstances"],
             unresolved_logs=report["unresolvedLogs"],
+            fired=storage.metadata.get(TRIGGER_KWARGS_KEY) or {},
         )
     return 0
 

@@ -133,8 +133,11 @@ def print_session(
     unresolved_tasks: Sequence[str],
     unresolved_instances: Sequence[str],
     unresolved_logs: Sequence[str],
+    fired: Mapping[str, Any],
 ) -> None:
     console.print(Text.assemble(("session ", "bold"), (uid, "bold cyan"), f"  on {backend}"))
+    fired_text = ", ".join(f"{name} {_short(kwargs, 40)}" for name, kwargs in fired.items())
+    console.print(Text.assemble(("Triggers fired: ", "bold"), fired_text or "none"))
     console.print(tasks_table(tasks, counts, set(unresolved_tasks)))
     if instances:
         console.print(instances_table(instances))
