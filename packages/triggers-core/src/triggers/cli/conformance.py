@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shlex
 import subprocess
 import sys
 from typing import Any
@@ -67,6 +68,6 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     storage_backends.load(args.name)  # an unknown name fails here, listing the installed ones
     options = {**dict(args.backend_options), **dict(args.conformance_options)}
     command = pytest_command(args.name, options, list(args.pytest_args))
-    context.err.print(f"running: {' '.join(command)}", highlight=False, soft_wrap=True)
+    context.err.print(f"running: {shlex.join(command)}", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     return subprocess.run(command, check=False).returncode
