@@ -262,6 +262,14 @@ def test_replaying_an_instance_that_did_not_fail_is_refused(store: Store, sessio
     assert_one_line_error(run_in_process(*store.flags, "skip", session, "t_nothing#3"), "t_nothing#3")
 
 
+def test_a_locked_session_is_waited_for_then_refused(store: Store, session: str) -> None:
+    with store.open(session) as holder, holder.acquire_lock():
+        result = run_in_process(*store.flags, "--option", "lock_timeout=0.2", "fire", session, "finish")
+    assert_one_line_error(result, "locked by another holder")
+    with store.open(session) as storage:
+        assert "finish" not in storage.metadata["triggerKwargs"]
+
+
 def test_resolve_logs(store: Store, session: str) -> None:
     result = run_cli(*store.flags, "resolve-logs", session, "t_warn#0")
     assert result.returncode == 0, result.stderr
