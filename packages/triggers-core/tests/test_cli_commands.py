@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_cli_fixtures import Store, make_sample_session, run_cli, run_in_process, sqlite_store
 
-from triggers.cli.selection import parse_option
+from triggers.cli.selection import hide_passwords, parse_option
 from triggers.types import InstanceStatus
 
 UNREACHABLE = Store("sql", {"url": "postgresql+psycopg://127.0.0.1:1/x"})
@@ -89,6 +89,12 @@ def test_bad_arguments_print_the_usage_and_exit_2(args: list[str], complaint: st
 )
 def test_option_values_are_json_when_they_parse(text: str, parsed: tuple[str, object]) -> None:
     assert parse_option(text) == parsed
+
+
+def test_passwords_in_urls_are_never_printed() -> None:
+    shown = hide_passwords('url="postgresql+psycopg://app:s3cr:et@db:5432/x" other=1')
+    assert shown == 'url="postgresql+psycopg://app:***@db:5432/x" other=1'
+    assert hide_passwords("sqlite:///x.db") == "sqlite:///x.db"
 
 
 def test_an_unknown_backend_is_one_line_listing_the_installed_ones() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "SUBCOMMAND",
     "BackendSelection",
     "add_selection_arguments",
+    "hide_passwords",
     "overrides",
     "parse_option",
     "selection_from_args",
@@ -59,11 +61,19 @@ class BackendSelection:
         return {key: value for key, value in self.options.items() if key not in COMMON_OPTIONS}
 
     def describe(self) -> str:
-        """``NAME`` plus its options, for messages (values shown as given)."""
+        """``NAME`` plus its options, for messages, with URL passwords masked."""
         if not self.options:
             return self.name
-        shown = " ".join(f"{key}={json.dumps(value)}" for key, value in self.options.items())
+        shown = " ".join(f"{key}={hide_passwords(json.dumps(value))}" for key, value in self.options.items())
         return f"{self.name} ({shown})"
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+
+
+def hide_passwords(text: str) -> str:
+    """``scheme://user:secret@host`` → ``scheme://user:***@host``, for anything printed."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def parse_option(text: str, flag: str = "--option") -> tuple[str, Any]:
