@@ -219,7 +219,7 @@ def test_fire_runs_what_becomes_ready(store: Store, session: str) -> None:
     assert "scheduled: nothing" in result.stdout
     result = run_cli(*store.flags, "fire", session, "page", "--kwargs", '{"number": 7}')
     assert result.returncode == 0, result.stderr
-    assert "scheduled: t_later#0" in result.stdout
+    assert "scheduled: t_later#0 (now finished)" in result.stdout
     with store.open(session) as storage:
         later = storage["t_later#0"]
         assert later.status is InstanceStatus.FINISHED
@@ -236,7 +236,7 @@ def test_replay_with_replacement_kwargs_then_skip_with_cascade(store: Store, ses
     result = run_cli(*store.flags, "replay", session, "t_import#0",
                      "--kwargs", '{"start": {"page": 2}}')
     assert result.returncode == 0, result.stderr
-    assert "as 't_import#1'" in result.stdout
+    assert "replayed 't_import#0' as t_import#1 (now failed)" in result.stdout
     with store.open(session) as storage:
         assert storage["t_import#0"].status is InstanceStatus.REPLAYED
         replay = storage["t_import#1"]

@@ -97,17 +97,29 @@ def _manager(args: argparse.Namespace, context: CommandContext) -> TriggerManage
 
 
 def _finish(manager: TriggerManager) -> None:
+    """Wait for the tasks the runner started (the eager one ran them already), then close."""
+    try:
+        manager.join_all()
+    finally:
+        manager.storage.close()
+
+
+def _outcomes(manager: TriggerManager, names: list[str]) -> str:
+    """``name (status)`` of each instance as stored now, after its tasks ran."""
+    if not names:
+        return "nothing"
     manager.join_all()
-    manager.storage.close()
+    manager.storage.invalidate_cache()
+    return ", ".join(f"{name} (now {manager.storage[name].status.value})" for name in names)
 
 
 def run_fire(args: argparse.Namespace, context: CommandContext) -> int:
     manager = _manager(args, context)
     try:
         scheduled = manager.fire(args.trigger, args.kwargs, idempotency_key=args.idempotency_key)
+        shown = _outcomes(manager, scheduled)
     finally:
         _finish(manager)
-    shown = ", ".join(scheduled) if scheduled else "nothing"
     context.out.print(f"fired {args.trigger!r} into {args.uid!r}; scheduled: {shown}", highlight=False)
     return 0
 
@@ -116,10 +128,10 @@ def run_replay(args: argparse.Namespace, context: CommandContext) -> int:
     manager = _manager(args, context)
     try:
         clone = manager.replay_failed_instance(args.instance, args.kwargs)
-        status = clone.status.value
+        shown = _outcomes(manager, [clone.name])
     finally:
         _finish(manager)
-    context.out.print(f"replayed {args.instance!r} as {clone.name!r} ({status})", highlight=False)
+    context.out.print(f"replayed {args.instance!r} as {shown}", highlight=False)
     return 0
 
 
