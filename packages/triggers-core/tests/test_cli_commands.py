@@ -7,11 +7,14 @@ changed only by the command, so each test sees what an operator would.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from test_cli_fixtures import Store, make_sample_session, run_cli, run_in_process, sqlite_store
 
+import triggers
 from triggers.cli.selection import hide_passwords, parse_option
 from triggers.types import InstanceStatus
 
@@ -52,6 +55,15 @@ def test_help_lists_every_command() -> None:
     for command in ("backends", "inspect", "fire", "replay", "skip", "resolve-logs", "export",
                     "import", "migrate", "conformance", "schema", "TRIGGERS_STORAGE_BACKEND"):
         assert command in result.stdout
+
+
+def test_the_installed_script_is_the_same_command() -> None:
+    script = Path(sys.executable).with_name("triggers")
+    if not script.exists():
+        pytest.skip(f"no {script}: triggers-core is not installed with its scripts here")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"triggers {triggers.__version__}"
 
 
 @pytest.mark.parametrize(
