@@ -12,14 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli_fixtures import Store, make_sample_session, run_cli, run_in_process, sqlite_store
+from test_cli_fixtures import (
+    Store,
+    make_sample_session,
+    run_cli,
+    run_in_process,
+    sqlite_store,
+    unreachable_store,
+)
 
 import triggers
 from triggers.cli.selection import hide_passwords, parse_option
 from triggers.types import InstanceStatus
-
-UNREACHABLE = Store("sql", {"url": "postgresql+psycopg://127.0.0.1:1/x"})
-"""A PostgreSQL URL on a port where nothing listens: connection refused at once."""
 
 
 @pytest.fixture
@@ -125,18 +129,18 @@ def test_an_unknown_option_is_refused_by_name(store: Store) -> None:
 
 @pytest.mark.parametrize("command", [["inspect", "s"], ["schema", "check"]])
 def test_an_unreachable_server_is_one_line(command: list[str]) -> None:
-    assert_one_line_error(run_cli(*UNREACHABLE.flags, *command), "Connection refused")
+    assert_one_line_error(run_cli(*unreachable_store().flags, *command), "Connection refused")
 
 
 @pytest.mark.parametrize("command", [["export", "s"], ["fire", "s", "start"]])
 def test_every_command_reports_an_unreachable_server(command: list[str]) -> None:
-    result = run_in_process(*UNREACHABLE.flags, *command)
+    result = run_in_process(*unreachable_store().flags, *command)
     assert result.returncode == 1
     assert "Connection refused" in result.stdout + result.stderr
 
 
 def test_debug_shows_the_traceback_too() -> None:
-    result = run_cli("--debug", *UNREACHABLE.flags, "inspect", "s")
+    result = run_cli("--debug", *unreachable_store().flags, "inspect", "s")
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert "triggers: error: " in result.stderr
@@ -179,7 +183,7 @@ def test_backends_lists_installed_backends_and_probes_the_selected_one(store: St
 
 
 def test_backends_reports_a_server_that_does_not_answer() -> None:
-    result = run_cli(*UNREACHABLE.flags, "backends", "--json", "--timeout", "10")
+    result = run_cli(*unreachable_store().flags, "backends", "--json", "--timeout", "10")
     assert result.returncode == 1
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["sql"]["server"].startswith("does not answer")

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from triggers.manager import TriggerManager
 from triggers.registry import storage_from_config
 from triggers.storage import TriggerStorageBackend
@@ -75,7 +77,15 @@ class Store:
 
 
 def sqlite_store(path: Path) -> Store:
+    """The ``sql`` backend on a SQLite file (the tests that need it skip without triggers-sql)."""
+    pytest.importorskip("triggers_sql", reason="triggers-sql is not installed")
     return Store("sql", {"url": f"sqlite:///{path}"})
+
+
+def unreachable_store() -> Store:
+    """``sql`` on a PostgreSQL port where nothing listens: the connection is refused at once."""
+    pytest.importorskip("triggers_sql", reason="triggers-sql is not installed")
+    return Store("sql", {"url": "postgresql+psycopg://127.0.0.1:1/x"})
 
 
 def make_sample_session(store: Store, uid: str) -> None:
