@@ -304,12 +304,12 @@ def test_resolve_logs(store: Store, session: str) -> None:
 
 def test_schema_check_then_create_then_check(tmp_path: Path) -> None:
     store = sqlite_store(tmp_path / "empty.db")
-    missing = run_cli(*store.flags, "schema", "check")
+    missing = run_in_process(*store.flags, "schema", "check")
     assert_one_line_error(missing, "triggers schema create")
     created = run_cli(*store.flags, "schema", "create")
     assert created.returncode == 0, created.stderr
     assert "schema created or found" in created.stdout
-    checked = run_cli(*store.flags, "schema", "check")
+    checked = run_in_process(*store.flags, "schema", "check")
     assert checked.returncode == 0, checked.stderr
     assert "up to date" in checked.stdout
 

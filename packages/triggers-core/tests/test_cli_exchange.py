@@ -56,12 +56,13 @@ def test_export_then_import_into_another_database_is_equal(tmp_path: Path, uid: 
         assert when == datetime(2026, 11, 28, 12, 30, tzinfo=UTC)
         assert copy.instance_count("t_import") == 1
 
-    again = run_cli(*destination.flags, "import", str(path))
+    again = run_in_process(*destination.flags, "import", str(path))
     assert again.returncode == 0 and "already identical" in again.stdout
 
     renamed = run_cli(*destination.flags, "import", "-", "--uid", "copy-of-it", stdin=path.read_text())
     assert renamed.returncode == 0, renamed.stderr
-    assert export(destination, "copy-of-it") == {**document, "uid": "copy-of-it"}
+    exported_again = run_in_process(*destination.flags, "export", "copy-of-it")
+    assert json.loads(exported_again.stdout) == {**document, "uid": "copy-of-it"}
 
 
 def test_import_refuses_to_overwrite_unless_replace(tmp_path: Path, uid: str) -> None:

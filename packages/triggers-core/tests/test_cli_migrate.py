@@ -88,7 +88,7 @@ def test_migrate_from_a_django_file_cache_to_sql(tmp_path: Path, uid: str) -> No
     pytest.importorskip("django")
     sql = sqlite_store(tmp_path / "a.db")
     make_sample_session(sql, uid)
-    exported = run_cli(*sql.flags, "export", uid)
+    exported = run_in_process(*sql.flags, "export", uid)
     assert exported.returncode == 0, exported.stderr
 
     settings = tmp_path / "settings" / "cli_cache_settings.py"
@@ -112,5 +112,5 @@ def test_migrate_from_a_django_file_cache_to_sql(tmp_path: Path, uid: str) -> No
     result = migrate(cache, destination, uid, env=django)
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert "1 sessions: 1 copied" in result.stdout
-    copied = run_cli(*destination.flags, "export", uid)
+    copied = run_in_process(*destination.flags, "export", uid)
     assert json.loads(copied.stdout) == json.loads(exported.stdout)
