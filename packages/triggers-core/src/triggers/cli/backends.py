@@ -13,7 +13,12 @@ from rich.text import Text
 
 from triggers.cli.main import CommandContext
 from triggers.cli.render import capabilities_text
-from triggers.cli.selection import BackendSelection, overrides, selection_from_args
+from triggers.cli.selection import (
+    BackendSelection,
+    hide_passwords,
+    overrides,
+    selection_from_args,
+)
 from triggers.errors import ConfigurationError, SchemaError, TriggersError
 from triggers.registry import BACKEND_ENV, storage_backends
 from triggers.storage import TriggerStorageBackend
@@ -125,4 +130,4 @@ def probe(selection: BackendSelection, cls: type[TriggerStorageBackend], timeout
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return hide_passwords(" ".join(str(exc).split()) or type(exc).__name__)

@@ -137,7 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(exc: BaseException, debug: bool, *, expected: bool) -> int:
-    """One line on stderr (the whole traceback with ``--debug``); exit status 1."""
+    """One line on stderr (the whole traceback with ``--debug``); exit status 1.
+
+    Drivers quote URLs in their errors; any password in one is masked.
+    """
+    from triggers.cli.selection import hide_passwords
+
     if debug:
         logging.getLogger(__name__).error("the command failed", exc_info=exc)
     message = " ".join(str(exc).split()) or type(exc).__name__
@@ -145,5 +150,5 @@ def _fail(exc: BaseException, debug: bool, *, expected: bool) -> int:
         message = f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)"
     elif isinstance(exc, OSError) and not isinstance(exc, TriggersError) and exc.filename:
         message = f"{exc.filename}: {exc.strerror or message}"
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    print(f"{PROG}: error: {hide_passwords(message)}", file=sys.stderr)
     return 1

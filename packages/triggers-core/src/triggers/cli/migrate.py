@@ -24,7 +24,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from triggers.cli.exchange import read_session, write_session
 from triggers.cli.main import CommandContext, UsageError
-from triggers.cli.selection import BackendSelection, add_selection_arguments, selection_from_args
+from triggers.cli.selection import (
+    BackendSelection,
+    add_selection_arguments,
+    hide_passwords,
+    selection_from_args,
+)
 from triggers.errors import TriggersError
 
 __all__ = ["MigrationReport", "migrate_sessions", "register"]
@@ -112,7 +117,7 @@ def migrate_sessions(
         try:
             outcome = _copy(source, destination, uid, replace=replace)
         except (TriggersError, ValueError, TypeError, LookupError, OSError) as exc:
-            report.failed[uid] = " ".join(str(exc).split()) or type(exc).__name__
+            report.failed[uid] = hide_passwords(" ".join(str(exc).split()) or type(exc).__name__)
         else:
             (report.copied if outcome == "copied" else report.identical).append(uid)
         if advance is not None:
