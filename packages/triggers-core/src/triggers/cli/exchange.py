@@ -70,6 +70,7 @@ class SessionDocument:
         return not (self.tasks or self.instances or self.metadata)
 
     def to_json(self) -> dict[str, Any]:
+        """The document as written to a file (format and version first)."""
         return {
             "format": FORMAT,
             "version": VERSION,

@@ -19,7 +19,14 @@ from rich.text import Text
 from triggers.capabilities import Capabilities
 from triggers.types import InstanceStatus, TaskConfig, TaskInstance
 
-__all__ = ["capabilities_text", "print_session", "status_text"]
+__all__ = [
+    "capabilities_text",
+    "failure_panel",
+    "instances_table",
+    "print_session",
+    "status_text",
+    "tasks_table",
+]
 
 STATUS_STYLES: Mapping[InstanceStatus, str] = {
     InstanceStatus.UNSTARTED: "dim",
@@ -34,6 +41,7 @@ STATUS_STYLES: Mapping[InstanceStatus, str] = {
 
 
 def status_text(status: InstanceStatus) -> Text:
+    """A status, coloured: failures stand out, finished work recedes."""
     return Text(status.value, style=STATUS_STYLES.get(status, ""))
 
 
@@ -71,6 +79,7 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str | Tex
 
 
 def tasks_table(tasks: Iterable[TaskConfig], counts: Mapping[str, int], unresolved: set[str]) -> Table:
+    """One row per task: its directives, how many instances it had, whether it is resolved."""
     rows = [
         (
             config.name,
@@ -89,6 +98,7 @@ def tasks_table(tasks: Iterable[TaskConfig], counts: Mapping[str, int], unresolv
 
 
 def instances_table(instances: Sequence[TaskInstance]) -> Table:
+    """One row per instance: status, triggers received and awaited, logs, last change."""
     rows = []
     for instance in instances:
         if instance.log_level < logging.WARNING:
@@ -135,6 +145,7 @@ def print_session(
     unresolved_logs: Sequence[str],
     fired: Mapping[str, Any],
 ) -> None:
+    """The whole ``triggers inspect`` page of one session."""
     console.print(Text.assemble(("session ", "bold"), (uid, "bold cyan"), f"  on {backend}"))
     fired_text = ", ".join(f"{name} {_short(kwargs, 40)}" for name, kwargs in fired.items())
     console.print(Text.assemble(("Triggers fired: ", "bold"), fired_text or "none"))
