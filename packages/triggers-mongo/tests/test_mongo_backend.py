@@ -26,6 +26,7 @@ from triggers.manager import TriggerManager
 from triggers.types import InstanceStatus
 from triggers_mongo import MongoStorageBackend, clients
 from triggers_mongo.backend import MAX_DOCUMENT_BYTES
+from triggers_mongo.errors import hide_password
 
 NOOP = "triggers_conformance.tasks.noop"
 HOSTILE = ["$set", "$", "a.b", "", ".", "$where.x", "a\x00b", "_id", "ünï"]
@@ -418,3 +419,15 @@ def test_a_forked_child_gets_its_own_client(mongo_url: str) -> None:
         os._exit(0 if clients.client_for(mongo_url) is not parent else 1)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mongodb://app:s3cret@db1,db2/x?replicaSet=rs0", "mongodb://app:***@db1,db2/x?replicaSet=rs0"),
+        ("mongodb+srv://app:p%40ss@cluster.example.net/", "mongodb+srv://app:***@cluster.example.net/"),
+        ("mongodb://db:27017/?w=majority", "mongodb://db:27017/?w=majority"),
+    ],
+)
+def test_passwords_never_appear_in_messages(url: str, shown: str) -> None:
+    assert hide_password(url) == shown
