@@ -184,7 +184,7 @@ class MongoStorageBackend(TriggerStorageBackend):
                 if missing:
                     raise SchemaError(
                         f"{where}: collection {collection.name!r} lacks the indexes {missing}; "
-                        "run `triggers schema create --backend mongo ...` or "
+                        "run `triggers --backend mongo --option url=... schema create` or "
                         "MongoStorageBackend.create_schema(...)"
                     )
                 lines.extend(f"{collection.name}: index {name}" for name in sorted(found))
