@@ -431,3 +431,18 @@ def test_a_forked_child_gets_its_own_client(mongo_url: str) -> None:
 )
 def test_passwords_never_appear_in_messages(url: str, shown: str) -> None:
     assert hide_password(url) == shown
+
+
+def test_a_uid_reused_after_its_header_expired_never_sees_the_old_items(
+    mongo_options: dict[str, Any],
+) -> None:
+    options = {**mongo_options, "ttl": 3600}
+    _save_metadata(options, "reused", old=True)
+    sessions, items = _raw(options)
+    lingering = items.count_documents({})
+    sessions.delete_one({"_id": "reused"})  # what the TTL monitor does first
+    assert MongoStorageBackend("reused", **options).metadata == {}
+    _save_metadata(options, "reused", new=True)
+    assert MongoStorageBackend("reused", **options).metadata["new"] is True
+    assert "old" not in MongoStorageBackend("reused", **options).metadata
+    assert items.count_documents({}) > lingering  # the old items wait for their own expiry
