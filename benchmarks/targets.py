@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,22 @@ def _cache(name: str, store: str, alias: str, run: Run, floor: Callable[[], Floo
         open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
         open_floor=floor,
         meter=counter.meter,
+        cleanups=[partial(_forget_keys, cache_for(alias), run.prefix)],
     )
+
+
+def _forget_keys(cache: Any, prefix: str) -> None:
+    """Delete this run's keys (Django prefixes them ``KEY_PREFIX:``); the sessions have no expiry.
+
+    Redis can list them; memcached cannot, and forgets them by itself.
+    """
+    client = getattr(cache, "_cache", None)
+    get_client = getattr(client, "get_client", None)
+    if get_client is None:
+        return
+    redis = get_client(write=True)
+    for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        redis.delete(key)
 
 
 def _memcached_server() -> Server:
