@@ -764,8 +764,11 @@ class TriggerStorageBackend:
                     config = record if isinstance(record, TaskConfig) else TaskConfig.from_stored(name, record)
                     self._configs[name] = config
                     self._snapshot.configs[name] = _fingerprint(config)
-                metadata = values.decode(dict(stored.metadata), "metadata")
-                self._metas.update(metadata)
+                # Top-level keys are stored as they are (only values are
+                # encoded, see _serialize), so decode value by value: a key
+                # like "$x" or "$datetime" is a key, not an escape or a tag.
+                for key, value in stored.metadata.items():
+                    self._metas[key] = values.decode(value, f"metadata[{key!r}]")
                 for key, value in self._metas.items():
                     self._snapshot.metadata[key] = _fingerprint(value)
             for name, record in stored.instances.items():
