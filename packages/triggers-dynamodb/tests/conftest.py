@@ -1,84 +1,29 @@
 """A DynamoDB-API server for the triggers-dynamodb tests, and a fresh table per test.
 
-By default the tests talk to moto's server mode on 127.0.0.1:5055 (started by
-the tests when nothing answers there), through boto3 over HTTP, exactly as
-to DynamoDB itself. ``TRIGGERS_DYNAMODB_ENDPOINT`` points them at another
-server (DynamoDB Local: ``http://localhost:8000``; real DynamoDB: ``aws``,
-meaning boto3's default endpoint for ``AWS_DEFAULT_REGION``).
-
-Each test gets its own table, deleted afterwards: sessions never meet, and
-moto (which copies a whole table on every transaction) stays small.
+The server is described in :mod:`dynamodb_servers`. Each test gets its own
+table, deleted afterwards: sessions never meet, and moto (which copies a whole
+table on every transaction) stays small.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from triggers_conformance.servers import Server, port_answers, serve
+from triggers_conformance.servers import serve
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-MOTO_PORT = 5055
-ENDPOINT = os.environ.get("TRIGGERS_DYNAMODB_ENDPOINT", f"http://127.0.0.1:{MOTO_PORT}")
-USES_MOTO = "TRIGGERS_DYNAMODB_ENDPOINT" not in os.environ
-REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-
-if ENDPOINT != "aws":
-    # Local servers accept any credentials; real DynamoDB uses boto3's chain.
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-
-
-@dataclass(frozen=True)
-class DynamoDB:
-    """Where one test's table lives: pass ``options`` to the backend."""
-
-    table_name: str
-    endpoint_url: str | None
-    region_name: str
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return {
-            "table_name": self.table_name,
-            "endpoint_url": self.endpoint_url,
-            "region_name": self.region_name,
-        }
-
-    def client(self) -> Any:
-        from triggers_dynamodb.clients import client_for
-
-        return client_for(self.region_name, self.endpoint_url)
-
-
-def _server() -> Server:
-    if USES_MOTO:
-        return Server(
-            "moto",
-            "127.0.0.1",
-            MOTO_PORT,
-            command=["moto_server", "-H", "127.0.0.1", "-p", str(MOTO_PORT)],
-            install="moto[server] comes with the dev environment; or set TRIGGERS_DYNAMODB_ENDPOINT",
-        )
-    if ENDPOINT == "aws":
-        return Server("DynamoDB", f"dynamodb.{REGION}.amazonaws.com", 443)
-    parts = urlsplit(ENDPOINT)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    return Server("DynamoDB", host, port, ready=lambda: port_answers(host, port))
+from dynamodb_servers import ENDPOINT, REGION, DynamoDB, server
 
 
 @pytest.fixture(scope="session")
 def dynamodb_server() -> Iterator[DynamoDB]:
-    with serve(_server()):
+    with serve(server()):
         yield DynamoDB("unused", None if ENDPOINT == "aws" else ENDPOINT, REGION)
 
 

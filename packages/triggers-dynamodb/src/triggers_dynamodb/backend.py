@@ -106,8 +106,8 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         ``sk``, both strings). Create it with ``python -m triggers_dynamodb
         create-table --table-name NAME``.
     ``client``
-        An existing boto3 DynamoDB client (or a ``boto3.resource("dynamodb")``,
-        whose client is used). The caller owns it.
+        An existing low-level boto3 DynamoDB client (``boto3.client("dynamodb")``,
+        not a resource, which converts values itself). The caller owns it.
     ``region_name`` / ``endpoint_url``
         Instead of ``client``: where DynamoDB is, e.g. ``endpoint_url=
         "http://localhost:8000"`` for DynamoDB Local. One client per
@@ -198,7 +198,7 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
                 loaded = self._whole_load(header, found, scope)
                 if loaded is not None:
                     return loaded
-                time.sleep(min(0.2, 0.005 * 2**attempt))
+                _wait_for_save_in_flight(attempt)
         raise StorageError(
             f"session {self.uid!r}: {LOAD_ATTEMPTS} loads in a row saw part of a save that never "
             f"completed; the items of table {self.table_name!r} for this session are inconsistent"
@@ -448,6 +448,11 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         return {"pk": {"S": self.uid}, "sk": {"S": sk}}
 
 
+def _wait_for_save_in_flight(attempt: int) -> None:
+    """Pause before reading a session again that was caught in the middle of a save."""
+    time.sleep(min(0.2, 0.005 * 2**attempt))
+
+
 def _number(attribute: Mapping[str, Any] | None) -> int | None:
     if attribute is None:
         return None
@@ -469,12 +474,17 @@ def _client(client: Any, region_name: str | None, endpoint_url: str | None) -> A
             raise ConfigurationError(
                 "the dynamodb backend takes either client= or region_name=/endpoint_url=, not both"
             )
-        client = getattr(getattr(client, "meta", None), "client", client)  # a boto3 resource
-        if getattr(getattr(client, "meta", None), "service_model", None) is None or (
-            client.meta.service_model.service_name != "dynamodb"
-        ):
+        if hasattr(client, "Table"):
+            # A resource's client converts Python values itself and would
+            # garble the typed attribute values this backend sends.
             raise ConfigurationError(
-                f"client= must be a boto3 DynamoDB client or resource, got {type(client).__name__}"
+                "client= must be a low-level client (boto3.client('dynamodb')), not a "
+                "boto3 resource"
+            )
+        model = getattr(getattr(client, "meta", None), "service_model", None)
+        if getattr(model, "service_name", None) != "dynamodb":
+            raise ConfigurationError(
+                f"client= must be a boto3 DynamoDB client, got {type(client).__name__}"
             )
         return client
     for option, value in (("region_name", region_name), ("endpoint_url", endpoint_url)):
