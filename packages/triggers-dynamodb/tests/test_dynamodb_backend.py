@@ -130,6 +130,8 @@ def test_a_table_keyed_otherwise_is_refused(dynamodb_server: DynamoDB) -> None:
         ({"table_name": "triggers", "client": object()}, "client="),
         ({"table_name": "triggers", "client": "c", "region_name": "us-east-1"}, "not both"),
         ({"table_name": "triggers", "endpoint_url": 5}, "endpoint_url"),
+        ({"table_name": "triggers", "ttl": 0}, "ttl"),
+        ({"table_name": "triggers", "ttl": float("inf")}, "ttl"),
     ],
 )
 def test_bad_options_are_refused_with_the_option_named(options: dict[str, Any], named: str) -> None:
@@ -211,7 +213,7 @@ def test_names_longer_than_a_sort_key_round_trip(dynamodb: DynamoDB) -> None:
 def test_an_item_just_under_400_kb_is_stored_and_one_over_is_refused(dynamodb: DynamoDB) -> None:
     storage = _open(dynamodb)
     # A metadata value has no record limit of its own; its item is bounded.
-    overhead = item_bytes(record_item("s", "M", "pad", "", 1))
+    overhead = item_bytes(record_item("s", "M", "pad", "", 1, generation="0" * 16))
     fits = "p" * (ITEM_BYTES_LIMIT - overhead)
     with storage.acquire_lock():
         storage.metadata["pad"] = fits
@@ -344,15 +346,18 @@ def test_a_load_that_sees_part_of_a_save_reads_again(
         storage.metadata.update({"a": 0, "b": 0})
         storage.save()
     client, table = dynamodb.client(), dynamodb.table_name
+    generation = _items(dynamodb, "s")["#"]["g"]["S"]
     # Version 2 half applied, as a Query may see a transaction: one of its
     # two items is there, the header and the other item are not yet.
-    client.put_item(TableName=table, Item=record_item("s", "M", "a", 2, 2))
+    client.put_item(TableName=table, Item=record_item("s", "M", "a", 2, 2, generation=generation))
     waits: list[int] = []
 
     def finish_the_save(attempt: int) -> None:
         waits.append(attempt)
         if attempt == 2:
-            client.put_item(TableName=table, Item=record_item("s", "M", "b", 2, 2))
+            client.put_item(
+                TableName=table, Item=record_item("s", "M", "b", 2, 2, generation=generation)
+            )
             client.update_item(
                 TableName=table, Key={"pk": {"S": "s"}, "sk": {"S": "#"}},
                 UpdateExpression="SET version = :v, wa = :n",
@@ -416,3 +421,64 @@ def test_the_lease_lives_on_the_header_and_is_released(dynamodb: DynamoDB) -> No
         renewed = storage.renew_lock()
         assert float(_items(dynamodb, "s")["#"]["lease_expires"]["N"]) == renewed.expires_at
     assert "lease_token" not in _items(dynamodb, "s")["#"]
+
+
+# -- time to live ------------------------------------------------------------------------
+
+
+def _expiries(dynamodb: DynamoDB, uid: str) -> dict[str, int]:
+    return {sk: int(item["expires_at"]["N"]) for sk, item in _items(dynamodb, uid).items()
+            if "expires_at" in item}
+
+
+def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb: DynamoDB) -> None:
+    now = [1_000_000.0]
+    storage = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"]}})
+    manager.fire("go")
+    header = _items(dynamodb, "s")["#"]
+    assert int(header["session_expires"]["N"]) == 1_000_200
+    assert int(header["expires_at"]["N"]) == 1_000_200 + backend.HEADER_GRACE_SECONDS
+    assert set(_expiries(dynamodb, "s").values()) == {1_000_200, header_ttl := int(header["expires_at"]["N"])}
+    assert header_ttl > 1_000_200
+
+    now[0] += 200  # expired: DynamoDB may not have deleted anything yet
+    expired = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    assert expired.metadata == {} and len(expired.instances) == 0 and dict(expired.tasks) == {}
+    assert DynamoDBStorageBackend.session_uids(**dynamodb.options)  # listed by real time
+    with expired.acquire_lock():
+        expired.update_configuration({"t_b": {"run": NOOP, "after": ["x"]}})
+        expired.metadata["life"] = 2
+        expired.save()
+    again = _open(dynamodb, clock=lambda: now[0])
+    assert list(again.tasks) == ["t_b"] and again.metadata == {"life": 2}
+    assert len(again.instances) == 0  # t_a#0 of the first life is still stored, and ignored
+    assert "R#t_a#0" in _items(dynamodb, "s")
+
+
+def test_the_expiry_moves_with_every_item_only_when_less_than_ttl_is_left(
+    dynamodb: DynamoDB,
+) -> None:
+    now = [1_000_000.0]
+    storage = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    with storage.acquire_lock():
+        storage.metadata.update({"a": 1, "b": 1})
+        storage.save()
+    now[0] += 50  # 150 s left: no need to move it
+    with traffic(storage.client) as seen, storage.acquire_lock():
+        storage.metadata["a"] = 2
+        storage.save()
+    assert seen.requests["TransactWriteItems"] == 1
+    assert set(_expiries(dynamodb, "s").values()) - {1_000_200} == {
+        1_000_200 + backend.HEADER_GRACE_SECONDS
+    }
+    now[0] += 60  # 90 s left: every item gets the new expiry before the header does
+    with traffic(storage.client) as seen, storage.acquire_lock():
+        storage.metadata["a"] = 3
+        storage.save()
+    assert seen.transactions[0] == ["Update:M#b"]  # M#a gets it in the save itself
+    expiries = _expiries(dynamodb, "s")
+    assert int(_items(dynamodb, "s")["#"]["session_expires"]["N"]) == 1_000_310
+    assert {sk: e for sk, e in expiries.items() if sk != "#"} == {"M#a": 1_000_310, "M#b": 1_000_310}
+    assert _open(dynamodb, clock=lambda: now[0]).metadata == {"a": 3, "b": 1}

@@ -32,10 +32,12 @@ How each guarantee is kept (the item layout is described in :mod:`.items`):
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from triggers.capabilities import Capabilities
@@ -67,6 +69,7 @@ from triggers_dynamodb.items import (
     record_item,
     tombstone_item,
 )
+from triggers_dynamodb.table import TTL_ATTRIBUTE
 
 __all__ = ["DynamoDBStorageBackend"]
 
@@ -87,6 +90,9 @@ MAX_UID_CHARACTERS = 512
 
 MAX_RECORD_BYTES = 390_000
 """Largest record (canonical JSON); the rest of an item's 400 KB is kept for keys and names."""
+
+HEADER_GRACE_SECONDS = 30 * 86_400
+"""How long a header stays in the table after its session expired (see _header_update)."""
 
 _prepared: set[tuple[int, str]] = set()
 """(client, table) pairs created or checked in this process."""
@@ -113,6 +119,13 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         "http://localhost:8000"`` for DynamoDB Local. One client per
         ``(region_name, endpoint_url)`` per process is shared by every
         session. Credentials come from boto3's usual chain.
+    ``ttl`` (default ``None``: sessions never expire)
+        Seconds a session is kept after its last save; then it reads as a new,
+        empty session and DynamoDB's Time To Live deletes its items. To keep
+        saves incremental, the expiry moves (every item's with it) only when
+        less than ``ttl`` is left, to ``2 * ttl`` from then: a session expires
+        between ``ttl`` and ``2 * ttl`` after its last save. A process
+        without ``ttl`` keeps a session's expiry as it is.
     ``create_table`` (default ``False``)
         Create the table (on-demand billing, TTL enabled) if it is missing.
         Off by default so that a typo in ``table_name`` is an error, not a new
@@ -131,6 +144,7 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         fenced_saves=True,
         incremental_saves=True,
         partial_loads=True,
+        ttl=True,
         max_uid_length=MAX_UID_CHARACTERS,
         max_record_bytes=MAX_RECORD_BYTES,
     )
@@ -144,18 +158,14 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         region_name: str | None = None,
         endpoint_url: str | None = None,
         create_table: bool = False,
+        ttl: float | None = None,
         **options: Any,
     ) -> None:
         super().__init__(uid, **options)
         self.table_name = _table_name(table_name)
+        self.ttl = _ttl(ttl)
         self.client = _client(client, region_name, endpoint_url)
-        # Where each loaded or saved instance lives (Kind.ACTIVE or
-        # Kind.RESOLVED), so a save that resolves one also leaves a tombstone
-        # where it was; and the tombstones loaded, which a later save deletes.
-        # Both describe the session at version ``self._places_version``.
-        self._places: dict[str, str] = {}
-        self._tombstones: dict[str, StoredItem] = {}
-        self._places_version: int | None = None
+        self._seen = _Seen()
         _prepare(self.client, self.table_name, create=create_table)
 
     # -- administration --------------------------------------------------------
@@ -174,14 +184,20 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
 
     @classmethod
     def session_uids(cls, **options: Any) -> Iterator[str]:
-        """Every saved session's uid (a ``Scan`` of the headers: an operator's tool)."""
+        """Every saved session's uid, expired ones left out (a ``Scan``: an operator's tool)."""
         name, client = _target(options)
         with store_errors("list the sessions", name, client):
             pages = client.get_paginator("scan").paginate(
                 TableName=name,
-                FilterExpression="sk = :header AND attribute_exists(#ver)",
-                ExpressionAttributeNames={"#ver": "version"},
-                ExpressionAttributeValues={":header": {"S": HEADER_SK}},
+                FilterExpression=(
+                    "sk = :header AND attribute_exists(#ver) "
+                    "AND (attribute_not_exists(#sx) OR #sx > :now)"
+                ),
+                ExpressionAttributeNames={"#ver": "version", "#sx": "session_expires"},
+                ExpressionAttributeValues={
+                    ":header": {"S": HEADER_SK},
+                    ":now": {"N": str(int(time.time()))},
+                },
                 ProjectionExpression="pk",
                 ConsistentRead=True,
             )
@@ -230,6 +246,11 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
     ) -> StoredSession | None:
         """The session, or None if what was read is not one version of it."""
         version = _number(header.get("version"))
+        generation = header.get("g", {}).get("S")
+        expires = _number(header.get("session_expires"))
+        if version is not None and expires is not None and expires <= self.clock():
+            self._seen = _Seen(version, generation, expires, expired=True)
+            return StoredSession(configs={}, instances={}, metadata={}, version=version)
         written = {Kind.ACTIVE: _number(header.get("wa")) or 0, Kind.RESOLVED: _number(header.get("wr")) or 0}
         seen = {Kind.ACTIVE: 0, Kind.RESOLVED: 0}
         records: dict[str, dict[str, Any]] = {Kind.CONFIG: {}, Kind.ACTIVE: {}, Kind.METADATA: {}}
@@ -243,6 +264,8 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
             item = parse_record_item(raw)
             if version is None or item.version > version:
                 return None  # an item of a save whose header we did not see
+            if item.generation != generation:
+                continue  # left over from the session's life before it expired
             if item.version == version:
                 seen[Kind.RESOLVED if item.kind == Kind.RESOLVED else Kind.ACTIVE] += 1
             if item.is_tombstone:
@@ -259,11 +282,10 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
             return None
         if scope >= LoadScope.FULL and seen[Kind.RESOLVED] != written[Kind.RESOLVED]:
             return None
-        if version != self._places_version:
-            self._places, self._tombstones = {}, {}
-            self._places_version = version
-        self._places.update(places)
-        self._tombstones.update(tombstones)
+        if (self._seen.version, self._seen.generation) != (version, generation):
+            self._seen = _Seen(version, generation, expires)
+        self._seen.places.update(places)
+        self._seen.tombstones.update(tombstones)
         return StoredSession(
             configs=records[Kind.CONFIG],
             instances=records[Kind.ACTIVE],
@@ -275,45 +297,108 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
     # -- saving ------------------------------------------------------------------
 
     def _save_changes(self, changes: SessionChanges) -> None:
+        seen = self._seen
+        if seen.version != changes.base_version:  # pragma: no cover - the base class loads first
+            raise StaleSessionError(
+                f"session {self.uid!r}: saving version {changes.base_version} but "
+                f"version {seen.version} was loaded; nothing was written"
+            )
+        fresh = seen.generation is None or seen.expired
+        generation = uuid.uuid4().hex[:16] if fresh else seen.generation
+        assert generation is not None
+        expires, extend = self._expiry(seen, fresh)
         version = changes.new_version
+        places = {} if fresh else seen.places
         puts: list[tuple[str, Item]] = []  # (what, item), for limits and messages
-        places: dict[str, str] = {}
+        moved: dict[str, str] = {}
         for name, record in changes.configs.items():
-            puts.append((f"task {name!r}", record_item(self.uid, Kind.CONFIG, name, record, version)))
+            puts.append(
+                (f"task {name!r}", record_item(self.uid, Kind.CONFIG, name, record, version, generation=generation, expires_at=expires))
+            )
         for name, record in changes.instances.items():
             place = Kind.ACTIVE if is_active_record(record) else Kind.RESOLVED
-            before = self._places.get(name)
+            before = places.get(name)
+            what = f"instance {name!r}"
             if before is not None and before != place:
-                puts.append((f"instance {name!r}", tombstone_item(self.uid, before, name, version)))
-            puts.append((f"instance {name!r}", record_item(self.uid, place, name, record, version)))
-            places[name] = place
+                puts.append((what, tombstone_item(self.uid, before, name, version, generation=generation, expires_at=expires)))
+            puts.append((what, record_item(self.uid, place, name, record, version, generation=generation, expires_at=expires)))
+            moved[name] = place
         for key, value in changes.metadata.items():
-            puts.append(
-                (f"metadata[{key!r}]", record_item(self.uid, Kind.METADATA, key, value, version))
-            )
+            item = record_item(self.uid, Kind.METADATA, key, value, version, generation=generation, expires_at=expires)
+            puts.append((f"metadata[{key!r}]", item))
         for key in changes.deleted_metadata:
-            puts.append((f"metadata[{key!r}]", tombstone_item(self.uid, Kind.METADATA, key, version)))
+            item = tombstone_item(self.uid, Kind.METADATA, key, version, generation=generation, expires_at=expires)
+            puts.append((f"metadata[{key!r}]", item))
         self._check_transaction(puts)
-        header = self._header_update(changes, puts)
+        written = {item["sk"]["S"] for _, item in puts}
+        if extend:
+            assert expires is not None
+            self._extend_expiry(generation, expires, skip=written)
+        header = self._header_update(changes, puts, generation, expires)
         actions: list[dict[str, Any]] = [{"Update": header}]
         actions += [{"Put": {"TableName": self.table_name, "Item": item}} for _, item in puts]
         # Tombstones of earlier saves are no longer needed by any reader;
         # delete them while there is room in the transaction.
-        written = {item["sk"]["S"] for _, item in puts}
-        swept = [sk for sk in self._tombstones if sk not in written][
-            : TRANSACTION_ITEMS - len(actions)
-        ]
+        tombstones = {} if fresh else seen.tombstones
+        swept = [sk for sk in tombstones if sk not in written][: TRANSACTION_ITEMS - len(actions)]
         actions += [{"Delete": {"TableName": self.table_name, "Key": self._key(sk)}} for sk in swept]
         self._transact(changes, actions)
-        if self._places_version != changes.base_version:
-            self._places, self._tombstones = {}, {}
-        self._places_version = version
-        self._places.update(places)
-        for sk in swept:
-            del self._tombstones[sk]
+        after = _Seen(version, generation, expires, places={**places, **moved})
+        after.tombstones = {sk: t for sk, t in tombstones.items() if sk not in swept}
         for _, item in puts:
             if "body" not in item:
-                self._tombstones[item["sk"]["S"]] = parse_record_item(item)
+                after.tombstones[item["sk"]["S"]] = parse_record_item(item)
+        self._seen = after
+
+    def _expiry(self, seen: _Seen, fresh: bool) -> tuple[int | None, bool]:
+        """The session's expiry after this save, and whether every item must get it."""
+        if self.ttl is None:
+            return (None if fresh else seen.expires), False
+        now = self.clock()
+        if not fresh and seen.expires is not None and seen.expires - now >= self.ttl:
+            return seen.expires, False
+        return math.ceil(now + 2 * self.ttl), not fresh
+
+    def _extend_expiry(self, generation: str, expires: int, *, skip: set[str]) -> None:
+        """Give every item of the session the new expiry, before the header gets it.
+
+        Items never expire before their header, so a session is never seen
+        with part of its items deleted by DynamoDB. Runs under the lease,
+        in transactions of up to 100 items; a holder that crashes halfway
+        leaves the session's expiry where it was.
+        """
+        with store_errors(f"extend the expiry of session {self.uid!r}", self.table_name, self.client):
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :uid",
+                ExpressionAttributeValues={":uid": {"S": self.uid}},
+                ProjectionExpression="sk, g, #ttl",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ConsistentRead=True,
+            )
+            stale = [
+                item["sk"]["S"]
+                for page in pages
+                for item in page.get("Items", [])
+                if item["sk"]["S"] != HEADER_SK
+                and item["sk"]["S"] not in skip
+                and item.get("g", {}).get("S") == generation
+                and (_number(item.get(TTL_ATTRIBUTE)) or 0) < expires
+            ]
+            for start in range(0, len(stale), TRANSACTION_ITEMS):
+                updates = [
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": self._key(sk),
+                            "UpdateExpression": "SET #ttl = :expires",
+                            "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
+                            "ExpressionAttributeValues": {":expires": {"N": str(expires)}},
+                        }
+                    }
+                    for sk in stale[start : start + TRANSACTION_ITEMS]
+                ]
+                self.client.transact_write_items(TransactItems=updates)
 
     def _check_transaction(self, puts: list[tuple[str, Item]]) -> None:
         """Refuse, before writing anything, a save DynamoDB could not take whole."""
@@ -338,27 +423,47 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
                 f"carries at most {TRANSACTION_BYTES}. Nothing was written: save in smaller steps"
             )
 
-    def _header_update(self, changes: SessionChanges, puts: list[tuple[str, Item]]) -> dict[str, Any]:
+    def _header_update(
+        self,
+        changes: SessionChanges,
+        puts: list[tuple[str, Item]],
+        generation: str,
+        expires: int | None,
+    ) -> dict[str, Any]:
         resolved = sum(1 for _, item in puts if item["sk"]["S"].startswith(Kind.RESOLVED))
+        bind: dict[str, Any] = {
+            ":new": {"N": str(changes.new_version)},
+            ":wa": {"N": str(len(puts) - resolved)},
+            ":wr": {"N": str(resolved)},
+            ":gen": {"S": generation},
+            ":token": {"S": changes.lease.token},
+        }
         if changes.base_version is None:
             same_version = "attribute_not_exists(#ver)"
-            bind: dict[str, Any] = {}
         else:
             same_version = "#ver = :base"
-            bind = {":base": {"N": str(changes.base_version)}}
+            bind[":base"] = {"N": str(changes.base_version)}
+        update = "SET #ver = :new, wa = :wa, wr = :wr, g = :gen"
+        if expires is None:
+            update += " REMOVE #sx, #ttl"
+        else:
+            # The header outlives its items in the table (not as a session),
+            # so versions never restart while leftover items may still exist.
+            update += ", #sx = :expires, #ttl = :deleted"
+            bind[":expires"] = {"N": str(expires)}
+            bind[":deleted"] = {"N": str(expires + HEADER_GRACE_SECONDS)}
         return {
             "TableName": self.table_name,
             "Key": self._key(HEADER_SK),
-            "UpdateExpression": "SET #ver = :new, wa = :wa, wr = :wr",
+            "UpdateExpression": update,
             "ConditionExpression": f"#tok = :token AND {same_version}",
-            "ExpressionAttributeNames": {"#ver": "version", "#tok": "lease_token"},
-            "ExpressionAttributeValues": {
-                ":new": {"N": str(changes.new_version)},
-                ":wa": {"N": str(len(puts) - resolved)},
-                ":wr": {"N": str(resolved)},
-                ":token": {"S": changes.lease.token},
-                **bind,
+            "ExpressionAttributeNames": {
+                "#ver": "version",
+                "#tok": "lease_token",
+                "#sx": "session_expires",
+                "#ttl": TTL_ATTRIBUTE,
             },
+            "ExpressionAttributeValues": bind,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
@@ -446,6 +551,31 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
 
     def _key(self, sk: str) -> dict[str, Any]:
         return {"pk": {"S": self.uid}, "sk": {"S": sk}}
+
+
+@dataclass
+class _Seen:
+    """What this object last loaded or saved of its session, beyond the records.
+
+    ``places`` says where each known instance lives (``Kind.ACTIVE`` or
+    ``Kind.RESOLVED``), so a save that resolves one leaves a tombstone where
+    it was; ``tombstones`` are those loaded, which a later save deletes.
+    """
+
+    version: int | None = None
+    generation: str | None = None
+    expires: int | None = None
+    expired: bool = False
+    places: dict[str, str] = field(default_factory=dict)
+    tombstones: dict[str, StoredItem] = field(default_factory=dict)
+
+
+def _ttl(ttl: object) -> float | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0:
+        raise ConfigurationError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+    return float(ttl)
 
 
 def _wait_for_save_in_flight(attempt: int) -> None:

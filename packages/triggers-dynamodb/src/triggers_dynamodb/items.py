@@ -30,7 +30,11 @@ holds the whole value domain exactly (a float is written with ``repr`` and read
 back bit for bit), is what every other Triggers backend stores, and its size is
 exactly what the size limits measure.
 
-Every record item carries ``v``, the session version that wrote it; an item
+Every record item carries ``v``, the session version that wrote it, and
+``g``, the session's *generation*: a random name given when the session is
+first saved, and again when it is saved after it expired, so that items left
+over from its earlier life (until DynamoDB's Time To Live deletes them) are
+ignored. With a ``ttl``, every item carries ``expires_at``. An item
 without ``body`` is a *tombstone* (a metadata key deleted, an instance moved to
 ``R#``) that loads skip and a later save deletes. The header counts how many
 items its version wrote in each key range, which is how a load detects that it
@@ -46,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from triggers import values
+from triggers_dynamodb.table import TTL_ATTRIBUTE
 
 __all__ = [
     "ACTIVE_END",
@@ -98,6 +103,7 @@ class StoredItem:
     name: str
     sk: str
     version: int
+    generation: str
     body: str | None
 
     @property
@@ -118,25 +124,41 @@ def record_key(kind: str, name: str) -> str:
     return f"{kind}@{hashlib.sha256(name.encode('utf-8')).hexdigest()}"
 
 
-def record_item(uid: str, kind: str, name: str, record: values.JSONValue, version: int) -> Item:
-    """The item storing ``record`` (already encoded) as written by ``version``."""
-    return {
-        "pk": {"S": uid},
-        "sk": {"S": record_key(kind, name)},
-        "name": {"S": name},
-        "v": {"N": str(version)},
-        "body": {"S": values.canonical_json(record)},
-    }
+def record_item(
+    uid: str,
+    kind: str,
+    name: str,
+    record: values.JSONValue,
+    version: int,
+    *,
+    generation: str,
+    expires_at: int | None = None,
+) -> Item:
+    """The item storing ``record`` (already encoded) as written by ``version``.
+
+    ``generation`` names the life of the session the item belongs to (a
+    session that expired and started again has a new one); ``expires_at`` is
+    the epoch second after which DynamoDB's Time To Live may delete it.
+    """
+    item = tombstone_item(uid, kind, name, version, generation=generation, expires_at=expires_at)
+    item["body"] = {"S": values.canonical_json(record)}
+    return item
 
 
-def tombstone_item(uid: str, kind: str, name: str, version: int) -> Item:
+def tombstone_item(
+    uid: str, kind: str, name: str, version: int, *, generation: str, expires_at: int | None = None
+) -> Item:
     """An item marking record ``name`` of ``kind`` as gone since ``version``."""
-    return {
+    item: Item = {
         "pk": {"S": uid},
         "sk": {"S": record_key(kind, name)},
         "name": {"S": name},
         "v": {"N": str(version)},
+        "g": {"S": generation},
     }
+    if expires_at is not None:
+        item[TTL_ATTRIBUTE] = {"N": str(expires_at)}
+    return item
 
 
 def parse_record_item(item: Mapping[str, Any]) -> StoredItem:
@@ -148,6 +170,7 @@ def parse_record_item(item: Mapping[str, Any]) -> StoredItem:
         name=item["name"]["S"],
         sk=sk,
         version=int(item["v"]["N"]),
+        generation=item["g"]["S"],
         body=None if body is None else body["S"],
     )
 
