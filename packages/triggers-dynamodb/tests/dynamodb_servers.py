@@ -1,7 +1,8 @@
 """Where the triggers-dynamodb tests find their DynamoDB-API server, and their table.
 
-By default the tests talk to moto's server mode on 127.0.0.1:5055 (started by
-the tests when nothing answers there), through boto3 over HTTP, exactly as
+By default the tests talk to moto's server on 127.0.0.1:5056 (started by the
+tests when nothing answers there, one request at a time: see
+:mod:`dynamodb_moto_server`), through boto3 over HTTP, exactly as
 to DynamoDB itself. ``TRIGGERS_DYNAMODB_ENDPOINT`` points them at another
 server (DynamoDB Local: ``http://localhost:8000``; real DynamoDB: ``aws``,
 meaning boto3's default endpoint for ``AWS_DEFAULT_REGION``).
@@ -10,13 +11,17 @@ meaning boto3's default endpoint for ``AWS_DEFAULT_REGION``).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from triggers_conformance.servers import Server, port_answers
 
-MOTO_PORT = 5055
+MOTO_PORT = 5056
+"""Not moto_server's usual 5055: the tests need their own, serializing server."""
+MOTO_SCRIPT = Path(__file__).with_name("dynamodb_moto_server.py")
 ENDPOINT = os.environ.get("TRIGGERS_DYNAMODB_ENDPOINT", f"http://127.0.0.1:{MOTO_PORT}")
 USES_MOTO = "TRIGGERS_DYNAMODB_ENDPOINT" not in os.environ
 REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
@@ -55,7 +60,7 @@ def server() -> Server:
             "moto",
             "127.0.0.1",
             MOTO_PORT,
-            command=["moto_server", "-H", "127.0.0.1", "-p", str(MOTO_PORT)],
+            command=[sys.executable, str(MOTO_SCRIPT), str(MOTO_PORT)],
             install="moto[server] comes with the dev environment; or set TRIGGERS_DYNAMODB_ENDPOINT",
         )
     if ENDPOINT == "aws":
