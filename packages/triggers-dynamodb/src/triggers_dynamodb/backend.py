@@ -40,6 +40,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from triggers import values
 from triggers.capabilities import Capabilities
 from triggers.errors import (
     ConfigurationError,
@@ -309,26 +310,32 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         expires, extend = self._expiry(seen, fresh)
         version = changes.new_version
         places = {} if fresh else seen.places
+
+        def record(kind: str, name: str, body: values.JSONValue) -> Item:
+            return record_item(
+                self.uid, kind, name, body, version, generation=generation, expires_at=expires
+            )
+
+        def tombstone(kind: str, name: str) -> Item:
+            return tombstone_item(
+                self.uid, kind, name, version, generation=generation, expires_at=expires
+            )
+
         puts: list[tuple[str, Item]] = []  # (what, item), for limits and messages
         moved: dict[str, str] = {}
-        for name, record in changes.configs.items():
-            puts.append(
-                (f"task {name!r}", record_item(self.uid, Kind.CONFIG, name, record, version, generation=generation, expires_at=expires))
-            )
-        for name, record in changes.instances.items():
-            place = Kind.ACTIVE if is_active_record(record) else Kind.RESOLVED
+        for name, body in changes.configs.items():
+            puts.append((f"task {name!r}", record(Kind.CONFIG, name, body)))
+        for name, body in changes.instances.items():
+            place = Kind.ACTIVE if is_active_record(body) else Kind.RESOLVED
             before = places.get(name)
-            what = f"instance {name!r}"
             if before is not None and before != place:
-                puts.append((what, tombstone_item(self.uid, before, name, version, generation=generation, expires_at=expires)))
-            puts.append((what, record_item(self.uid, place, name, record, version, generation=generation, expires_at=expires)))
+                puts.append((f"instance {name!r}", tombstone(before, name)))
+            puts.append((f"instance {name!r}", record(place, name, body)))
             moved[name] = place
         for key, value in changes.metadata.items():
-            item = record_item(self.uid, Kind.METADATA, key, value, version, generation=generation, expires_at=expires)
-            puts.append((f"metadata[{key!r}]", item))
+            puts.append((f"metadata[{key!r}]", record(Kind.METADATA, key, value)))
         for key in changes.deleted_metadata:
-            item = tombstone_item(self.uid, Kind.METADATA, key, version, generation=generation, expires_at=expires)
-            puts.append((f"metadata[{key!r}]", item))
+            puts.append((f"metadata[{key!r}]", tombstone(Kind.METADATA, key)))
         self._check_transaction(puts)
         written = {item["sk"]["S"] for _, item in puts}
         if extend:
@@ -515,6 +522,7 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
                 ":expires": {"N": repr(lease.expires_at)},
                 ":now": {"N": repr(lease.acquired_at)},
             },
+            ours=False,
         )
 
     def _renew_lease(self, lease: Lease) -> bool:
@@ -529,25 +537,39 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         self._lease_update("release the lock", "REMOVE #tok, #exp", "#tok = :token",
                            {":token": {"S": lease.token}})
 
-    def _lease_update(self, action: str, update: str, condition: str, bind: dict[str, Any]) -> bool:
-        """One conditional update of the header's lease; False if the condition failed."""
+    def _lease_update(
+        self, action: str, update: str, condition: str, bind: dict[str, Any], *, ours: bool = True
+    ) -> bool:
+        """One conditional update of the header's lease; False if the condition failed.
+
+        A collision with a save in flight (``TransactionConflict``) means "not
+        now" when taking the lease (the base class polls again); renewing or
+        releasing our own lease (``ours``) tries again a few times, so such a collision
+        is never mistaken for a lease that ran out.
+        """
+        names = {k: v for k, v in _NAMES.items() if k in update + condition}
         with store_errors(f"{action} of session {self.uid!r}", self.table_name, self.client):
-            try:
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key=self._key(HEADER_SK),
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={k: v for k, v in _NAMES.items() if k in update + condition},
-                    ExpressionAttributeValues=bind,
-                )
-            except Exception as error:
-                # A save of this session in flight (TransactionConflict) or a
-                # lease that is not ours: not now, the base class polls again.
-                if error_code(error) in ("ConditionalCheckFailedException", "TransactionConflictException"):
-                    return False
-                raise
-        return True
+            for attempt in range(SAVE_ATTEMPTS):
+                try:
+                    self.client.update_item(
+                        TableName=self.table_name,
+                        Key=self._key(HEADER_SK),
+                        UpdateExpression=update,
+                        ConditionExpression=condition,
+                        ExpressionAttributeNames=names,
+                        ExpressionAttributeValues=bind,
+                    )
+                    return True
+                except Exception as error:
+                    code = error_code(error)
+                    if code == "ConditionalCheckFailedException":
+                        return False
+                    if code != "TransactionConflictException":
+                        raise
+                    if not ours or attempt == SAVE_ATTEMPTS - 1:
+                        return False
+                    time.sleep(0.01 * 2**attempt)
+        return False  # pragma: no cover - the loop returns
 
     def _key(self, sk: str) -> dict[str, Any]:
         return {"pk": {"S": self.uid}, "sk": {"S": sk}}
