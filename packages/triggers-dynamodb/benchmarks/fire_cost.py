@@ -2,11 +2,13 @@
 
     ./run python packages/triggers-dynamodb/benchmarks/fire_cost.py [--endpoint-url URL] [--big N]
 
-Builds two sessions in a fresh table (10 and N finished instances, each with
-one task waiting for ``go``), fires ``go`` into each (a new session object per
-fire, as another process would), and reports per fire: requests by
+Builds two sessions in a fresh table (10 and N finished instances), then
+five times adds a task and fires its trigger into each (a new session object
+per fire, as another process would: the task's instance is created, run and
+finished), and reports per fire: requests by
 operation, items read by queries, items written by transactions and the
-median wall time, plus the big/small ratios. Without ``--endpoint-url`` it
+median wall time, next to the same server doing a fire's minimum I/O by hand
+(one Query, three one-item transactions: "raw ms"), plus the big/small ratios. Without ``--endpoint-url`` it
 starts the tests' moto server on a free port and stops it afterwards. Ratios
 compare fairly within one run; absolute times depend on the machine and
 on the server (moto copies the whole table on every transaction, so its
@@ -57,21 +59,41 @@ def _fires(options: dict[str, Any], uid: str) -> dict[str, Any]:
     times: list[float] = []
     totals: dict[str, Any] = {}
     for n in range(FIRES):
-        storage = DynamoDBStorageBackend(uid, **options)
-        TriggerManager(storage).update_configuration({f"t_{n}": {"run": NOOP, "after": ["go"]}})
-        with storage.acquire_lock():
-            storage.save()
+        trigger = f"go{n}"
+        setup = DynamoDBStorageBackend(uid, **options)
+        TriggerManager(setup).update_configuration({f"t_{n}": {"run": NOOP, "after": [trigger]}})
         storage = DynamoDBStorageBackend(uid, **options)
         with traffic(storage.client) as seen:
             started = time.perf_counter()
-            TriggerManager(storage).fire("go")
+            TriggerManager(storage).fire(trigger)
             times.append(time.perf_counter() - started)
         totals = {
             "requests": sum(seen.requests.values()),
             "items read": seen.items_read,
             "items written": seen.items_written,
         }
-    return {**totals, "median ms": 1000 * statistics.median(times)}
+    return {**totals, "median ms": 1000 * statistics.median(times), "raw ms": _raw(options, uid)}
+
+
+def _raw(options: dict[str, Any], uid: str) -> float:
+    """The minimum I/O of a fire by hand: a Query of the active range, 3 one-item transactions."""
+    client = client_for(options["region_name"], options["endpoint_url"])
+    times = []
+    for n in range(FIRES):
+        started = time.perf_counter()
+        client.query(
+            TableName=options["table_name"],
+            KeyConditionExpression="pk = :uid AND sk < :end",
+            ExpressionAttributeValues={":uid": {"S": uid}, ":end": {"S": "R"}},
+            ConsistentRead=True,
+        )
+        for step in range(3):
+            item = {"pk": {"S": f"{uid}-raw"}, "sk": {"S": f"{n}-{step}"}}
+            client.transact_write_items(
+                TransactItems=[{"Put": {"TableName": options["table_name"], "Item": item}}]
+            )
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
 
 
 def _free_port() -> int:
