@@ -475,12 +475,13 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         }
 
     def _transact(self, changes: SessionChanges, actions: list[dict[str, Any]]) -> None:
-        # The same token on every retry makes a retried request idempotent:
-        # a transaction that was applied but whose answer was lost is not
-        # applied twice (nor refused as stale by its own first attempt).
-        token = uuid.uuid4().hex
         with store_errors(f"save session {self.uid!r}", self.table_name, self.client):
             for attempt in range(SAVE_ATTEMPTS):
+                # botocore resends a request whose answer was lost with the
+                # same token, which makes it idempotent: a transaction that
+                # was applied is not applied again (nor refused as stale by
+                # its own first attempt). A cancelled one is a new request.
+                token = uuid.uuid4().hex
                 try:
                     self.client.transact_write_items(TransactItems=actions, ClientRequestToken=token)
                     return
