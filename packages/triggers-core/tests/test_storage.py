@@ -688,3 +688,27 @@ def test_memory_backend_lists_the_sessions_of_its_namespace() -> None:
             storage.save()
     MemoryStorageBackend("never-saved", namespace="listing")
     assert list(MemoryStorageBackend.session_uids(namespace="listing", lease_ttl=3)) == ["a", "b"]
+
+
+# --- top-level metadata keys are escaped like every stored dict key -------------
+
+
+@pytest.mark.parametrize("backend", ["two-method", "hooks"])
+def test_top_level_metadata_keys_that_look_like_tags_round_trip(uid: str, backend: str) -> None:
+    keys = ["$set", "$datetime", "$$x", "$", "a.b", ""]
+
+    def make() -> TriggerStorageBackend:
+        if backend == "two-method":
+            return DictBackend(uid, store=store)
+        return MemoryStorageBackend(uid, namespace=uid)
+
+    store: dict[str, str] = {}
+    storage = make()
+    with storage.acquire_lock():
+        storage.metadata.update({key: {key: key} for key in keys})
+        storage.save()
+    assert make().metadata == {key: {key: key} for key in keys}
+    with storage.acquire_lock():
+        del storage.metadata["$set"]
+        storage.save()
+    assert set(make().metadata) == set(keys) - {"$set"}

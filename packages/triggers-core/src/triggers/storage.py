@@ -125,7 +125,8 @@ class StoredSession:
     """What :meth:`TriggerStorageBackend._load_session` returns.
 
     ``configs`` and ``instances`` map names to stored records; ``metadata``
-    maps top-level keys to encoded values. ``version`` is the stored version
+    maps top-level keys, escaped like every stored dict key (``"$x"`` as
+    ``"$$x"``, see :func:`triggers.values.escape_key`), to encoded values. ``version`` is the stored version
     (``None`` if the backend keeps none, or the session does not exist yet).
     ``complete`` is False when only active instances were loaded.
     """
@@ -141,7 +142,8 @@ class StoredSession:
 class SessionChanges:
     """What a save must write, computed by the base class.
 
-    Records are in stored form, already validated against the value domain.
+    Records are in stored form, already validated against the value domain;
+    metadata keys (and ``deleted_metadata``) are escaped as in :class:`StoredSession`.
     A backend writes them all or none, conditioned on ``base_version`` (the
     version it loaded: ``None`` means the session did not exist) and leaves
     the session at ``new_version``.
@@ -272,8 +274,10 @@ class TriggerStorageBackend:
         for key, item in data.items():
             if isinstance(item, TaskConfig | TaskInstance):
                 serialized[key] = item.to_mapping()
-            else:
-                serialized[key] = values.encode(item, f"session {self.uid!r} metadata[{key!r}]")
+            else:  # metadata: its keys are escaped like those of any stored dict
+                serialized[values.escape_key(key)] = values.encode(
+                    item, f"session {self.uid!r} metadata[{key!r}]"
+                )
         return serialized
 
     # ------------------------------------------------------------------
@@ -848,8 +852,10 @@ class TriggerStorageBackend:
             encoded = values.encode(value, f"session {self.uid!r} metadata[{key!r}]")
             snapshot.metadata[key] = values.canonical_json(encoded)
             if snapshot.metadata[key] != self._snapshot.metadata.get(key):
-                metadata[key] = encoded
-        deleted = frozenset(self._snapshot.metadata) - frozenset(snapshot.metadata)
+                metadata[values.escape_key(key)] = encoded
+        deleted = frozenset(
+            values.escape_key(key) for key in set(self._snapshot.metadata) - set(snapshot.metadata)
+        )
         changes = SessionChanges(
             uid=self.uid,
             base_version=self._version,

@@ -43,6 +43,7 @@ __all__ = [
     "decode",
     "dumps",
     "encode",
+    "escape_key",
     "loads",
     "normalize",
 ]
@@ -130,14 +131,18 @@ def _encode(value: object, path: str, depth: int) -> JSONValue:
                     path,
                 )
             _check_text(key, f"{path} key")
-            stored_key = "$" + key if key.startswith("$") else key
-            encoded[stored_key] = _encode(item, _child(path, key), depth + 1)
+            encoded[escape_key(key)] = _encode(item, _child(path, key), depth + 1)
         return encoded
     raise UnsupportedValueError(
         f"{path}: {_describe(value)} is not storable (allowed: None, bool, int, float, str, "
         "list, tuple, dict with str keys, timezone-aware datetime)",
         path,
     )
+
+
+def escape_key(key: str) -> str:
+    """A dict key as stored: ``"$x"`` becomes ``"$$x"``, so no key reads as a tag."""
+    return "$" + key if key.startswith("$") else key
 
 
 def _check_text(text: str, path: str) -> None:

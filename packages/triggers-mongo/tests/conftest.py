@@ -1,0 +1,81 @@
+"""A MongoDB-protocol server for the triggers-mongo tests.
+
+By default the tests start SecantusDB (``secantusd-py``, from the dev
+environment) in memory on 127.0.0.1:27018, or use whatever already answers
+there. ``TRIGGERS_MONGO_URL`` points them at any other server instead, a real
+``mongod`` for example. Every test run uses its own database and drops it
+afterwards, so runs sharing a server never meet.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+from pymongo.uri_parser import parse_uri
+
+from triggers_conformance.servers import Server, serve
+
+SECANTUS_PORT = 27018
+URL = os.environ.get("TRIGGERS_MONGO_URL", f"mongodb://127.0.0.1:{SECANTUS_PORT}")
+RUN_DATABASE = f"triggers_test_{uuid.uuid4().hex[:10]}"
+
+
+def _answers(url: str) -> bool:
+    client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=1000)
+    try:
+        client.admin.command("ping")
+        return True
+    finally:
+        client.close()
+
+
+def _server() -> Server:
+    host, port = parse_uri(URL)["nodelist"][0]
+    command = None
+    if "TRIGGERS_MONGO_URL" not in os.environ:
+        command = [
+            "secantusd-py", "--host", "127.0.0.1", "--port", str(SECANTUS_PORT),
+            "--storage-path", ":memory:", "--log-level", "WARNING",
+        ]
+    return Server(
+        name="MongoDB (SecantusDB)" if command else "MongoDB",
+        host=host,
+        port=port,
+        command=command,
+        ready=lambda: _answers(URL),
+        install="pip install --pre secantusdb, or set TRIGGERS_MONGO_URL",
+    )
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    """The server's URL, once it answers; the run's database is dropped at the end."""
+    with serve(_server()):
+        yield URL
+        client: MongoClient[dict[str, Any]] = MongoClient(URL)
+        try:
+            client.drop_database(RUN_DATABASE)
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def mongo_database(mongo_url: str) -> str:
+    """The database of this test run (dropped at its end)."""
+    return RUN_DATABASE
+
+
+@pytest.fixture
+def collection_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def mongo_options(mongo_url: str, mongo_database: str, collection_prefix: str) -> dict[str, Any]:
+    """Options for a fresh pair of collections in the run's database."""
+    return {"url": mongo_url, "database": mongo_database, "collection": collection_prefix}

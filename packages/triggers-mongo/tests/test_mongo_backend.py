@@ -1,0 +1,409 @@
+"""What the mongo backend does at the server: documents, indexes, crashes, limits, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import ServerSelectionTimeoutError
+from pymongo.monitoring import CommandListener, CommandStartedEvent, CommandSucceededEvent
+
+from triggers import storage_backends
+from triggers.errors import (
+    ConfigurationError,
+    SchemaError,
+    SessionLimitError,
+    StaleSessionError,
+    StorageError,
+)
+from triggers.manager import TriggerManager
+from triggers.types import InstanceStatus
+from triggers_mongo import MongoStorageBackend, clients
+from triggers_mongo.backend import MAX_DOCUMENT_BYTES
+
+NOOP = "triggers_conformance.tasks.noop"
+HOSTILE = ["$set", "$", "a.b", "", ".", "$where.x", "a\x00b", "_id", "ünï"]
+OUR_FIELDS = {
+    "_id", "key", "version", "writer", "settled", "lease_token", "lease_expires",
+    "expires_at", "items_expire_at", "session", "kind", "name", "committed", "active",
+    "deleted", "record",
+}
+
+
+class Crash(Exception):
+    """Stands for the process dying at a chosen point of a save."""
+
+
+@pytest.fixture(params=["on", "off"])
+def transactions(request: pytest.FixtureRequest, mongo_options: dict[str, Any]) -> str:
+    """Each save path in turn; "on" only where the server runs transactions."""
+    mode: str = request.param
+    if mode == "on" and not clients.supports_transactions(clients.client_for(mongo_options["url"])):
+        pytest.skip("this server does not run multi-document transactions")
+    return mode
+
+
+@pytest.fixture
+def options(mongo_options: dict[str, Any], transactions: str) -> dict[str, Any]:
+    return {**mongo_options, "transactions": transactions}
+
+
+def _raw(options: dict[str, Any]) -> tuple[Collection[Any], Collection[Any]]:
+    database = clients.client_for(options["url"])[options["database"]]
+    prefix = options["collection"]
+    return database[f"{prefix}_sessions"], database[f"{prefix}_items"]
+
+
+def _field_names(document: Any) -> Iterator[str]:
+    if isinstance(document, dict):
+        for key, value in document.items():
+            yield key
+            yield from _field_names(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _field_names(value)
+
+
+def _save_metadata(options: dict[str, Any], uid: str, **metadata: Any) -> None:
+    storage = MongoStorageBackend(uid, **options)
+    with storage.acquire_lock():
+        storage.metadata.update(metadata)
+        storage.save()
+    storage.close()
+
+
+def test_the_entry_point_builds_the_backend(mongo_options: dict[str, Any]) -> None:
+    storage = storage_backends.get("mongo", "via-entry-point", **mongo_options)
+    assert isinstance(storage, MongoStorageBackend)
+
+
+def test_hostile_names_and_keys_are_data_never_operators_or_paths(
+    options: dict[str, Any],
+) -> None:
+    uid = "$where.{'a': 1}\x00"
+    payload = {key: {key: [key]} for key in HOSTILE}
+    storage = MongoStorageBackend(uid, **options)
+    manager = TriggerManager(storage)
+    manager.update_configuration({
+        f"t_{key}": {"run": NOOP, "after": [f"$go.{key}"], "withParams": payload} for key in HOSTILE
+    })
+    for key in HOSTILE:
+        manager.fire(f"$go.{key}", payload)
+    with storage.acquire_lock():
+        storage.metadata.update(payload)
+        storage.save()
+    fresh = MongoStorageBackend(uid, **options)
+    assert {key: fresh.metadata[key] for key in HOSTILE} == payload
+    assert set(fresh.tasks) == {f"t_{key}" for key in HOSTILE}
+    for key in HOSTILE:
+        instance = fresh[f"t_{key}#0"]
+        assert instance.status == InstanceStatus.FINISHED
+        assert instance.kwargs[f"$go.{key}"] == payload
+    sessions, items = _raw(options)
+    documents = [*sessions.find({"_id": uid}), *items.find()]
+    assert documents and set(_field_names(documents)) <= OUR_FIELDS
+
+
+def test_documents_are_settled_to_one_copy_per_item(options: dict[str, Any]) -> None:
+    storage = MongoStorageBackend("settled", **options)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"], "andEvery": "go"}})
+    for n in range(3):
+        manager.fire("go", {"n": n})
+    with storage.acquire_lock():
+        storage.metadata["gone"] = 1
+        storage.save()
+        del storage.metadata["gone"]
+        storage.save()
+    sessions, items = _raw(options)
+    header = sessions.find_one({"_id": "settled"})
+    assert header is not None and header["settled"] == header["version"]
+    found = list(items.find({"session": header["key"]}))
+    names = [(item["kind"], item["name"]) for item in found]
+    assert len(names) == len(set(names))  # no superseded copies, no tombstones left
+    assert all(item["committed"] for item in found)
+    assert ("metadata", "gone") not in names
+    assert len(MongoStorageBackend("settled", **options).instances) == 3
+
+
+def test_a_crash_before_the_header_flip_leaves_the_old_state_loadable(
+    options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _save_metadata(options, "crash", step=1, keep="yes")
+    storage = MongoStorageBackend("crash", lease_ttl=0.5, **options)
+
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise Crash("the process died before flipping the header")
+
+    with storage.acquire_lock():
+        storage.metadata["step"] = 2
+        storage.metadata["new"] = [1, 2]
+        del storage.metadata["keep"]
+        monkeypatch.setattr(storage.sessions, "update_one", die)
+        with pytest.raises(StorageError) as info:
+            storage.save()
+        assert isinstance(info.value.__cause__, Crash)
+        monkeypatch.undo()
+    _, items = _raw(options)
+    if options["transactions"] == "off":  # the dead writer's documents stay behind...
+        assert items.count_documents({"committed": False}) == 3
+    reader = MongoStorageBackend("crash", **options)
+    assert reader.metadata == {"step": 1, "keep": "yes"}  # ...and no reader sees them
+    # The next holder saves over them; the abandoned documents never come back.
+    _save_metadata(options, "crash", other=True)
+    _save_metadata(options, "crash", later=True)
+    assert MongoStorageBackend("crash", **options).metadata == {
+        "step": 1, "keep": "yes", "other": True, "later": True
+    }
+
+
+def test_a_crash_after_the_flip_is_settled_by_the_next_holder(
+    options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if options["transactions"] == "on":
+        pytest.skip("with a transaction the flip and the settling commit together")
+    storage = MongoStorageBackend("flipped", **options)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"]}, "t_b": {"run": NOOP, "after": ["x", "y"]}})
+    manager.fire("go")
+    with storage.acquire_lock():
+        storage.metadata["gone"] = True
+        storage.save()
+    with storage.acquire_lock():
+        storage["t_a#0"].metadata["touched"] = True
+        del storage.metadata["gone"]
+        monkeypatch.setattr(storage, "_settle", lambda *args: (_ for _ in ()).throw(Crash()))
+        with pytest.raises(StorageError):
+            storage.save()
+        monkeypatch.undo()
+    sessions, _ = _raw(options)
+    header = sessions.find_one({"_id": "flipped"})
+    assert header is not None and header["settled"] == header["version"] - 1
+    # Readers see the committed save, whole, though it was never settled.
+    reader = MongoStorageBackend("flipped", **options)
+    assert reader["t_a#0"].metadata["touched"] is True
+    assert "gone" not in reader.metadata
+    assert set(reader.tasks) == {"t_a", "t_b"}
+    TriggerManager(reader).fire("x")  # the next holder settles it first
+    header = sessions.find_one({"_id": "flipped"})
+    assert header is not None and header["settled"] == header["version"]
+    final = MongoStorageBackend("flipped", **options)
+    assert final["t_a#0"].metadata["touched"] is True and "gone" not in final.metadata
+    assert len(final.instances) == 2
+
+
+def test_a_stale_holder_is_refused_and_its_documents_discarded(options: dict[str, Any]) -> None:
+    _save_metadata(options, "stale", owner="nobody")
+    now = [1_000.0]
+    stale = MongoStorageBackend("stale", lease_ttl=5, clock=lambda: now[0], **options)
+    newcomer = MongoStorageBackend("stale", lease_ttl=5, clock=lambda: now[0] + 10, **options)
+    with stale.acquire_lock():
+        stale.metadata["owner"] = "stale"
+        with newcomer.acquire_lock():  # the stale lease has ended by the newcomer's clock
+            newcomer.metadata["owner"] = "newcomer"
+            newcomer.save()
+        with pytest.raises(StaleSessionError, match="taken over"):
+            stale.save()
+    assert MongoStorageBackend("stale", **options).metadata["owner"] == "newcomer"
+    _, items = _raw(options)
+    assert items.count_documents({"committed": False}) == 0
+
+
+def test_a_session_bigger_than_one_document_works(options: dict[str, Any]) -> None:
+    storage = MongoStorageBackend("big", **options)
+    pad = "p" * 600_000
+    with storage.acquire_lock():
+        storage.update_configuration({"t_big": {"run": NOOP, "after": ["never"]}})
+        for _ in range(40):  # 40 x 600 kB: 24 MB in all
+            storage.create_instance("t_big", metadata={"pad": pad})
+        storage.save()
+    fresh = MongoStorageBackend("big", **options)
+    assert len(fresh.instances) == 40
+    assert sum(len(i.metadata["pad"]) for i in fresh.instances.values()) > MAX_DOCUMENT_BYTES
+
+
+def test_an_item_over_16_mb_is_refused_by_name_with_nothing_written(
+    options: dict[str, Any],
+) -> None:
+    _save_metadata(options, "huge", small=1)
+    storage = MongoStorageBackend("huge", **options)
+    sessions, items = _raw(options)
+    before = (list(sessions.find({}, {"lease_token": 0, "lease_expires": 0})), items.count_documents({}))
+    with storage.acquire_lock():
+        storage.update_configuration({"t_a": {"run": NOOP, "after": ["never"]}})
+        storage.create_instance("t_a", metadata={"pad": "p" * MAX_DOCUMENT_BYTES})
+        with pytest.raises(SessionLimitError, match="t_a#0"):
+            storage.save()
+        storage.invalidate_cache()
+        storage.metadata["huge"] = "h" * MAX_DOCUMENT_BYTES
+        storage.metadata["small"] = 2
+        with pytest.raises(SessionLimitError, match=r"metadata 'huge'.*Nothing was written"):
+            storage.save()
+    after = (list(sessions.find({}, {"lease_token": 0, "lease_expires": 0})), items.count_documents({}))
+    assert after == before
+    assert MongoStorageBackend("huge", **options).metadata == {"small": 1}
+
+
+def test_ttl_creates_the_indexes_and_dates_every_document(mongo_options: dict[str, Any]) -> None:
+    with pytest.raises(SchemaError, match="lacks the indexes"):
+        MongoStorageBackend.check_schema(**mongo_options, ttl=60)
+    now = [datetime(2026, 1, 1, tzinfo=UTC).timestamp()]
+    options = {**mongo_options, "ttl": 3600}
+    storage = MongoStorageBackend("ttl", clock=lambda: now[0], **options)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"], "andEvery": "go"}})
+    manager.fire("go")
+    sessions, items = _raw(options)
+    for collection in (sessions, items):
+        indexes = {index["name"]: index for index in collection.list_indexes()}
+        assert indexes["expires_at"]["expireAfterSeconds"] == 0
+    lines = MongoStorageBackend.check_schema(**options)
+    assert any("index expires_at" in line for line in lines)
+
+    def expiries() -> tuple[datetime, datetime]:
+        header = sessions.find_one({"_id": "ttl"})
+        assert header is not None
+        dates = [item["expires_at"] for item in items.find({"session": header["key"]})]
+        return header["expires_at"], min(dates)
+
+    start = datetime.fromtimestamp(now[0], UTC).replace(tzinfo=None)
+    header_expiry, items_expiry = expiries()
+    assert header_expiry == start + timedelta(hours=1)
+    assert items_expiry == start + timedelta(hours=2)  # items outlive their header
+    for hours in (0.5, 1.5, 3):  # every save moves the header; items follow when needed
+        now[0] += hours * 3600
+        manager.fire("go")
+        header_expiry, items_expiry = expiries()
+        assert header_expiry == datetime.fromtimestamp(now[0] + 3600, UTC).replace(tzinfo=None)
+        assert items_expiry >= header_expiry
+
+
+def test_a_fire_reads_and_writes_the_same_whatever_the_history(
+    mongo_options: dict[str, Any], transactions: str
+) -> None:
+    listener = _Traffic()
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_options["url"], event_listeners=[listener])
+    options = {**mongo_options, "url": None, "client": client, "transactions": transactions}
+    for uid, history in (("small", 10), ("big", 2000)):
+        storage = MongoStorageBackend(uid, **options)
+        manager = TriggerManager(storage)
+        manager.update_configuration({
+            "t_history": {"run": NOOP, "after": ["start"]},
+            "t_a": {"run": NOOP, "after": ["start", "go"]},
+        })
+        manager.fire("start")
+        with storage.acquire_lock():
+            for n in range(history):
+                storage.create_instance(
+                    "t_history", status=InstanceStatus.FINISHED, kwargs={"start": {"n": n}}
+                )
+            storage.save()
+    seen = {}
+    for uid in ("small", "big"):
+        listener.clear()
+        TriggerManager(MongoStorageBackend(uid, **options)).fire("go")
+        seen[uid] = (listener.commands(), listener.returned)
+    assert seen["big"] == seen["small"]  # nothing is per finished instance
+    assert seen["big"][1] <= 30  # headers and the few active items of each load
+    # Every query on the items goes through an index to a few documents.
+    narrow = [{"session", "active"}, {"session", "kind", "name"}, {"_id"}]
+    assert listener.item_filters
+    for query in listener.item_filters:
+        assert any(fields <= set(query) for fields in narrow), query
+    client.close()
+
+
+def test_an_unreachable_server_is_a_clear_storage_error() -> None:
+    url = "mongodb://someone:secret@127.0.0.1:9/?serverSelectionTimeoutMS=300"
+    storage = MongoStorageBackend("s", url=url)
+    with pytest.raises(StorageError, match=r"could not load session 's' on MongoDB .*\*\*\*@127") as info:
+        storage.metadata  # noqa: B018 - the load is the point
+    assert "secret" not in str(info.value)
+    assert isinstance(info.value.__cause__, ServerSelectionTimeoutError)
+
+
+def test_administration_creates_checks_and_lists(mongo_options: dict[str, Any]) -> None:
+    created = MongoStorageBackend.create_schema(**mongo_options)
+    assert any("session_active" in line for line in created)
+    assert MongoStorageBackend.check_schema(**mongo_options)
+    _save_metadata(mongo_options, "listed", k=1)
+    locked_only = MongoStorageBackend("never saved", **mongo_options)
+    with locked_only.acquire_lock():
+        pass
+    assert list(MongoStorageBackend.session_uids(**mongo_options)) == ["listed"]
+
+
+def test_the_collection_prefix_separates_applications(mongo_options: dict[str, Any]) -> None:
+    other = {**mongo_options, "collection": mongo_options["collection"] + "_other"}
+    _save_metadata(mongo_options, "same", app=1)
+    _save_metadata(other, "same", app=2)
+    assert MongoStorageBackend("same", **mongo_options).metadata == {"app": 1}
+    assert MongoStorageBackend("same", **other).metadata == {"app": 2}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "exactly one of url= .* or client="),
+        ({"url": "mongodb://x", "client": object()}, "exactly one of"),
+        ({"client": "mongodb://x"}, "client= must be a pymongo MongoClient"),
+        ({"url": "http://x"}, "url='http://x' is not usable"),
+        ({"url": "mongodb://u:pw@x:99999"}, r"url='mongodb://u:\*\*\*@x:99999' is not usable"),
+        ({"url": "mongodb://x", "collection": "a.b"}, "collection='a.b'"),
+        ({"url": "mongodb://x", "database": "a b/c"}, "database='a b/c'"),
+        ({"url": "mongodb://x", "ttl": 0}, "ttl= must be a positive number"),
+        ({"url": "mongodb://x", "transactions": True}, "transactions= must be 'auto', 'on' or 'off'"),
+    ],
+)
+def test_bad_options_are_refused_with_the_option_named(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        MongoStorageBackend("s", **options)
+
+
+class _Traffic(CommandListener):
+    """Commands sent and documents returned, as the driver saw them."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.sent: list[str] = []
+        self.returned = 0
+        self.item_filters: list[dict[str, Any]] = []
+
+    def commands(self) -> list[str]:
+        return sorted(self.sent)
+
+    def started(self, event: CommandStartedEvent) -> None:
+        name = event.command_name
+        if name not in ("hello", "isMaster", "ping", "endSessions"):
+            self.sent.append(name)
+        command = event.command
+        if str(command.get(name, "")).endswith("_items"):
+            if name == "find":
+                self.item_filters.append(command["filter"])
+            for statement in [*command.get("updates", []), *command.get("deletes", [])]:
+                self.item_filters.append(statement["q"])
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        cursor = event.reply.get("cursor")
+        if isinstance(cursor, dict):
+            self.returned += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
+
+    def failed(self, event: Any) -> None:
+        pass
+
+
+def test_records_are_json_text(mongo_options: dict[str, Any]) -> None:
+    _save_metadata(mongo_options, "json", when=datetime(2026, 1, 1, tzinfo=UTC), d={"$x": 1})
+    _, items = _raw(mongo_options)
+    item = items.find_one({"kind": "metadata", "name": "d"})
+    assert item is not None and json.loads(item["record"]) == {"$$x": 1}
+    assert MongoStorageBackend("json", **mongo_options).metadata["d"] == {"$x": 1}
