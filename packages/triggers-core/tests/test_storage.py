@@ -242,7 +242,7 @@ def test_lease_hook_failure_becomes_a_storage_error(uid: str) -> None:
             stored_document(instances={"t_a#0": {"task": "t_a", "status": "exploded", "kwargs": {}, "metadata": {}}}),
             "exploded",
         ),
-        (stored_document(metadata={"$x": {"$y": 1}}), "not escaped"),  # top-level keys are raw
+        (stored_document(metadata={"$x": 1}), "not escaped"),
         (stored_document(metadata={"nested": {"ok": {"$x": 1}}}), "not escaped"),
         (stored_document(metadata={"when": {"$datetime": "yesterday"}}), "yesterday"),
         (stored_document(tasks={"t_a": {"run": RUN}}), "'after'"),
@@ -265,7 +265,7 @@ def test_undecodable_stored_data_is_a_corrupt_session_error(uid: str, document: 
 
 
 def test_corrupt_session_leaves_no_half_loaded_state(uid: str) -> None:
-    store = {uid: stored_document(metadata={"good": 1, "bad": {"$bad": 2}})}
+    store = {uid: stored_document(metadata={"good": 1, "$bad": 2})}
     storage = DictBackend(uid, store=store)
     with pytest.raises(CorruptSessionError):
         storage.metadata  # noqa: B018
@@ -274,7 +274,7 @@ def test_corrupt_session_leaves_no_half_loaded_state(uid: str) -> None:
 
 
 def test_corrupt_session_inside_the_lock_writes_nothing(uid: str) -> None:
-    document = stored_document(metadata={"bad": {"$bad": 2}})
+    document = stored_document(metadata={"$bad": 2})
     store = {uid: document}
     storage = DictBackend(uid, store=store)
     with pytest.raises(CorruptSessionError), storage.acquire_lock():
@@ -546,17 +546,6 @@ def test_serialize_of_a_two_method_backend_writes_stored_records(uid: str) -> No
     fresh = DictBackend(uid, store=storage.store)
     assert fresh.metadata["when"] == moment
     assert fresh["t_a#0"].kwargs == {"start": {"$k": 1}}
-
-
-def test_top_level_metadata_keys_of_any_shape_round_trip(uid: str) -> None:
-    # Top-level metadata keys are stored raw (only values are encoded), so a
-    # key like "$x" is not an escape and "$datetime" alone is not a tag.
-    storage = DictBackend(uid)
-    keys = {"$x": 1, "$$y": 2, "$datetime": "not a tag", "": {"$k": 3}}
-    with storage.acquire_lock():
-        storage.metadata.update(keys)
-        storage.save()
-    assert DictBackend(uid, store=storage.store).metadata == keys
 
 
 # --- instance_count, get_unresolved_tasks, parse_configuration ------------------
