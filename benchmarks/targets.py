@@ -227,8 +227,7 @@ def _mongo(run: Run) -> Target:
     from benchmarks.counting import mongo_meter
     from benchmarks.floor import MongoFloor
     from benchmarks.naive import MongoBlobs
-
-    backend: Any = importlib.import_module("triggers_mongo").MongoStorageBackend
+    from triggers_mongo import MongoStorageBackend
 
     meter = mongo_meter()  # before the backend's client is created
     database = f"{run.prefix}db"
@@ -238,7 +237,7 @@ def _mongo(run: Run) -> Target:
     return Target(
         name="mongo",
         store="MongoDB protocol (SecantusDB)" if "TRIGGERS_MONGO_URL" not in os.environ else "MongoDB",
-        open_session=lambda uid: backend(uid, **options),
+        open_session=lambda uid: MongoStorageBackend(uid, **options),
         open_naive=lambda uid: NaiveBackend(uid, blobs=blobs),
         open_floor=lambda: MongoFloor(MONGO_URL, database, "floor"),
         meter=meter,
@@ -265,21 +264,19 @@ def _dynamodb(run: Run) -> Target:
     from benchmarks.counting import dynamodb_meter
     from benchmarks.floor import DynamoDBFloor
     from benchmarks.naive import DynamoDBBlobs
+    from triggers_dynamodb import DynamoDBStorageBackend, create_table
+    from triggers_dynamodb.clients import client_for
 
-    # Imported by name: the package lands separately (ruff's import order depends on it).
-    package: Any = importlib.import_module("triggers_dynamodb")
-    client = importlib.import_module("triggers_dynamodb.clients").client_for(
-        DYNAMODB_REGION, DYNAMODB_ENDPOINT
-    )
+    client = client_for(DYNAMODB_REGION, DYNAMODB_ENDPOINT)
     blob_table = f"{run.prefix}blobs"
-    package.create_table(client, blob_table)
+    create_table(client, blob_table)
     blobs = DynamoDBBlobs(client, blob_table, run.prefix)
 
     def open_session(uid: str) -> TriggerStorageBackend:
         # A table per session: moto copies a whole table on every transaction,
         # so sessions sharing a table would slow each other down (DynamoDB's
         # own cost does not depend on the table's size).
-        storage: TriggerStorageBackend = package.DynamoDBStorageBackend(
+        storage: TriggerStorageBackend = DynamoDBStorageBackend(
             uid, table_name=f"{run.prefix}{uid}"[-255:], region_name=DYNAMODB_REGION,
             endpoint_url=DYNAMODB_ENDPOINT, create_table=True,
         )
