@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"skipped {name}: {reason}")
                 for target in targets:
                     figures = measure_target(target, plan, f"{bench_run.prefix}{target.name}-", log)
-                    figures["summary"] = report.summarise(figures)
+                    figures["summary"] = report.summarise(figures, list(plan.sizes))
                     run["targets"][target.name] = figures
         except ValueError as error:
             print(f"python -m benchmarks: {error}", file=sys.stderr)

@@ -25,9 +25,13 @@ def _median(figures: dict[str, Any] | None, key: str = "fire") -> float | None:
     return float(figures[key]["median_ms"])
 
 
-def summarise(target: dict[str, Any]) -> dict[str, Any]:
-    """The headline ratios of one target's figures (None where a figure is missing)."""
-    sizes = sorted(int(size) for size in target["sizes"])
+def summarise(target: dict[str, Any], planned: list[int]) -> dict[str, Any]:
+    """The headline ratios of one target's figures (None where a figure is missing).
+
+    Ratios compare the plan's smallest and largest sizes, never a smaller
+    size that happened to be measured in place of a failed one.
+    """
+    sizes = sorted(planned)
     summary: dict[str, Any] = {"scale": None, "naive_scale": None, "floor_ratio": None}
     small = ""
     if not sizes:
@@ -52,7 +56,8 @@ def summarise(target: dict[str, Any]) -> dict[str, Any]:
         summary["lock_bound_fires_per_s"] = 1000 / (cycles * lock["median_ms"])
         if shared:
             summary["shared_vs_lock_bound"] = max(shared.values()) / summary["lock_bound_fires_per_s"]
-    trips = [target["sizes"][str(size)]["round_trips_per_fire"] for size in sizes]
+    trips = [target["sizes"][str(size)]["round_trips_per_fire"] for size in sizes
+             if str(size) in target["sizes"]]
     summary["round_trips_constant"] = len(set(trips)) == 1
     summary["sizes"] = [sizes[0], sizes[-1]]
     return summary
@@ -189,7 +194,7 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if run["plan"]["sizes"] != combined["plan"]["sizes"]:
             raise ValueError(f"run of {run['date']} measured other sizes: {run['plan']['sizes']}")
         for name, target in run["targets"].items():
-            combined["targets"][name] = {**target, "summary": summarise(target)}
+            combined["targets"][name] = {**target, "summary": summarise(target, run["plan"]["sizes"])}
     measured = set(combined["targets"])
     for run in runs:
         for name, reason in run.get("skipped", {}).items():
