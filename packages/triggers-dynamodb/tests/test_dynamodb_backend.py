@@ -261,6 +261,17 @@ def test_a_save_of_more_than_one_transaction_is_refused_before_writing(dynamodb:
     assert fresh.instance_count("t_a") == 1
 
 
+def test_a_save_over_4_mb_is_refused_before_writing(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.update_configuration({"t_a": {"run": NOOP, "after": ["x"]}})
+        for _ in range(11):  # each item fits, all of them do not fit one transaction
+            storage.create_instance("t_a", metadata={"pad": "p" * 380_000})
+        with pytest.raises(SessionLimitError, match=r"writes \d+ bytes.*at most 4000000"):
+            storage.save()
+    assert _open(dynamodb).tasks == {} and _items(dynamodb, "s").keys() <= {"#"}
+
+
 def test_a_save_of_exactly_one_full_transaction_is_written_whole(dynamodb: DynamoDB) -> None:
     storage = _open(dynamodb)
     with traffic(storage.client) as seen, storage.acquire_lock():
