@@ -17,6 +17,7 @@ from dynamodb_servers import DynamoDB
 from triggers import storage_backends
 from triggers.errors import (
     ConfigurationError,
+    CorruptSessionError,
     SchemaError,
     SessionLimitError,
     StaleSessionError,
@@ -397,6 +398,29 @@ def test_a_save_that_never_completes_is_a_clear_error(
     )
     monkeypatch.setattr(backend, "_wait_for_save_in_flight", lambda attempt: None)
     with pytest.raises(StorageError, match="saw part of a save that never completed"):
+        _ = _open(dynamodb).metadata
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ({"sk": {"S": "M#x"}, "name": {"S": "x"}, "v": {"N": "1"}, "body": {"S": "{"}}, "JSONDecodeError"),
+        ({"sk": {"S": "M#y"}, "v": {"N": "1"}, "body": {"S": "1"}}, "KeyError"),
+        ({"sk": {"S": "Q#z"}, "name": {"S": "z"}, "v": {"N": "1"}, "body": {"S": "1"}}, "prefix 'Q'"),
+    ],
+)
+def test_an_item_not_written_by_the_backend_is_a_corrupt_session(
+    dynamodb: DynamoDB, item: dict[str, Any], named: str
+) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.metadata["ok"] = 1
+        storage.save()
+    generation = _items(dynamodb, "s")["#"]["g"]
+    dynamodb.client().put_item(
+        TableName=dynamodb.table_name, Item={"pk": {"S": "s"}, "g": generation, **item}
+    )
+    with pytest.raises(CorruptSessionError, match=rf"item '{item['sk']['S']}'.*{named}"):
         _ = _open(dynamodb).metadata
 
 
