@@ -17,6 +17,7 @@ from dynamodb_servers import DynamoDB
 from triggers import storage_backends
 from triggers.errors import (
     ConfigurationError,
+    CorruptSessionError,
     SchemaError,
     SessionLimitError,
     StaleSessionError,
@@ -261,6 +262,17 @@ def test_a_save_of_more_than_one_transaction_is_refused_before_writing(dynamodb:
     assert fresh.instance_count("t_a") == 1
 
 
+def test_a_save_over_4_mb_is_refused_before_writing(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.update_configuration({"t_a": {"run": NOOP, "after": ["x"]}})
+        for _ in range(11):  # each item fits, all of them do not fit one transaction
+            storage.create_instance("t_a", metadata={"pad": "p" * 380_000})
+        with pytest.raises(SessionLimitError, match=r"writes \d+ bytes.*at most 4000000"):
+            storage.save()
+    assert _open(dynamodb).tasks == {} and _items(dynamodb, "s").keys() <= {"#"}
+
+
 def test_a_save_of_exactly_one_full_transaction_is_written_whole(dynamodb: DynamoDB) -> None:
     storage = _open(dynamodb)
     with traffic(storage.client) as seen, storage.acquire_lock():
@@ -389,6 +401,29 @@ def test_a_save_that_never_completes_is_a_clear_error(
         _ = _open(dynamodb).metadata
 
 
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ({"sk": {"S": "M#x"}, "name": {"S": "x"}, "v": {"N": "1"}, "body": {"S": "{"}}, "JSONDecodeError"),
+        ({"sk": {"S": "M#y"}, "v": {"N": "1"}, "body": {"S": "1"}}, "KeyError"),
+        ({"sk": {"S": "Q#z"}, "name": {"S": "z"}, "v": {"N": "1"}, "body": {"S": "1"}}, "prefix 'Q'"),
+    ],
+)
+def test_an_item_not_written_by_the_backend_is_a_corrupt_session(
+    dynamodb: DynamoDB, item: dict[str, Any], named: str
+) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.metadata["ok"] = 1
+        storage.save()
+    generation = _items(dynamodb, "s")["#"]["g"]
+    dynamodb.client().put_item(
+        TableName=dynamodb.table_name, Item={"pk": {"S": "s"}, "g": generation, **item}
+    )
+    with pytest.raises(CorruptSessionError, match=rf"item '{item['sk']['S']}'.*{named}"):
+        _ = _open(dynamodb).metadata
+
+
 # -- leases ----------------------------------------------------------------------------
 
 
@@ -443,13 +478,14 @@ def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb:
     header = _items(dynamodb, "s")["#"]
     assert int(header["session_expires"]["N"]) == 1_000_200
     assert int(header["expires_at"]["N"]) == 1_000_200 + backend.HEADER_GRACE_SECONDS
-    assert set(_expiries(dynamodb, "s").values()) == {1_000_200, header_ttl := int(header["expires_at"]["N"])}
-    assert header_ttl > 1_000_200
+    # Every item expires with the session; the header (alone) stays longer.
+    assert set(_expiries(dynamodb, "s").values()) == {1_000_200, 1_000_200 + backend.HEADER_GRACE_SECONDS}
 
     now[0] += 200  # expired: DynamoDB may not have deleted anything yet
     expired = _open(dynamodb, ttl=100, clock=lambda: now[0])
     assert expired.metadata == {} and len(expired.instances) == 0 and dict(expired.tasks) == {}
-    assert DynamoDBStorageBackend.session_uids(**dynamodb.options)  # listed by real time
+    # Listing judges expiry by the real time: this session expired in 1970.
+    assert list(DynamoDBStorageBackend.session_uids(**dynamodb.options)) == []
     with expired.acquire_lock():
         expired.update_configuration({"t_b": {"run": NOOP, "after": ["x"]}})
         expired.metadata["life"] = 2

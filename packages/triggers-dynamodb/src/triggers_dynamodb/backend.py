@@ -44,6 +44,7 @@ from triggers import values
 from triggers.capabilities import Capabilities
 from triggers.errors import (
     ConfigurationError,
+    CorruptSessionError,
     SessionLimitError,
     StaleSessionError,
     StorageError,
@@ -262,7 +263,7 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
                 if _number(raw.get("version")) != version:
                     return None  # a save committed between the two reads
                 continue
-            item = parse_record_item(raw)
+            item = self._parse(raw)
             if version is None or item.version > version:
                 return None  # an item of a save whose header we did not see
             if item.generation != generation:
@@ -273,10 +274,10 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
                 tombstones[item.sk] = item
                 continue
             if item.kind == Kind.RESOLVED:
-                records[Kind.ACTIVE][item.name] = item.record()
+                records[Kind.ACTIVE][item.name] = self._record(item)
                 places[item.name] = Kind.RESOLVED
             else:
-                records[item.kind][item.name] = item.record()
+                records[item.kind][item.name] = self._record(item)
                 if item.kind == Kind.ACTIVE:
                     places[item.name] = Kind.ACTIVE
         if seen[Kind.ACTIVE] != written[Kind.ACTIVE]:
@@ -293,6 +294,28 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
             metadata=records[Kind.METADATA],
             version=version,
             complete=scope >= LoadScope.FULL,
+        )
+
+    def _parse(self, raw: Mapping[str, Any]) -> StoredItem:
+        try:
+            item = parse_record_item(raw)
+            if item.kind not in (Kind.CONFIG, Kind.ACTIVE, Kind.METADATA, Kind.RESOLVED):
+                raise ValueError(f"unknown sort key prefix {item.kind!r}")
+            return item
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            raise self._corrupt(raw, error) from error
+
+    def _record(self, item: StoredItem) -> Any:
+        try:
+            return item.record()
+        except ValueError as error:  # JSONDecodeError included
+            raise self._corrupt({"sk": {"S": item.sk}}, error) from error
+
+    def _corrupt(self, raw: Mapping[str, Any], error: Exception) -> CorruptSessionError:
+        sk = raw.get("sk", {}).get("S", "?")
+        return CorruptSessionError(
+            f"session {self.uid!r}: item {sk!r} of table {self.table_name!r} is not one this "
+            f"backend wrote ({type(error).__name__}: {error}); it was left untouched"
         )
 
     # -- saving ------------------------------------------------------------------
