@@ -21,12 +21,12 @@ from triggers.errors import (
     SessionLimitError,
     StaleSessionError,
     StorageError,
+    hide_passwords,
 )
 from triggers.manager import TriggerManager
 from triggers.types import InstanceStatus
 from triggers_mongo import MongoStorageBackend, clients
 from triggers_mongo.backend import MAX_DOCUMENT_BYTES
-from triggers_mongo.errors import hide_password
 
 NOOP = "triggers_conformance.tasks.noop"
 HOSTILE = ["$set", "$", "a.b", "", ".", "$where.x", "a\x00b", "_id", "ünï"]
@@ -430,7 +430,7 @@ def test_a_forked_child_gets_its_own_client(mongo_url: str) -> None:
     ],
 )
 def test_passwords_never_appear_in_messages(url: str, shown: str) -> None:
-    assert hide_password(url) == shown
+    assert hide_passwords(url) == shown
 
 
 def test_a_uid_reused_after_its_header_expired_never_sees_the_old_items(

@@ -52,6 +52,7 @@ from triggers.errors import (
     SessionLimitError,
     StaleSessionError,
     StorageError,
+    hide_passwords,
 )
 from triggers.locking import Lease
 from triggers.storage import (
@@ -62,7 +63,7 @@ from triggers.storage import (
     is_active_record,
 )
 from triggers_mongo import clients, layout
-from triggers_mongo.errors import driver_errors, hide_password
+from triggers_mongo.errors import driver_errors
 
 __all__ = ["MAX_DOCUMENT_BYTES", "MongoStorageBackend"]
 
@@ -544,10 +545,10 @@ def _client(
     if not isinstance(url, str):
         raise ConfigurationError(f"url= must be a str, got {type(url).__name__}")
     try:
-        return clients.client_for(url), hide_password(url)
+        return clients.client_for(url), hide_passwords(url)
     except (PyMongoError, ValueError, TypeError) as error:
         raise ConfigurationError(
-            f"url={hide_password(url)!r} is not usable: {hide_password(str(error))}"
+            f"url={hide_passwords(url)!r} is not usable: {hide_passwords(str(error))}"
         ) from error
 
 

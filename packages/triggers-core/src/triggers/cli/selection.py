@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from triggers.errors import ConfigurationError
+from triggers.errors import ConfigurationError, hide_passwords
 from triggers.registry import (
     BACKEND_ENV,
     OPTIONS_ENV,
@@ -66,14 +65,6 @@ class BackendSelection:
             return self.name
         shown = " ".join(f"{key}={hide_passwords(json.dumps(value))}" for key, value in self.options.items())
         return f"{self.name} ({shown})"
-
-
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
-
-
-def hide_passwords(text: str) -> str:
-    """``scheme://user:secret@host`` → ``scheme://user:***@host``, for anything printed."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def parse_option(text: str, flag: str = "--option") -> tuple[str, Any]:
