@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,14 @@ from triggers.errors import StaleSessionError
 from triggers.locking import Lease
 from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
 from triggers_conformance import BackendConformance, StorageFactory
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step: a reader (or a process killed
+    mid-write) never leaves a truncated file behind, only the old or the new one."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 class LeasedFileBackend(TriggerStorageBackend):
@@ -84,16 +93,17 @@ class LeasedFileBackend(TriggerStorageBackend):
                 raise StaleSessionError(f"session {self.uid!r}: lease was taken over")
             if self._read_document()["version"] != changes.base_version:
                 raise StaleSessionError(f"session {self.uid!r}: stored version moved on")
-            temporary = self.data_path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(document), encoding="utf-8")
-            temporary.replace(self.data_path)
+            _write_atomically(self.data_path, json.dumps(document))
 
     def _acquire_lease(self, lease: Lease) -> bool:
         with self._guarded():
             current = self._read_lease()
             if current and current["token"] != lease.token and current["expires_at"] > self.clock():
                 return False
-            self.lease_path.write_text(json.dumps({"token": lease.token, "expires_at": lease.expires_at}))
+            _write_atomically(
+                self.lease_path,
+                json.dumps({"token": lease.token, "expires_at": lease.expires_at}),
+            )
             return True
 
     def _renew_lease(self, lease: Lease) -> bool:
@@ -101,7 +111,10 @@ class LeasedFileBackend(TriggerStorageBackend):
             current = self._read_lease()
             if current is None or current["token"] != lease.token:
                 return False  # taken over (and maybe released) by another holder
-            self.lease_path.write_text(json.dumps({"token": lease.token, "expires_at": lease.expires_at}))
+            _write_atomically(
+                self.lease_path,
+                json.dumps({"token": lease.token, "expires_at": lease.expires_at}),
+            )
             return True
 
     def _release_lease(self, lease: Lease) -> None:

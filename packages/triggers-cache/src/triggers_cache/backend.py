@@ -34,7 +34,7 @@ from triggers.capabilities import Capabilities
 from triggers.errors import ConfigurationError, SessionLimitError, StaleSessionError
 from triggers.locking import Lease
 from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
-from triggers_cache.caches import CacheKind, cache_for, kind_of
+from triggers_cache.caches import CacheKind, cache_for, kind_of, truncates_expiry
 from triggers_cache.codec import SessionBlob, decode_blob, decode_head, encode_blob
 from triggers_cache.keys import SessionKeys
 
@@ -208,13 +208,22 @@ class CacheStorageBackend(TriggerStorageBackend):
 
     # -- leases ------------------------------------------------------------------
 
+    def _lease_timeout(self, lease: Lease) -> int:
+        """The lock key's time to live: never shorter than the lease.
+
+        One second more on a cache that rounds expiry times down
+        (DatabaseCache), where the key could otherwise vanish up to a second
+        before the lease ends and let another process take the lock early.
+        """
+        return _whole_seconds(lease.ttl) + (1 if truncates_expiry(self.cache) else 0)
+
     def _acquire_lease(self, lease: Lease) -> bool:
-        return bool(self.cache.add(self.keys.lock, lease.token, timeout=_whole_seconds(lease.ttl)))
+        return bool(self.cache.add(self.keys.lock, lease.token, timeout=self._lease_timeout(lease)))
 
     def _renew_lease(self, lease: Lease) -> bool:
         if self.cache.get(self.keys.lock) != lease.token:
             return False
-        return bool(self.cache.touch(self.keys.lock, timeout=_whole_seconds(lease.ttl)))
+        return bool(self.cache.touch(self.keys.lock, timeout=self._lease_timeout(lease)))
 
     def _release_lease(self, lease: Lease) -> None:
         if self.cache.get(self.keys.lock) == lease.token:

@@ -17,7 +17,7 @@ from typing import Any
 
 from triggers.errors import ConfigurationError
 
-__all__ = ["CacheKind", "cache_for", "kind_of"]
+__all__ = ["CacheKind", "cache_for", "kind_of", "truncates_expiry"]
 
 
 class CacheKind(Enum):
@@ -43,11 +43,28 @@ _KINDS = {
 
 def kind_of(cache: Any) -> CacheKind:
     """The kind of a cache object, by its class (or the nearest known base class)."""
-    for cls in type(cache).__mro__:
+    return kind_of_class(type(cache))
+
+
+def kind_of_class(cache_class: type) -> CacheKind:
+    """The kind of a cache class (or of its nearest known base class)."""
+    for cls in cache_class.__mro__:
         kind = _KINDS.get(f"{cls.__module__}.{cls.__qualname__}")
         if kind is not None:
             return kind
     return CacheKind.UNKNOWN
+
+
+def truncates_expiry(cache: Any) -> bool:
+    """True for a cache that stores expiry times rounded *down* to the second.
+
+    Django's DatabaseCache does (``exp.replace(microsecond=0)``), so a key
+    set with ``timeout=n`` lives between ``n - 1`` and ``n`` seconds there.
+    """
+    return any(
+        f"{cls.__module__}.{cls.__qualname__}" == "django.core.cache.backends.db.DatabaseCache"
+        for cls in type(cache).__mro__
+    )
 
 
 _local = threading.local()
@@ -88,7 +105,20 @@ def _create(config: dict[str, Any]) -> Any:
 
     params = dict(config)
     backend = import_string(params.pop("BACKEND"))
+    if kind_of_class(backend) is CacheKind.MEMCACHED and "PyMemcache" in backend.__name__:
+        params["OPTIONS"] = {**PYMEMCACHE_FAIL_LOUDLY, **params.get("OPTIONS", {})}
     return backend(params.pop("LOCATION", ""), params)
+
+
+PYMEMCACHE_FAIL_LOUDLY = {"retry_attempts": 0, "dead_timeout": 0}
+"""pymemcache client options for our own cache objects (a project's OPTIONS win).
+
+By default pymemcache's HashClient, after one failed call, answers every call
+for a second with a default value (``get`` -> None, ``add`` -> False) instead
+of an error: during an outage a live session would load as a missing one.
+With these options every call during an outage raises, and the first call
+after the server is back reconnects.
+"""
 
 
 def _forget_inherited_database_connections() -> None:

@@ -48,6 +48,7 @@ from triggers import values
 from triggers.capabilities import Capabilities
 from triggers.errors import (
     ConfigurationError,
+    CorruptSessionError,
     SchemaError,
     SessionLimitError,
     StaleSessionError,
@@ -229,7 +230,7 @@ class MongoStorageBackend(TriggerStorageBackend):
         ).items():
             if kind == layout.KIND_INSTANCE and scope < LoadScope.FULL and not item["active"]:
                 continue
-            parts[kind][name] = json.loads(item["record"])
+            parts[kind][name] = self._decoded(kind, name, item.get("record"))
         return StoredSession(
             configs=parts[layout.KIND_TASK],
             instances=parts[layout.KIND_INSTANCE],
@@ -237,6 +238,18 @@ class MongoStorageBackend(TriggerStorageBackend):
             version=header.version,
             complete=scope >= LoadScope.FULL,
         )
+
+    def _decoded(self, kind: str, name: str, record: object) -> Any:
+        """A stored item's record, or CorruptSessionError naming the uid and the item."""
+        try:
+            if not isinstance(record, str):
+                raise TypeError(f"the record is a {type(record).__name__}, not JSON text")
+            return json.loads(record)
+        except (ValueError, TypeError) as error:
+            raise CorruptSessionError(
+                f"session {self.uid!r}: the stored {kind} {name[:80]!r} could not be decoded "
+                f"({error}); it was left untouched"
+            ) from error
 
     def _read_header(self, session: ClientSession | None = None) -> _Header | None:
         document = self.sessions.find_one({"_id": self.uid}, session=session)

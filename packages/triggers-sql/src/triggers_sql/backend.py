@@ -52,7 +52,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from triggers import values
 from triggers.capabilities import Capabilities
-from triggers.errors import ConfigurationError, StaleSessionError, StorageError, TriggersError
+from triggers.errors import (
+    ConfigurationError,
+    CorruptSessionError,
+    StaleSessionError,
+    StorageError,
+    TriggersError,
+)
 from triggers.locking import Lease
 from triggers.storage import (
     LoadScope,
@@ -184,7 +190,8 @@ class SQLStorageBackend(TriggerStorageBackend):
             if kind == "s":
                 stored_version = row_version
             else:
-                parts[kind][json.loads(name)] = json.loads(body)
+                key, value = self._decoded(kind, name, body)
+                parts[kind][key] = value
         return StoredSession(
             configs=parts["c"],
             instances=parts["i"],
@@ -192,6 +199,17 @@ class SQLStorageBackend(TriggerStorageBackend):
             version=stored_version,
             complete=scope >= LoadScope.FULL,
         )
+
+    def _decoded(self, kind: str, name: str, body: str) -> tuple[str, Any]:
+        """A stored row's name and value, or CorruptSessionError naming the uid and the row."""
+        try:
+            return json.loads(name), json.loads(body)
+        except ValueError as error:
+            what = {"c": "task config", "i": "task instance", "m": "metadata value"}[kind]
+            raise CorruptSessionError(
+                f"session {self.uid!r}: the stored {what} {name[:80]} is not valid JSON "
+                f"({error}); it was left untouched"
+            ) from error
 
     # -- saving ------------------------------------------------------------------
 

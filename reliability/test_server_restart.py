@@ -1,0 +1,180 @@
+"""Server restart: outages fail clearly, the application recovers by itself, commits survive.
+
+Each target's *private* server (never the shared ones other developers use)
+is stopped cleanly or killed abruptly, between operations and in the middle
+of them. The application is this test process, and a forked worker; neither
+is restarted:
+
+* during the outage every operation fails with a Triggers ``StorageError``
+  naming the session (not a raw driver exception);
+* once the server is back the same backend objects work again;
+* everything committed before is still there, on durable stores. Redis
+  without persistence and memcached lose their data by design: there the
+  session must come back as a missing (empty) session, never as corruption.
+
+The worker fires numbered ticks with an idempotency key per tick and retries
+a fire that failed, so a fire whose commit reached the server but whose reply
+was lost is not applied twice: afterwards every tick is there exactly once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from triggers_reliability.figures import FIGURES
+from triggers_reliability.private_servers import PrivateServer
+from triggers_reliability.scale import Scale
+from triggers_reliability.targets import Target
+from triggers_reliability.workloads import check_ticks, configure_ticks
+
+from triggers.errors import StorageError, TriggersError
+from triggers.manager import TriggerManager
+from triggers_conformance.processes import start_child
+
+_FORK = multiprocessing.get_context("fork")
+
+
+def _outage(server: PrivateServer, round_number: int) -> str:
+    """Take the server down: a clean stop on even rounds, a crash on odd ones."""
+    if round_number % 2:
+        server.crash()
+        return "crash"
+    server.stop()
+    return "stop"
+
+
+def _expect_clear_failure(operation: Any, uid: str) -> str:
+    try:
+        operation()
+    except StorageError as error:
+        assert repr(uid) in str(error), f"the error does not name the session: {error}"
+        return str(error)
+    raise AssertionError("an operation succeeded while the server was down")
+
+
+def _first_call_after_restart(target: Target, operation: Any) -> Any:
+    """Run ``operation``; where the client is known to keep a dead connection
+    (``Target.stale_first_call``), one clear StorageError is allowed first."""
+    if target.stale_first_call:
+        try:
+            return operation()
+        except StorageError:
+            pass
+    return operation()
+
+
+def test_operations_between_restarts(
+    target: Target, private_server: PrivateServer, tmp_path: Path, scale: Scale
+) -> None:
+    with target.open(private_server.endpoint, tmp_path) as options, \
+            FIGURES.timed("server restart, between operations", target.name) as tally:
+        uid = f"restart-{uuid.uuid4().hex[:8]}"
+        storage = target.storage(options, uid, lock_timeout=10)
+        manager = TriggerManager(storage)
+        configure_ticks(storage)
+        fired: list[tuple[int, int]] = []
+        rounds = 0
+        kinds: list[str] = []
+        while scale.again(rounds, short=2):
+            for _ in range(3):
+                manager.fire("tick", {"worker": 0, "n": len(fired)})
+                fired.append((0, len(fired)))
+                tally.operations += 1
+            kinds.append(_outage(private_server, rounds))
+            tally.faults += 1
+            storage.invalidate_cache()
+            _expect_clear_failure(lambda: storage.instances, uid)
+            _expect_clear_failure(lambda: manager.fire("tick", {"worker": 0, "n": -1}), uid)
+            tally.operations += 2
+            private_server.start()
+            storage.invalidate_cache()
+            _first_call_after_restart(target, lambda: storage.metadata)
+            if target.durable:
+                tally.lost += check_ticks(storage, fired)
+            else:
+                # Lost by design: a missing session, not an error or corruption.
+                assert (dict(storage.instances), storage.metadata) == ({}, {})
+                configure_ticks(storage)
+                fired = []
+            tally.sessions += 1
+            rounds += 1
+        for _ in range(3):  # the same objects keep working after the last restart
+            manager.fire("tick", {"worker": 0, "n": len(fired)})
+            fired.append((0, len(fired)))
+        storage.invalidate_cache()
+        tally.lost += check_ticks(storage, fired)
+        tally.note = f"{rounds} restarts ({', '.join(kinds)})"
+
+
+def _fire_through_outages(open_storage: Any, uid: str, fires: int, progress: Any) -> list[str]:
+    """Fire ``fires`` ticks, retrying each until it is applied; return the errors seen."""
+    manager = TriggerManager(open_storage(uid))
+    errors: list[str] = []
+    for n in range(fires):
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                manager.fire("tick", {"worker": 1, "n": n}, idempotency_key=f"tick-{n}")
+                break
+            except TriggersError as error:
+                if not isinstance(error, StorageError) or time.monotonic() > deadline:
+                    raise
+                errors.append(f"{type(error).__name__}: {error}")
+                time.sleep(0.05)
+        progress.value = n + 1
+    return errors
+
+
+def test_a_restart_in_the_middle_of_operations(
+    target: Target, private_server: PrivateServer, tmp_path: Path, scale: Scale
+) -> None:
+    fires = scale.pick(short=30, soak=300)
+    with target.open(private_server.endpoint, tmp_path) as options, \
+            FIGURES.timed("server restart, during operations", target.name) as tally:
+
+        def open_storage(uid: str) -> Any:
+            return target.storage(options, uid, lease_ttl=target.min_lease, lock_timeout=60)
+
+        uid = f"restart-live-{uuid.uuid4().hex[:8]}"
+        configure_ticks(open_storage(uid))
+        progress = _FORK.RawValue("q", 0)
+        worker = start_child(_fire_through_outages, open_storage, uid, fires, progress)
+        rounds = 0
+        while scale.again(rounds, short=1) and progress.value < fires:
+            started = progress.value
+            while progress.value < min(fires, started + 5) and worker.process.is_alive():
+                time.sleep(0.01)
+            _outage(private_server, rounds + 1)  # a crash first: the harder case
+            time.sleep(0.3)  # the worker meets the outage
+            private_server.start()
+            rounds += 1
+        errors = worker.result(timeout=300)
+        tally.faults += rounds
+        tally.operations += fires + len(errors)
+        assert errors, "the worker never met the outage"
+        assert all(error.startswith("StorageError") for error in errors), errors
+        final = open_storage(uid)
+        _first_call_after_restart(target, lambda: final.metadata)
+        # Runs the instances whose fire was saved but whose run met the outage.
+        TriggerManager(final).resume()
+        final.invalidate_cache()
+        if target.durable:
+            # An instance whose own outcome could not be saved during the outage
+            # is failed, or (if that could not be saved either) left running.
+            tally.lost += check_ticks(
+                final, [(1, n) for n in range(fires)], frozenset({"finished", "failed", "running"})
+            )
+            stuck = sorted(n for n, i in final.instances.items() if i.status.value != "finished")
+        else:
+            # The session was lost with the server's memory: only the ticks fired
+            # after the restart may be there, and loading is no error.
+            _ = final.instances
+        tally.sessions += 1
+        tally.note = (
+            f"{rounds} crash(es) during {fires} fires; {len(errors)} failed attempts retried"
+            + (f"; not finished: {', '.join(stuck)}" if target.durable and stuck else "")
+        )
