@@ -78,7 +78,10 @@ def cache_for(alias: str) -> Any:
     """The cache ``alias`` of Django's ``CACHES`` for this thread of this process."""
     from django.conf import settings
 
-    if not settings.configured:
+    # A Django project's settings are configured lazily, on first access: a
+    # script or command (``triggers``) run with DJANGO_SETTINGS_MODULE set
+    # has not touched them yet, but reading settings.CACHES below loads them.
+    if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
         raise ConfigurationError(
             "Django settings are not configured: inside a Django project set CACHES; in a "
             "plain script call triggers_cache.configure({...}) first"

@@ -12,6 +12,8 @@ driver's exception as ``__cause__``.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "BackendNotFoundError",
     "ConfigurationError",
@@ -28,6 +30,7 @@ __all__ = [
     "TriggersError",
     "UnsupportedValueError",
     "ValueDomainError",
+    "hide_passwords",
 ]
 
 
@@ -150,3 +153,16 @@ class RetryTask(TriggersError):
         super().__init__(reason or "task asked to be retried")
         self.reason = reason
         self.max_retries = max_retries
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+
+
+def hide_passwords(text: str) -> str:
+    """``scheme://user:secret@host`` becomes ``scheme://user:***@host``.
+
+    Messages name the server they failed on; connection URLs carry passwords.
+    Every message that can contain a URL (driver errors, the command line's
+    output) passes through this one function.
+    """
+    return _URL_PASSWORD.sub(r"\1***@", text)

@@ -39,6 +39,7 @@ __all__ = [
     "EntryPointRegistry",
     "manager_from_config",
     "storage_backends",
+    "storage_config_from_env",
     "storage_from_config",
     "storage_from_env",
     "task_runners",
@@ -201,6 +202,17 @@ def storage_from_env(
     ``TRIGGERS_STORAGE_OPTIONS`` (optional) is a JSON object of options.
     ``default`` names the backend to use when the variable is unset.
     """
+    return storage_from_config(uid, storage_config_from_env(environ, default=default))
+
+
+def storage_config_from_env(
+    environ: Mapping[str, str] | None = None, *, default: str | None = None
+) -> dict[str, Any]:
+    """The ``{"backend": NAME, "options": {...}}`` that :func:`storage_from_env` uses.
+
+    For callers that need the selection itself rather than one session (the
+    ``triggers`` command's class-level administration, for example).
+    """
     env = os.environ if environ is None else environ
     name = env.get(BACKEND_ENV) or default
     if not name:
@@ -214,7 +226,7 @@ def storage_from_env(
         raise ConfigurationError(f"{OPTIONS_ENV} is not valid JSON: {exc}") from exc
     if not isinstance(options, dict):
         raise ConfigurationError(f"{OPTIONS_ENV} must be a JSON object, not {type(options).__name__}")
-    return storage_from_config(uid, {"backend": name, "options": options})
+    return {"backend": name, "options": options}
 
 
 def manager_from_config(

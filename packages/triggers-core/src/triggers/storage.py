@@ -450,6 +450,38 @@ class TriggerStorageBackend:
             self._instances[name] = instance
             return instance
 
+    def restore_instance(self, instance_name: str, record: Mapping[str, Any]) -> TaskInstance:
+        """Put an instance into the session exactly as it was stored elsewhere.
+
+        For copying a session between stores (``triggers import`` and
+        ``triggers migrate``): unlike :meth:`create_instance`, the name,
+        status, kwargs and history in ``record`` (the stored form, as
+        :meth:`TaskInstance.to_mapping` and :meth:`debug_repr` give it) are
+        kept as they are. The instance's task must be configured; an instance
+        of the same name is replaced. Call :meth:`save` (under the lock) to
+        persist it; the manager never calls this.
+        """
+        if not isinstance(instance_name, str) or not instance_name:
+            raise ValueError(f"session {self.uid!r}: instance name must be a non-empty str")
+        if not isinstance(record, Mapping):
+            raise TypeError(
+                f"session {self.uid!r}: instance {instance_name!r} must be a mapping, "
+                f"not {type(record).__name__}"
+            )
+        with self._mutex:
+            self._ensure(LoadScope.ACTIVE)
+            try:
+                instance = TaskInstance.from_stored(instance_name, record, self._configs)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise ValueError(f"session {self.uid!r}: instance {instance_name!r}: {exc}") from exc
+            if _instance_number(instance_name) < 0 or instance_name.rpartition("#")[0] != instance.task_name:
+                raise ValueError(
+                    f"session {self.uid!r}: instance {instance_name!r} is not named "
+                    f"{instance.task_name}#N after its task"
+                )
+            self._instances[instance_name] = instance
+            return instance
+
     def clone_instance(self, instance_or_name: TaskInstance | str) -> TaskInstance:
         """Create a new unstarted instance of the same task with the same kwargs.
 

@@ -53,6 +53,7 @@ from triggers.errors import (
     SessionLimitError,
     StaleSessionError,
     StorageError,
+    hide_passwords,
 )
 from triggers.locking import Lease
 from triggers.storage import (
@@ -63,7 +64,7 @@ from triggers.storage import (
     is_active_record,
 )
 from triggers_mongo import clients, layout
-from triggers_mongo.errors import driver_errors, hide_password
+from triggers_mongo.errors import driver_errors
 
 __all__ = ["MAX_DOCUMENT_BYTES", "MongoStorageBackend"]
 
@@ -185,7 +186,7 @@ class MongoStorageBackend(TriggerStorageBackend):
                 if missing:
                     raise SchemaError(
                         f"{where}: collection {collection.name!r} lacks the indexes {missing}; "
-                        "run `triggers schema create --backend mongo ...` or "
+                        "run `triggers --backend mongo --option url=... schema create` or "
                         "MongoStorageBackend.create_schema(...)"
                     )
                 lines.extend(f"{collection.name}: index {name}" for name in sorted(found))
@@ -224,7 +225,9 @@ class MongoStorageBackend(TriggerStorageBackend):
                 )
         self._base = header
         parts: dict[str, dict[str, Any]] = {kind: {} for kind in layout.KINDS}
-        for (kind, name), item in layout.current_items(found, header.version, header.writer).items():
+        for (kind, name), item in layout.current_items(
+            found, header.version, header.writer
+        ).items():
             if kind == layout.KIND_INSTANCE and scope < LoadScope.FULL and not item["active"]:
                 continue
             parts[kind][name] = self._decoded(kind, name, item.get("record"))
@@ -287,9 +290,6 @@ class MongoStorageBackend(TriggerStorageBackend):
             documents = self._documents(
                 changes, base.key, writer, items_expire_at, committed=in_transaction
             )
-            written = {
-                (document["kind"], document["name"]): "deleted" in document for document in documents
-            }
 
             def write(session: ClientSession | None) -> None:
                 if base.unsettled:
@@ -314,7 +314,12 @@ class MongoStorageBackend(TriggerStorageBackend):
                         self._discard(documents)
                     raise self._refusal(changes, session)
                 self._settle(
-                    base.key, changes.new_version, writer, written, session, committed=in_transaction
+                    base.key,
+                    changes.new_version,
+                    writer,
+                    documents,
+                    session,
+                    committed=in_transaction,
                 )
 
             if in_transaction:
@@ -376,46 +381,47 @@ class MongoStorageBackend(TriggerStorageBackend):
         key: str,
         version: int,
         writer: str,
-        written: Mapping[tuple[str, str], bool] | None,
+        documents: list[Document] | None,
         session: ClientSession | None,
         *,
         committed: bool = False,
     ) -> None:
         """Make the documents of a committed save the only copies of their items.
 
-        ``written`` maps each (kind, name) the save wrote to whether it is a
-        tombstone; ``committed``: they were written as committed already (in
-        a transaction). Idempotent: the next holder runs it again for a save
-        whose writer died after the flip (``written=None``: look them up,
+        ``documents`` are those the save inserted (with their ``_id``);
+        ``committed``: they were written as committed already (in a
+        transaction). Idempotent: the next holder runs it again for a save
+        whose writer died after the flip (``documents=None``: look them up,
         the one query here that reads through the whole session).
 
-        Every operation matches one item by equality through the
-        ``session_item`` index, so settling costs what the save wrote,
+        Every operation matches by ``_id``, or one item by equality through
+        the ``session_item`` index, so settling costs what the save wrote,
         whatever the size of the session (and no ``$in``, which some servers
         run slowly).
         """
-        if written is None:
+        if documents is None:
             mine = {"session": key, "version": version, "writer": writer}
-            found = self.items.find(mine, {"_id": 0, "kind": 1, "name": 1, "deleted": 1}, session=session)
-            written = {(item["kind"], item["name"]): bool(item.get("deleted")) for item in found}
-        items = sorted(written.items())
+            fields = {"_id": 1, "kind": 1, "name": 1, "deleted": 1}
+            documents = list(self.items.find(mine, fields, session=session))
         operations: list[Any] = []
         if not committed:
             operations.extend(
-                UpdateOne(
-                    {"session": key, "kind": kind, "name": name, "version": version, "writer": writer},
-                    {"$set": {"committed": True}},
-                )
-                for (kind, name), _ in items
+                UpdateOne({"_id": document["_id"]}, {"$set": {"committed": True}})
+                for document in documents
             )
         operations.extend(
-            DeleteMany({"session": key, "kind": kind, "name": name, "version": {"$lt": version}})
-            for (kind, name), _ in items
+            DeleteMany(
+                {
+                    "session": key,
+                    "kind": document["kind"],
+                    "name": document["name"],
+                    "version": {"$lt": version},
+                }
+            )
+            for document in documents
         )
         operations.extend(  # tombstones last: older copies are gone by now
-            DeleteOne({"session": key, "kind": kind, "name": name, "version": version, "writer": writer})
-            for (kind, name), deleted in items
-            if deleted
+            DeleteOne({"_id": document["_id"]}) for document in documents if document.get("deleted")
         )
         if operations:
             self.items.bulk_write(operations, ordered=True, session=session)
@@ -429,7 +435,9 @@ class MongoStorageBackend(TriggerStorageBackend):
         """Remove the documents of a refused save (best effort: readers ignore them)."""
         try:
             if documents:
-                self.items.bulk_write([DeleteOne({"_id": document["_id"]}) for document in documents])
+                self.items.bulk_write(
+                    [DeleteOne({"_id": document["_id"]}) for document in documents]
+                )
         except PyMongoError:
             pass
 
@@ -533,7 +541,9 @@ def _create_indexes(
     return lines
 
 
-def _client(url: str | None, client: MongoClient[Document] | None) -> tuple[MongoClient[Document], str]:
+def _client(
+    url: str | None, client: MongoClient[Document] | None
+) -> tuple[MongoClient[Document], str]:
     if (url is None) == (client is None):
         raise ConfigurationError(
             "the mongo backend needs exactly one of url= (a MongoDB connection string, e.g. "
@@ -548,10 +558,10 @@ def _client(url: str | None, client: MongoClient[Document] | None) -> tuple[Mong
     if not isinstance(url, str):
         raise ConfigurationError(f"url= must be a str, got {type(url).__name__}")
     try:
-        return clients.client_for(url), hide_password(url)
+        return clients.client_for(url), hide_passwords(url)
     except (PyMongoError, ValueError, TypeError) as error:
         raise ConfigurationError(
-            f"url={hide_password(url)!r} is not usable: {hide_password(str(error))}"
+            f"url={hide_passwords(url)!r} is not usable: {hide_passwords(str(error))}"
         ) from error
 
 
@@ -561,9 +571,7 @@ def _collections(
     if not isinstance(database, str) or not database:
         raise ConfigurationError(f"database= must be a non-empty str, not {database!r}")
     if not isinstance(prefix, str) or not _PREFIX.match(prefix):
-        raise ConfigurationError(
-            f"collection={prefix!r}: use 1-60 letters, digits or underscores"
-        )
+        raise ConfigurationError(f"collection={prefix!r}: use 1-60 letters, digits or underscores")
     try:
         db = client[database]
     except InvalidName as error:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pymongo.errors import PyMongoError
 
-from triggers.errors import StorageError, TriggersError
+from triggers.errors import StorageError, TriggersError, hide_passwords
 
-__all__ = ["driver_errors", "hide_password"]
-
-_CREDENTIALS = re.compile(r"(mongodb(?:\+srv)?://[^:/@]*):[^@/]*@")
-
-
-def hide_password(url: str) -> str:
-    """``url`` with the password (if any) replaced by ``***``."""
-    return _CREDENTIALS.sub(r"\1:***@", url)
+__all__ = ["driver_errors"]
 
 
 @contextmanager
@@ -32,7 +24,7 @@ def driver_errors(action: str, where: str) -> Iterator[None]:
         raise
     except PyMongoError as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        detail = hide_password(detail)[:500]
+        detail = hide_passwords(detail)[:500]
         raise StorageError(
             f"could not {action} on MongoDB {where}: {type(error).__name__}: {detail}"
         ) from error

@@ -43,6 +43,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    true,
     union_all,
     update,
 )
@@ -167,7 +168,9 @@ class SQLStorageBackend(TriggerStorageBackend):
         instances = select(literal("i"), t.instances.c.name, t.instances.c.record, version)
         instances = instances.where(t.instances.c.uid_key == key)
         if scope < LoadScope.FULL:
-            instances = instances.where(t.instances.c.active.is_(True))
+            # "= true", not "IS TRUE": MariaDB uses the (uid_key, active) index
+            # only for the former, and otherwise scans the whole history.
+            instances = instances.where(t.instances.c.active == true())
         query = union_all(
             select(
                 literal("s"), cast(null(), Text), cast(null(), Text), t.sessions.c.version

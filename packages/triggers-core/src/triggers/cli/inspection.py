@@ -1,0 +1,76 @@
+"""``triggers inspect UID``: what a session holds and what is still unresolved."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from triggers.cli import render
+from triggers.cli.exchange import MissingSessionError, document_of
+from triggers.cli.main import CommandContext
+from triggers.cli.selection import selection_from_args
+from triggers.storage import TRIGGER_KWARGS_KEY, TriggerStorageBackend
+from triggers.types import InstanceStatus
+
+__all__ = ["register"]
+
+
+def register(subcommands: Any) -> None:
+    parser = subcommands.add_parser(
+        "inspect",
+        help="show a session's tasks, instances, statuses, logs and unresolved work",
+        description="Show a session: its tasks, every instance with its status, triggers and "
+        "log level, the unresolved tasks, instances and logs, and the exception and traceback "
+        "of each failed instance.",
+    )
+    parser.add_argument("uid", metavar="UID", help="the session's uid")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (stored form of every record) instead of tables")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, context: CommandContext) -> int:
+    selection = selection_from_args(args, context.environ)
+    with selection.open(args.uid) as storage:
+        report = session_report(storage)
+        if args.json:
+            context.out.out(json.dumps({**report, "backend": selection.name}, indent=2,
+                                       ensure_ascii=False), highlight=False)
+            return 0
+        instances = [storage[name] for name in report["instances"]]  # in debug_repr's order
+        render.print_session(
+            context.out,
+            uid=storage.uid,
+            backend=selection.describe(),
+            tasks=[storage.tasks[name] for name in sorted(storage.tasks)],
+            instances=instances,
+            counts={name: storage.instance_count(name) for name in storage.tasks},
+            unresolved_tasks=report["unresolvedTasks"],
+            unresolved_instances=report["unresolvedInstances"],
+            unresolved_logs=report["unresolvedLogs"],
+            fired=storage.metadata.get(TRIGGER_KWARGS_KEY) or {},
+        )
+    return 0
+
+
+def session_report(storage: TriggerStorageBackend) -> dict[str, Any]:
+    """The whole session in stored form plus what is unresolved, by name.
+
+    Raises :class:`MissingSessionError` for a session that holds nothing (a
+    mistyped uid, usually): inspecting it would only print empty tables.
+    """
+    document = document_of(storage)
+    if document.is_empty:
+        raise MissingSessionError(f"session {storage.uid!r} does not exist (nothing is stored under it)")
+    failed = [
+        name for name, instance in storage.instances.items() if instance.status is InstanceStatus.FAILED
+    ]
+    return {
+        **document.to_json(),
+        "unresolvedTasks": [config.name for config in storage.get_unresolved_tasks()],
+        "unresolvedInstances": [instance.name for instance in storage.get_unresolved_instances()],
+        "unresolvedLogs": [instance.name for instance in storage.get_instances_with_unresolved_logs()],
+        "failedInstances": sorted(failed),
+    }
+

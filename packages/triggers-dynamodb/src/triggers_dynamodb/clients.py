@@ -1,0 +1,59 @@
+"""One boto3 DynamoDB client per configuration per process.
+
+A boto3 client owns a pool of HTTP connections and is thread-safe, so every
+session object of a process shares the client of its configuration (a client
+per session object would open a pool per session). Clients are keyed by
+process id too: a pool inherited across ``fork()`` would share sockets with the
+parent, so a forked child builds its own.
+
+Throttling and transient errors (HTTP 5xx, connection resets, throughput
+exceeded) are retried by botocore's *standard* retry mode, with exponential
+backoff; everything else reaches the backend as a ``ClientError`` or
+``BotoCoreError``. Credentials come from boto3's usual chain (environment,
+shared files, instance roles), never from Triggers' own options.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+__all__ = ["RETRY_ATTEMPTS", "client_for"]
+
+RETRY_ATTEMPTS = 5
+"""Attempts per request (the first and four retries) for transient errors."""
+
+_clients: dict[tuple[str | None, str | None, int], Any] = {}
+_clients_mutex = threading.Lock()
+
+
+def client_for(region_name: str | None, endpoint_url: str | None) -> Any:
+    """The DynamoDB client of ``(region_name, endpoint_url)`` for this process."""
+    key = (region_name, endpoint_url, os.getpid())
+    with _clients_mutex:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = _create(region_name, endpoint_url)
+        return client
+
+
+def _create(region_name: str | None, endpoint_url: str | None) -> Any:
+    # Imported here so that importing the package (e.g. for the entry point
+    # listing) does not pay for botocore's start-up.
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
+        connect_timeout=5,
+        read_timeout=30,
+        # Every thread of the process may share this client.
+        max_pool_connections=32,
+    )
+    # A session per client: boto3's default session is not thread-safe to
+    # create clients from concurrently.
+    session = boto3.session.Session()
+    return session.client(
+        "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config
+    )

@@ -1,0 +1,20 @@
+"""The shared conformance suite on a DynamoDB-API server (moto by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from triggers.storage import TriggerStorageBackend
+from triggers_conformance import BackendConformance, StorageFactory
+from triggers_dynamodb import DynamoDBStorageBackend
+
+
+class TestDynamoDBBackend(BackendConformance):
+    @pytest.fixture
+    def make_storage(self, dynamodb: Any) -> StorageFactory:
+        def make(uid: str, **options: Any) -> TriggerStorageBackend:
+            return DynamoDBStorageBackend(uid, **dynamodb.options, **options)
+
+        return make

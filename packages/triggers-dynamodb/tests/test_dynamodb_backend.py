@@ -1,0 +1,523 @@
+"""What the dynamodb backend does at the server: items, transactions, limits, leases, errors."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from dynamodb_counting import traffic
+from dynamodb_servers import DynamoDB
+
+from triggers import storage_backends
+from triggers.errors import (
+    ConfigurationError,
+    CorruptSessionError,
+    SchemaError,
+    SessionLimitError,
+    StaleSessionError,
+    StorageError,
+)
+from triggers.manager import TriggerManager
+from triggers.types import InstanceStatus
+from triggers_dynamodb import DynamoDBStorageBackend, backend
+from triggers_dynamodb.items import ITEM_BYTES_LIMIT, item_bytes, record_item
+
+NOOP = "triggers_conformance.tasks.noop"
+
+
+def _open(dynamodb: DynamoDB, uid: str = "s", **options: Any) -> DynamoDBStorageBackend:
+    return DynamoDBStorageBackend(uid, **dynamodb.options, **options)
+
+
+def _items(dynamodb: DynamoDB, uid: str) -> dict[str, dict[str, Any]]:
+    """Every stored item of a session, by sort key (read directly, for inspection)."""
+    pages = dynamodb.client().get_paginator("query").paginate(
+        TableName=dynamodb.table_name,
+        KeyConditionExpression="pk = :uid",
+        ExpressionAttributeValues={":uid": {"S": uid}},
+        ConsistentRead=True,
+    )
+    return {item["sk"]["S"]: item for page in pages for item in page["Items"]}
+
+
+# -- the table -------------------------------------------------------------------
+
+
+def _cli(dynamodb: DynamoDB, *arguments: str) -> subprocess.CompletedProcess[str]:
+    endpoint = ["--endpoint-url", dynamodb.endpoint_url] if dynamodb.endpoint_url else []
+    return subprocess.run(
+        [sys.executable, "-m", "triggers_dynamodb", *arguments, "--region-name",
+         dynamodb.region_name, *endpoint],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_the_create_table_command_creates_the_table_once(dynamodb_server: DynamoDB) -> None:
+    where = DynamoDB(f"triggers-cli-{uuid.uuid4().hex[:10]}", dynamodb_server.endpoint_url,
+                     dynamodb_server.region_name)
+    try:
+        missing = _cli(where, "check-table", "--table-name", where.table_name)
+        assert missing.returncode == 1 and "create-table" in missing.stderr
+        with pytest.raises(SchemaError, match="does not exist"):
+            DynamoDBStorageBackend("s", **where.options)
+
+        created = _cli(where, "create-table", "--table-name", where.table_name)
+        assert created.returncode == 0, created.stderr
+        assert "created table" in created.stdout and "enabled time to live" in created.stdout
+        again = _cli(where, "create-table", "--table-name", where.table_name)
+        assert again.returncode == 0 and "exists" in again.stdout and "created" not in again.stdout
+
+        table = where.client().describe_table(TableName=where.table_name)["Table"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        ttl = where.client().describe_time_to_live(TableName=where.table_name)
+        assert ttl["TimeToLiveDescription"]["AttributeName"] == "expires_at"
+        assert DynamoDBStorageBackend.check_schema(**where.options)[0].startswith(
+            f"table {where.table_name}: ACTIVE"
+        )
+        storage = DynamoDBStorageBackend("s", **where.options)  # create_table=False: it exists
+        with storage.acquire_lock():
+            storage.metadata["k"] = "v"
+            storage.save()
+        assert list(DynamoDBStorageBackend.session_uids(**where.options)) == ["s"]
+    finally:
+        where.client().delete_table(TableName=where.table_name)
+
+
+def test_create_table_option_creates_a_missing_table(dynamodb_server: DynamoDB) -> None:
+    where = DynamoDB(f"triggers-opt-{uuid.uuid4().hex[:10]}", dynamodb_server.endpoint_url,
+                     dynamodb_server.region_name)
+    try:
+        storage = storage_backends.get("dynamodb", "s", **where.options, create_table=True)
+        assert isinstance(storage, DynamoDBStorageBackend)
+        with storage.acquire_lock():
+            storage.metadata["k"] = "v"
+            storage.save()
+        assert _open(where).metadata == {"k": "v"}
+    finally:
+        where.client().delete_table(TableName=where.table_name)
+
+
+def test_a_table_keyed_otherwise_is_refused(dynamodb_server: DynamoDB) -> None:
+    name = f"triggers-other-{uuid.uuid4().hex[:10]}"
+    where = DynamoDB(name, dynamodb_server.endpoint_url, dynamodb_server.region_name)
+    client = where.client()
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    try:
+        with pytest.raises(SchemaError, match="partition key pk"):
+            _open(where)
+    finally:
+        client.delete_table(TableName=name)
+
+
+# -- options and errors -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({}, "table_name"),
+        ({"table_name": "x"}, "table_name"),
+        ({"table_name": "triggers", "client": object()}, "client="),
+        ({"table_name": "triggers", "client": "c", "region_name": "us-east-1"}, "not both"),
+        ({"table_name": "triggers", "endpoint_url": 5}, "endpoint_url"),
+        ({"table_name": "triggers", "ttl": 0}, "ttl"),
+        ({"table_name": "triggers", "ttl": float("inf")}, "ttl"),
+    ],
+)
+def test_bad_options_are_refused_with_the_option_named(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        DynamoDBStorageBackend("s", **options)
+
+
+def test_an_unreachable_endpoint_is_a_clear_storage_error() -> None:
+    # One attempt: the default client retries connection errors with backoff.
+    client = boto3.session.Session().client(
+        "dynamodb", region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=2),
+    )
+    with pytest.raises(StorageError, match=r"not reachable at http://127\.0\.0\.1:9") as caught:
+        DynamoDBStorageBackend("s", table_name="triggers", client=client)
+    assert caught.value.__cause__ is not None
+
+
+def test_an_existing_client_can_be_passed_but_not_a_resource(dynamodb: DynamoDB) -> None:
+    session = boto3.session.Session()
+    where = {"region_name": dynamodb.region_name, "endpoint_url": dynamodb.endpoint_url}
+    client = session.client("dynamodb", **where)
+    storage = DynamoDBStorageBackend("s", table_name=dynamodb.table_name, client=client)
+    assert storage.client is client
+    with storage.acquire_lock():
+        storage.metadata["via"] = "client"
+        storage.save()
+    assert _open(dynamodb).metadata == {"via": "client"}
+    with pytest.raises(ConfigurationError, match="not a boto3 resource"):
+        DynamoDBStorageBackend(
+            "s", table_name=dynamodb.table_name, client=session.resource("dynamodb", **where)
+        )
+
+
+def test_one_client_per_configuration_is_shared(dynamodb: DynamoDB) -> None:
+    assert _open(dynamodb, "a").client is _open(dynamodb, "b").client
+
+
+# -- values ------------------------------------------------------------------------
+
+
+def test_floats_beyond_dynamodb_numbers_round_trip_exactly(dynamodb: DynamoDB) -> None:
+    # DynamoDB numbers hold 38 digits within 1e-130..1e126 and lose 1 vs 1.0:
+    # records are JSON text, so every float comes back bit for bit.
+    floats = [0.1, 1e308, -1.7976931348623157e308, 5e-324, 2.2250738585072014e-308, -0.0,
+              1.0, 123456789.12345679, 1 / 3, 1e126, 1e-131]
+    stored = {"floats": floats, "ints": [0, -(2**63), 2**63 - 1, 10**18 + 1], "empty": "",
+              "": {"": [""]}, "$x": {"a.b": None}, "deep": [[[[{"k": [1.5]}]]]]}
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.metadata.update(stored)
+        storage.save()
+    loaded = _open(dynamodb).metadata
+    assert loaded == stored
+    for before, after in zip(floats, loaded["floats"], strict=True):
+        assert type(after) is float and after.hex() == before.hex()
+    assert math.copysign(1.0, loaded["floats"][5]) == -1.0
+    assert all(type(n) is int for n in loaded["ints"])
+
+
+def test_names_longer_than_a_sort_key_round_trip(dynamodb: DynamoDB) -> None:
+    task = "t_" + "é" * 800  # 1,602 bytes: too long for a literal sort key
+    key = "k" * 5000
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.update_configuration({task: {"run": NOOP, "after": ["x"]}})
+        storage.create_instance(task, kwargs={"x": {"n": 1}})
+        storage.metadata[key] = "long"
+        storage.save()
+    fresh = _open(dynamodb)
+    assert fresh[f"{task}#0"].kwargs == {"x": {"n": 1}}
+    assert fresh.metadata[key] == "long"
+    assert all(len(sk.encode()) <= 1024 for sk in _items(dynamodb, "s"))
+
+
+# -- size and transaction limits ---------------------------------------------------
+
+
+def test_an_item_just_under_400_kb_is_stored_and_one_over_is_refused(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    # A metadata value has no record limit of its own; its item is bounded.
+    overhead = item_bytes(record_item("s", "M", "pad", "", 1, generation="0" * 16))
+    fits = "p" * (ITEM_BYTES_LIMIT - overhead)
+    with storage.acquire_lock():
+        storage.metadata["pad"] = fits
+        storage.save()
+    assert item_bytes(_items(dynamodb, "s")["M#pad"]) == ITEM_BYTES_LIMIT
+    with storage.acquire_lock():
+        storage.metadata["pad"] = fits + "p"
+        storage.metadata["other"] = "changed"
+        with pytest.raises(SessionLimitError, match=r"metadata\['pad'\] takes 400001 bytes"):
+            storage.save()
+    fresh = _open(dynamodb)
+    assert fresh.metadata["pad"] == fits and "other" not in fresh.metadata
+
+
+def test_an_instance_too_large_for_an_item_is_refused_by_name(dynamodb: DynamoDB) -> None:
+    # Its record is under the declared record limit, but its long name (stored
+    # with it) makes the item too large.
+    task = "t_" + "n" * 15_000
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.update_configuration({task: {"run": NOOP, "after": ["x"]}})
+        storage.save()
+    with storage.acquire_lock():
+        storage.create_instance(task, metadata={"pad": "p" * 380_000})
+        with pytest.raises(SessionLimitError, match=rf"instance '{task}#0' takes \d+ bytes"):
+            storage.save()
+    assert _open(dynamodb).instance_count(task) == 0
+    assert not any(sk.startswith(("I", "R")) for sk in _items(dynamodb, "s"))
+
+
+def test_a_save_of_more_than_one_transaction_is_refused_before_writing(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.update_configuration({"t_a": {"run": NOOP, "after": ["x"]}})
+        storage.create_instance("t_a")
+        storage.save()
+    with storage.acquire_lock():
+        storage["t_a#0"].metadata["changed"] = True
+        for _ in range(100):
+            storage.create_instance("t_a")
+        with pytest.raises(SessionLimitError, match=r"writes 102 items.*Nothing was written"):
+            storage.save()
+    fresh = _open(dynamodb)
+    assert list(fresh.instances) == ["t_a#0"] and "changed" not in fresh["t_a#0"].metadata
+    assert fresh.instance_count("t_a") == 1
+
+
+def test_a_save_over_4_mb_is_refused_before_writing(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.update_configuration({"t_a": {"run": NOOP, "after": ["x"]}})
+        for _ in range(11):  # each item fits, all of them do not fit one transaction
+            storage.create_instance("t_a", metadata={"pad": "p" * 380_000})
+        with pytest.raises(SessionLimitError, match=r"writes \d+ bytes.*at most 4000000"):
+            storage.save()
+    assert _open(dynamodb).tasks == {} and _items(dynamodb, "s").keys() <= {"#"}
+
+
+def test_a_save_of_exactly_one_full_transaction_is_written_whole(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    with traffic(storage.client) as seen, storage.acquire_lock():
+        storage.update_configuration({"t_a": {"run": NOOP, "after": ["x"]}})
+        for _ in range(97):  # + the config, the instance counter and the header: 100
+            storage.create_instance("t_a")
+        storage.save()
+    assert [len(actions) for actions in seen.transactions] == [100]
+    assert len(_open(dynamodb).instances) == 97
+
+
+# -- big sessions: what a fire costs -----------------------------------------------
+
+
+def test_a_session_of_1000_instances_loads_whole_and_fires_cheaply(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb, "big")
+    manager = TriggerManager(storage)
+    manager.update_configuration({
+        "t_history": {"run": NOOP, "after": ["start"], "andEvery": "page"},
+        "t_a": {"run": NOOP, "after": ["start", "go"]},
+    })
+    manager.fire("start")
+    def count() -> int:  # without loading the history
+        return storage.instance_count("t_history") + storage.instance_count("t_a")
+
+    while count() < 1000:  # in saves that fit a transaction
+        with storage.acquire_lock():
+            for _ in range(min(97, 1000 - count())):
+                storage.create_instance(
+                    "t_history", status=InstanceStatus.FINISHED, kwargs={"page": {}, "start": {}}
+                )
+            storage.save()
+    storage.close()
+
+    with traffic(storage.client) as seen:
+        everything = _open(dynamodb, "big").instances
+    assert len(everything) == 1000
+    assert seen.requests == {"GetItem": 1, "Query": 1} and seen.items_read == 1000 + 5
+
+    fire = _open(dynamodb, "big")
+    with traffic(fire.client) as seen:
+        TriggerManager(fire).fire("go")
+    assert fire["t_a#0"].status == InstanceStatus.FINISHED
+    # Per load (the lock reloads): the header, 2 configs, 2 metadata keys,
+    # the 2 waiting instances and at most one tombstone; never the 998 finished ones.
+    assert seen.items_read <= 8 * seen.requests["Query"], seen
+    assert seen.requests["Query"] <= 4, seen
+    touched = {a for actions in seen.transactions for a in actions}
+    assert all(not a.startswith("Put:R#t_history") for a in touched)
+    assert max(len(actions) for actions in seen.transactions) <= 5, seen.transactions
+
+
+def test_a_resolved_instance_moves_and_its_tombstone_is_swept(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"]}})
+    with storage.acquire_lock():
+        storage.create_instance("t_a")
+        storage.metadata["gone"] = 1
+        storage.save()
+    assert "body" in _items(dynamodb, "s")["I#t_a#0"]
+    manager.fire("go")
+    with storage.acquire_lock():
+        del storage.metadata["gone"]
+        storage.save()
+    items = _items(dynamodb, "s")
+    assert "body" in items["R#t_a#0"]
+    assert "I#t_a#0" not in items  # its tombstone was swept by a later save
+    assert "body" not in items["M#gone"]  # a tombstone until the next save
+    fresh = _open(dynamodb)
+    assert "gone" not in fresh.metadata and fresh["t_a#0"].status == InstanceStatus.FINISHED
+    with storage.acquire_lock():
+        storage.metadata["later"] = 2
+        storage.save()
+    assert "M#gone" not in _items(dynamodb, "s")
+
+
+# -- a load never sees half a save ---------------------------------------------------
+
+
+def test_a_load_that_sees_part_of_a_save_reads_again(
+    dynamodb: DynamoDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.metadata.update({"a": 0, "b": 0})
+        storage.save()
+    client, table = dynamodb.client(), dynamodb.table_name
+    generation = _items(dynamodb, "s")["#"]["g"]["S"]
+    # Version 2 half applied, as a Query may see a transaction: one of its
+    # two items is there, the header and the other item are not yet.
+    client.put_item(TableName=table, Item=record_item("s", "M", "a", 2, 2, generation=generation))
+    waits: list[int] = []
+
+    def finish_the_save(attempt: int) -> None:
+        waits.append(attempt)
+        if attempt == 2:
+            client.put_item(
+                TableName=table, Item=record_item("s", "M", "b", 2, 2, generation=generation)
+            )
+            client.update_item(
+                TableName=table, Key={"pk": {"S": "s"}, "sk": {"S": "#"}},
+                UpdateExpression="SET version = :v, wa = :n",
+                ExpressionAttributeValues={":v": {"N": "2"}, ":n": {"N": "2"}},
+            )
+
+    monkeypatch.setattr(backend, "_wait_for_save_in_flight", finish_the_save)
+    assert _open(dynamodb).metadata == {"a": 2, "b": 2}
+    assert waits == [0, 1, 2]
+
+
+def test_a_save_that_never_completes_is_a_clear_error(
+    dynamodb: DynamoDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.metadata.update({"a": 0, "b": 0})
+        storage.save()
+    # The header says version 1 wrote 3 items in the active range; 2 exist.
+    dynamodb.client().update_item(
+        TableName=dynamodb.table_name, Key={"pk": {"S": "s"}, "sk": {"S": "#"}},
+        UpdateExpression="SET wa = :n", ExpressionAttributeValues={":n": {"N": "4"}},
+    )
+    monkeypatch.setattr(backend, "_wait_for_save_in_flight", lambda attempt: None)
+    with pytest.raises(StorageError, match="saw part of a save that never completed"):
+        _ = _open(dynamodb).metadata
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ({"sk": {"S": "M#x"}, "name": {"S": "x"}, "v": {"N": "1"}, "body": {"S": "{"}}, "JSONDecodeError"),
+        ({"sk": {"S": "M#y"}, "v": {"N": "1"}, "body": {"S": "1"}}, "KeyError"),
+        ({"sk": {"S": "Q#z"}, "name": {"S": "z"}, "v": {"N": "1"}, "body": {"S": "1"}}, "prefix 'Q'"),
+    ],
+)
+def test_an_item_not_written_by_the_backend_is_a_corrupt_session(
+    dynamodb: DynamoDB, item: dict[str, Any], named: str
+) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock():
+        storage.metadata["ok"] = 1
+        storage.save()
+    generation = _items(dynamodb, "s")["#"]["g"]
+    dynamodb.client().put_item(
+        TableName=dynamodb.table_name, Item={"pk": {"S": "s"}, "g": generation, **item}
+    )
+    with pytest.raises(CorruptSessionError, match=rf"item '{item['sk']['S']}'.*{named}"):
+        _ = _open(dynamodb).metadata
+
+
+# -- leases ----------------------------------------------------------------------------
+
+
+def test_a_stale_lock_holder_cannot_save_or_release_the_new_lease(dynamodb: DynamoDB) -> None:
+    now = [1000.0]
+    stale = _open(dynamodb, clock=lambda: now[0])
+    fresh = _open(dynamodb, clock=lambda: now[0])
+    with stale.acquire_lock(ttl=5):
+        stale.metadata["by"] = "stale"
+        now[0] += 10  # the stale holder pauses past its lease...
+        with fresh.acquire_lock(ttl=60, timeout=0):  # ...and is taken over
+            fresh.metadata["by"] = "fresh"
+            fresh.save()
+            now[0] -= 10  # its own clock says the lease still runs: only the store's fence stops it
+            with pytest.raises(StaleSessionError, match="taken over by another holder"):
+                stale.save()
+            now[0] += 10
+        header = _items(dynamodb, "s")["#"]
+        assert "lease_token" not in header  # fresh released its own lease
+    assert _open(dynamodb).metadata == {"by": "fresh"}
+
+
+def test_the_lease_lives_on_the_header_and_is_released(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    with storage.acquire_lock() as lease:
+        header = _items(dynamodb, "s")["#"]
+        assert header["lease_token"]["S"] == lease.token
+        other = _open(dynamodb)
+        from triggers.errors import LockTimeoutError
+
+        with pytest.raises(LockTimeoutError), other.acquire_lock(timeout=0.2):
+            pass
+        renewed = storage.renew_lock()
+        assert float(_items(dynamodb, "s")["#"]["lease_expires"]["N"]) == renewed.expires_at
+    assert "lease_token" not in _items(dynamodb, "s")["#"]
+
+
+# -- time to live ------------------------------------------------------------------------
+
+
+def _expiries(dynamodb: DynamoDB, uid: str) -> dict[str, int]:
+    return {sk: int(item["expires_at"]["N"]) for sk, item in _items(dynamodb, uid).items()
+            if "expires_at" in item}
+
+
+def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb: DynamoDB) -> None:
+    now = [1_000_000.0]
+    storage = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"]}})
+    manager.fire("go")
+    header = _items(dynamodb, "s")["#"]
+    assert int(header["session_expires"]["N"]) == 1_000_200
+    assert int(header["expires_at"]["N"]) == 1_000_200 + backend.HEADER_GRACE_SECONDS
+    # Every item expires with the session; the header (alone) stays longer.
+    assert set(_expiries(dynamodb, "s").values()) == {1_000_200, 1_000_200 + backend.HEADER_GRACE_SECONDS}
+
+    now[0] += 200  # expired: DynamoDB may not have deleted anything yet
+    expired = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    assert expired.metadata == {} and len(expired.instances) == 0 and dict(expired.tasks) == {}
+    # Listing judges expiry by the real time: this session expired in 1970.
+    assert list(DynamoDBStorageBackend.session_uids(**dynamodb.options)) == []
+    with expired.acquire_lock():
+        expired.update_configuration({"t_b": {"run": NOOP, "after": ["x"]}})
+        expired.metadata["life"] = 2
+        expired.save()
+    again = _open(dynamodb, clock=lambda: now[0])
+    assert list(again.tasks) == ["t_b"] and again.metadata == {"life": 2}
+    assert len(again.instances) == 0  # t_a#0 of the first life is still stored, and ignored
+    assert "R#t_a#0" in _items(dynamodb, "s")
+
+
+def test_the_expiry_moves_with_every_item_only_when_less_than_ttl_is_left(
+    dynamodb: DynamoDB,
+) -> None:
+    now = [1_000_000.0]
+    storage = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    with storage.acquire_lock():
+        storage.metadata.update({"a": 1, "b": 1})
+        storage.save()
+    now[0] += 50  # 150 s left: no need to move it
+    with traffic(storage.client) as seen, storage.acquire_lock():
+        storage.metadata["a"] = 2
+        storage.save()
+    assert seen.requests["TransactWriteItems"] == 1
+    assert set(_expiries(dynamodb, "s").values()) - {1_000_200} == {
+        1_000_200 + backend.HEADER_GRACE_SECONDS
+    }
+    now[0] += 60  # 90 s left: every item gets the new expiry before the header does
+    with traffic(storage.client) as seen, storage.acquire_lock():
+        storage.metadata["a"] = 3
+        storage.save()
+    assert seen.transactions[0] == ["Update:M#b"]  # M#a gets it in the save itself
+    expiries = _expiries(dynamodb, "s")
+    assert int(_items(dynamodb, "s")["#"]["session_expires"]["N"]) == 1_000_310
+    assert {sk: e for sk, e in expiries.items() if sk != "#"} == {"M#a": 1_000_310, "M#b": 1_000_310}
+    assert _open(dynamodb, clock=lambda: now[0]).metadata == {"a": 3, "b": 1}
