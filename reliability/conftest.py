@@ -21,6 +21,7 @@ from triggers_reliability.private_servers import (
     PRIVATE_SERVERS,
     PrivateServer,
     memcached,
+    moto,
     secantus,
 )
 from triggers_reliability.scale import Scale
@@ -147,6 +148,17 @@ def memcached_server() -> Iterator[str]:
 def mongo_server() -> Iterator[str]:
     """A SecantusDB of the suite's own (the usual 27018 one comes and goes with other runs)."""
     server = secantus()
+    try:
+        server.start()
+        yield server.endpoint
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> Iterator[str]:
+    """A moto server of the suite's own (the usual one comes and goes with other runs)."""
+    server = moto()
     try:
         server.start()
         yield server.endpoint

@@ -289,7 +289,44 @@ def secantus() -> PrivateServer:
     )
 
 
+MOTO_SCRIPT = (
+    Path(__file__).parents[2] / "packages" / "triggers-dynamodb" / "tests" / "dynamodb_moto_server.py"
+)
+"""triggers-dynamodb's moto server, serializing requests as DynamoDB applies them atomically."""
+
+
+def moto() -> PrivateServer:
+    """moto's DynamoDB-API server (in memory: a restart empties it)."""
+    import sys
+
+    if not MOTO_SCRIPT.exists():
+        missing(Server("private moto", "127.0.0.1", 0, install="triggers-dynamodb's tests"),
+                f"{MOTO_SCRIPT} is missing")
+    directory = _directory("moto")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    # A local server accepts any credentials; boto3 needs some.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+    def ready() -> bool:
+        from triggers_dynamodb.clients import client_for
+
+        client_for("us-east-1", endpoint).list_tables(Limit=1)
+        return True
+
+    return PrivateServer(
+        name="private moto",
+        port=port,
+        endpoint=endpoint,
+        command=[sys.executable, str(MOTO_SCRIPT), str(port)],
+        ready=ready,
+        directory=directory,
+    )
+
+
 PRIVATE_SERVERS: dict[str, Callable[[], PrivateServer]] = {
+    "moto": moto,
     "secantus": secantus,
     "postgresql": postgresql,
     "mariadb": mariadb,
