@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,23 +21,12 @@ from triggers_conformance.servers import Server, serve
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from sql_databases import Database, new_prefix
+
 POSTGRESQL_URL = os.environ.get(
     "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-
-
-@dataclass(frozen=True)
-class Database:
-    """Where one test run's tables live."""
-
-    name: str
-    url: str
-    table_prefix: str
-
-    @property
-    def options(self) -> dict[str, str]:
-        return {"url": self.url, "table_prefix": self.table_prefix}
 
 
 def _answers(url: str) -> bool:
@@ -71,10 +58,6 @@ def _drop(url: str, prefix: str) -> None:
         tables(prefix, None).metadata.drop_all(engine)
     finally:
         engine.dispose()
-
-
-def new_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}_"
 
 
 @pytest.fixture(scope="session")

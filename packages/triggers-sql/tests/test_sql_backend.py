@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Database, new_prefix
 from sql_counting import traffic
+from sql_databases import Database, new_prefix
 from sqlalchemy import create_engine, update
 
 from triggers.errors import ConfigurationError, SchemaError, StorageError

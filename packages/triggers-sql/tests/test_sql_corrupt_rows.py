@@ -8,7 +8,7 @@ record was damaged.
 from __future__ import annotations
 
 import pytest
-from conftest import Database
+from sql_databases import Database
 from sqlalchemy import update
 
 from triggers.errors import CorruptSessionError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 
 import pytest
-from conftest import Database
+from sql_databases import Database
 
 from triggers.manager import TriggerManager
 from triggers_sql import SQLStorageBackend
