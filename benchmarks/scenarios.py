@@ -6,8 +6,14 @@ instances: two active ones (``t_page#0`` waiting for ``page``, ``t_wait#0``
 waiting for a trigger that never comes) and ``size - 2`` finished ones. A
 *fire* is ``TriggerManager.fire("page", {...})`` with the default eager
 runner, so it is complete when it returns: the ``andEvery`` task gets a new
-instance, which is scheduled, run (a no-op task) and finished. That is three
-locked saves (schedule, running, finished), as in any deployment.
+instance, which is scheduled and claimed (marked running) in one locked save,
+run (a no-op task), and recorded finished in a second locked save.
+
+A *queued fire* is ``fire("job", {...})`` for a task whose runner only queues
+it (as a deployment with workers elsewhere does): applying the trigger and
+scheduling the instance, one locked save, which is the I/O the floor stands
+for. Each queued fire is timed alone; its instance is then run and finished
+untimed (as the worker would), so the session stays the same shape.
 
 Measured per target, for the backend and for the naive baseline on the same
 store:
@@ -17,6 +23,7 @@ store:
   ``invalidate_cache()``) at each size;
 * round trips, bytes written and lock cycles per fire, counted by the
   target's meter (not timed, so exact);
+* queued fire latency, round trips and lock cycles, the same way;
 * the floor (one read and one conditional write through the raw driver);
 * the lock's own cost (an empty ``with acquire_lock():`` block);
 * throughput of 1, 2, 4, 8 worker processes firing into distinct sessions and
@@ -46,6 +53,7 @@ from typing import Any
 from benchmarks.targets import Target
 from triggers.locking import Lease
 from triggers.manager import TriggerManager
+from triggers.runners import TaskRunner
 from triggers.storage import TriggerStorageBackend
 from triggers.types import InstanceStatus
 
@@ -55,10 +63,34 @@ NOOP = "triggers_conformance.tasks.noop"
 
 TASKS: dict[str, dict[str, Any]] = {
     "t_page": {"run": NOOP, "after": ["start"], "andEvery": "page"},
+    "t_job": {"run": NOOP, "after": ["start"], "andEvery": "job", "using": "queue"},
     "t_wait": {"run": NOOP, "after": ["start", "never"]},
 }
-ACTIVE_INSTANCES = 2
-"""Instances a session keeps unresolved (``t_page#0`` before the first fire, ``t_wait#0``)."""
+ACTIVE_INSTANCES = 3
+"""Instances a session keeps unresolved (``t_page#0`` and ``t_job#0`` before
+their first fires, ``t_wait#0``)."""
+
+
+class QueueRunner(TaskRunner):
+    """Queues scheduled instances instead of running them (a task queue's producer side)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[str] = []
+
+    def run(self, manager: TriggerManager, instance_name: str) -> None:
+        self.queued.append(instance_name)
+
+    def work_off(self, manager: TriggerManager) -> None:
+        """Run what was queued, as a worker process would."""
+        while self.queued:
+            manager.run_instance(self.queued.pop(0))
+
+
+def new_manager(storage: TriggerStorageBackend) -> tuple[TriggerManager, QueueRunner]:
+    """A manager with the default eager runner, and a queue runner for ``t_job``."""
+    queue = QueueRunner()
+    return TriggerManager(storage, runners={"queue": queue}), queue
 
 
 @dataclass(frozen=True)
@@ -133,6 +165,8 @@ class _Lane:
 
     name: str
     action: Callable[[int], object]
+    settle: Callable[[], object] | None = None
+    """Run untimed after each repetition (work that follows the timed action)."""
     seconds: list[float] = field(default_factory=list)
     error: str | None = None
 
@@ -159,10 +193,13 @@ def _round_robin(lanes: list[_Lane], plan: Plan) -> None:
             start = time.perf_counter()
             try:
                 lane.action(len(lane.seconds))
+                elapsed = time.perf_counter() - start
+                if lane.settle is not None:
+                    lane.settle()
             except Exception as exc:
                 lane.error = f"{type(exc).__name__}: {exc}"
                 continue
-            lane.seconds.append(time.perf_counter() - start)
+            lane.seconds.append(elapsed)
 
 
 def build_session(
@@ -175,7 +212,7 @@ def build_session(
     """
     storage = open_session(uid)
     try:
-        manager = TriggerManager(storage)
+        manager, _ = new_manager(storage)
         manager.update_configuration(TASKS)
         manager.fire("start")
         history = size - ACTIVE_INSTANCES
@@ -213,10 +250,17 @@ class _Prepared:
     storage: TriggerStorageBackend
     reader: TriggerStorageBackend
     manager: TriggerManager
+    queue: QueueRunner
     counts: dict[str, float]
 
     def fire(self, rep: int) -> None:
         self.manager.fire("page", {"n": rep})
+
+    def queued_fire(self, rep: int) -> None:
+        self.manager.fire("job", {"n": rep})
+
+    def work_off(self) -> None:
+        self.queue.work_off(self.manager)
 
     def load(self, rep: int) -> None:
         self.reader.invalidate_cache()
@@ -234,20 +278,24 @@ def prepare_session(
     """Store a session of ``size`` instances, warm it up, and count what a fire sends."""
     build_session(open_session, uid, size, target.max_records_per_save)
     storage = open_session(uid)
-    manager = TriggerManager(storage)
+    manager, queue = new_manager(storage)
     manager.fire("page", {"n": "warm-up"})
+    manager.fire("job", {"n": "warm-up"})
+    queue.work_off(manager)
     # Counted before any timing, while the session is closest to ``size``.
     leases = _LeaseCounter(storage)
-    with target.meter() as tally:
-        for n in range(plan.counted_fires):
-            manager.fire("page", {"n": f"counted {n}"})
     counted = plan.counted_fires
-    counts = {
-        "round_trips_per_fire": tally.round_trips / counted,
-        "bytes_written_per_fire": tally.bytes_written / counted,
-        "lock_cycles_per_fire": leases.count / counted,
-    }
-    return _Prepared(storage, open_session(uid), manager, counts)
+    counts: dict[str, float] = {}
+    for kind, trigger in (("", "page"), ("queued_", "job")):
+        leases.count = 0
+        with target.meter() as tally:
+            for n in range(counted):
+                manager.fire(trigger, {"n": f"counted {n}"})
+        counts[f"round_trips_per_{kind}fire"] = tally.round_trips / counted
+        counts[f"bytes_written_per_{kind}fire"] = tally.bytes_written / counted
+        counts[f"lock_cycles_per_{kind}fire"] = leases.count / counted
+        queue.work_off(manager)
+    return _Prepared(storage, open_session(uid), manager, queue, counts)
 
 
 class _LockCycle:
@@ -346,6 +394,7 @@ def measure_target(
                 closers.append(session.close)
                 prepared[kind, size] = session
                 lanes.append(_Lane(f"{kind} {size} fire", session.fire))
+                lanes.append(_Lane(f"{kind} {size} queued fire", session.queued_fire, session.work_off))
                 lanes.append(_Lane(f"{kind} {size} load", session.load))
     try:
         log(f"{target.name}: timing {len(lanes)} figures in turn")
@@ -373,8 +422,9 @@ def measure_target(
     result["lock_cycle"] = sample("lock")
     for (kind, size), session in prepared.items():
         fire, load = sample(f"{kind} {size} fire"), sample(f"{kind} {size} load")
+        queued = sample(f"{kind} {size} queued fire")
         if fire is not None and load is not None:
-            result[kind][str(size)] = {"fire": fire, "load": load, **session.counts}
+            result[kind][str(size)] = {"fire": fire, "queued_fire": queued, "load": load, **session.counts}
     throughput: dict[str, dict[str, float]] = {"distinct": {}, "shared": {}}
     small = min(plan.sizes)
     for workers in plan.workers:

@@ -94,3 +94,19 @@ def annotate_too_deep(context: TaskContext) -> None:
 def give_up(context: TaskContext) -> None:
     """End failed without raising, as a task that judged its input unusable."""
     context.set_status("failed")
+
+
+SEEN: dict[str, dict[str, str]] = {}
+"""``"<session uid>/<instance name>"`` -> the stored statuses :func:`record_stored_statuses` saw."""
+
+
+def record_stored_statuses(context: TaskContext) -> None:
+    """Finish, after recording every instance's status as stored while this one runs."""
+    from triggers.memory import MemoryStorageBackend
+
+    storage = context.manager.storage
+    assert isinstance(storage, MemoryStorageBackend)
+    fresh = MemoryStorageBackend(storage.uid, namespace=storage.namespace)
+    SEEN[f"{context.session_uid}/{context.task_instance.name}"] = {
+        name: instance.status.value for name, instance in fresh.instances.items()
+    }

@@ -25,6 +25,7 @@ from core_toy_backends import (
 
 from triggers.errors import (
     ConfigurationError,
+    InstanceNotFoundError,
     InvalidTransitionError,
     StorageError,
     ValueDomainError,
@@ -242,9 +243,10 @@ def test_outcome_lost_to_a_failing_store_leaves_the_instance_running(
     storage = FailingMemoryBackend(uid, namespace=namespace, clock=clock)
     manager = TriggerManager(storage)
     manager.update_configuration({"t_a": task("count_runs"), "t_b": task("count_runs", "t_a")})
-    # The fire's save and the save marking t_a#0 running go through; every
-    # later one fails: the outcome's, then the one recording the failure.
-    storage.saves_allowed = len(storage.changes) + 2
+    # The fire's save (which also marks t_a#0 running, the eager runner
+    # being inline) goes through; every later one fails: the outcome's,
+    # then the one recording the failure.
+    storage.saves_allowed = len(storage.changes) + 1
 
     with caplog.at_level(logging.ERROR, logger="triggers.manager"):
         assert manager.fire("start") == ["t_a#0"]
@@ -339,6 +341,48 @@ def test_instance_handed_over_several_times_runs_once(
     assert len(skipped) == 2
     assert all("t_a#0 is finished, not running it" in message for message in skipped)
     assert manager.resume() == []
+
+
+def test_eager_runner_is_marked_running_in_the_save_that_schedules_it(
+    recording: RecordingMemoryBackend,
+) -> None:
+    manager = TriggerManager(recording)
+    config = task("record_stored_statuses")
+    manager.update_configuration({"t_a": config, "t_b": config})
+    saves_before = len(recording.changes)
+
+    assert manager.fire("start") == ["t_a#0", "t_b#0"]
+
+    # The fire's save claims the first instance for the inline runner; the
+    # second waits, scheduled, until its turn, so a crash while t_a#0 runs
+    # would leave t_b#0 for resume().
+    seen = core_sample_tasks.SEEN
+    assert seen[f"{recording.uid}/t_a#0"] == {"t_a#0": "running", "t_b#0": "scheduled"}
+    assert seen[f"{recording.uid}/t_b#0"] == {"t_a#0": "finished", "t_b#0": "running"}
+    fire_save = recording.changes[saves_before]
+    assert fire_save.instances["t_a#0"]["status"] == "running"
+    assert fire_save.instances["t_b#0"]["status"] == "scheduled"
+    # fire + claim t_a#0, t_a#0's outcome, t_b#0's claim, t_b#0's outcome.
+    assert len(recording.changes) - saves_before == 4
+    times = reload(recording)["t_a#0"].metadata["statusTimes"]
+    assert set(times) == {"scheduled", "running", "finished"}
+
+
+def test_a_claim_whose_save_failed_is_not_kept(uid: str, namespace: str, clock: FakeClock) -> None:
+    storage = FailingMemoryBackend(uid, namespace=namespace, clock=clock)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": task("count_runs")})
+    storage.saves_allowed = len(storage.changes)  # the fire's save fails
+
+    with pytest.raises(StorageError, match="server closed the connection"):
+        manager.fire("start")
+    with pytest.raises(InstanceNotFoundError):
+        manager.run_instance("t_a#0")  # never stored, so never claimed
+
+    storage.saves_allowed = None
+    assert manager.fire("start") == ["t_a#0"]
+    assert runs(uid, "t_a#0") == 1
+    assert statuses(reload(storage)) == {"t_a#0": "finished"}
 
 
 def test_fire_into_a_closed_threading_runner(uid: str, namespace: str) -> None:

@@ -8,6 +8,8 @@ there, which marks it running, runs it, records the outcome and cascades.
 ``eager`` (:class:`EagerTaskRunner`)
     Runs the task at once in the calling thread; a fire returns after every
     cascade finished. The default: simple, and right for scripts and tests.
+    It is *inline*: the first instance a save schedules for it is recorded
+    ``running`` in that same save, which spares a lock cycle per task.
 ``threading`` (:class:`ThreadingTaskRunner`)
     Runs each task in a thread of a pool; :meth:`~ThreadingTaskRunner.join_all`
     waits until every task, cascades included, is done.
@@ -39,6 +41,16 @@ class TaskRunner:
     never raised into the code that fired the trigger, whose fire was saved.
     """
 
+    inline: bool = False
+    """True if :meth:`run` runs the task in the calling thread at once.
+
+    The manager then records the first instance it schedules for this runner
+    as ``running`` in the very save that schedules it, instead of spending a
+    lock cycle of :meth:`TriggerManager.run_instance
+    <triggers.manager.TriggerManager.run_instance>` on that. Set it only on
+    runners whose :meth:`run` calls ``run_instance`` before returning.
+    """
+
     def __init__(self) -> None:
         self.errors: list[BaseException] = []
 
@@ -56,6 +68,8 @@ class TaskRunner:
 
 class EagerTaskRunner(TaskRunner):
     """Runs tasks immediately, in the thread that scheduled them."""
+
+    inline = True
 
     def run(self, manager: TriggerManager, instance_name: str) -> None:
         manager.run_instance(instance_name)
