@@ -265,9 +265,30 @@ def _dynamodb(run: Run) -> Target:
     from benchmarks.floor import DynamoDBFloor
     from benchmarks.naive import DynamoDBBlobs
     from triggers_dynamodb import DynamoDBStorageBackend, create_table
-    from triggers_dynamodb.clients import client_for
 
-    client = client_for(DYNAMODB_REGION, DYNAMODB_ENDPOINT)
+    patient_clients: dict[int, Any] = {}
+
+    def patient_client() -> Any:
+        """This process's client with a long read timeout (moto can be slow, see below).
+
+        moto's server copies a whole table on every transaction, so building
+        a 10,000-instance session (transactions of 90 items) can keep one
+        request waiting longer than the backend's 30 s read timeout; botocore
+        would then resend it while moto still works on the first copy. The
+        benchmark waits instead (the backend takes any client it is given).
+        """
+        pid = os.getpid()
+        if pid not in patient_clients:
+            import boto3
+            from botocore.config import Config
+
+            patient_clients[pid] = boto3.session.Session().client(
+                "dynamodb", region_name=DYNAMODB_REGION, endpoint_url=DYNAMODB_ENDPOINT,
+                config=Config(retries={"mode": "standard"}, read_timeout=600),
+            )
+        return patient_clients[pid]
+
+    client = patient_client()
     blob_table = f"{run.prefix}blobs"
     create_table(client, blob_table)
     blobs = DynamoDBBlobs(client, blob_table, run.prefix)
@@ -277,8 +298,7 @@ def _dynamodb(run: Run) -> Target:
         # so sessions sharing a table would slow each other down (DynamoDB's
         # own cost does not depend on the table's size).
         storage: TriggerStorageBackend = DynamoDBStorageBackend(
-            uid, table_name=f"{run.prefix}{uid}"[-255:], region_name=DYNAMODB_REGION,
-            endpoint_url=DYNAMODB_ENDPOINT, create_table=True,
+            uid, table_name=f"{run.prefix}{uid}"[-255:], client=patient_client(), create_table=True,
         )
         return storage
 
