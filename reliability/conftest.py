@@ -68,10 +68,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # Skipped, not run as xfail: the failure can leave the server unusable
             # for the tests after it.
             item.add_marker(pytest.mark.skip(reason=f"known failure on {target}: {reason}"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _share_the_soak(session.config, session.items)
+
+
+def _share_the_soak(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each reliability test that will run an even share of the ``--soak`` budget.
+
+    Counted once collection is final, after ``-k``/``-m`` deselection and
+    without the tests skipped as known failures, so ``--soak 600 -k load``
+    gives the load tests all 600 seconds.
+    """
     seconds = config.getoption("--soak")
     if seconds is None:
         return
-    ours = [item for item in items if HERE in Path(str(item.path)).parents]
+    ours = [
+        item for item in items
+        if HERE in Path(str(item.path)).parents and item.get_closest_marker("skip") is None
+    ]
     for item in ours:
         item.stash[_SHARE] = seconds / len(ours)
 

@@ -43,7 +43,9 @@ def test_sigkill_while_saving_leaves_a_whole_committed_state(
 
     uids = [f"crash-{uuid.uuid4().hex[:8]}-{k}" for k in range(SESSIONS)]
     for uid in uids:
-        configure_steps(open_storage(uid))
+        # The set-up holds a default lease: the short one is for the workers,
+        # and a loaded machine could outlast it before the first save.
+        configure_steps(target.storage(store, uid))
     last_seen = {uid: 0 for uid in uids}
     random_delays = random.Random()
 
