@@ -5,11 +5,16 @@ How each guarantee is kept (the tables are described in :mod:`.schema`):
 * **Load**: one ``SELECT ... UNION ALL ...`` statement reads the session row,
   the task configs, the instances (only the ``active`` ones for a fire) and the
   metadata. One round trip, and one statement sees one consistent snapshot on
-  every database, so a reader never sees half of a concurrent save.
+  every database, so a reader never sees half of a concurrent save. It runs
+  without ``BEGIN``/``COMMIT`` around it (see :mod:`.engines`).
 * **Lock**: the session row carries a lease (random token and expiry, judged
   by the acquiring process's clock like every backend's leases). Taking it is
   a single conditional ``UPDATE``, or an ``INSERT`` for a new session whose
-  primary key lets only one process win.
+  primary key lets only one process win; renewing and releasing it are one
+  ``UPDATE`` conditioned on the token. Each is a statement of its own, atomic
+  without a transaction, and each can be rerun after a lost connection
+  without harm: with the same token, a rerun finds the row as the lost
+  attempt left it and ends in the same state.
 * **Save**: one transaction. It first moves the session row from the loaded
   version to the next, conditioned on that version *and* the lease token; a
   holder whose lease was taken over, or who loaded an older version, updates
@@ -156,9 +161,9 @@ class SQLStorageBackend(TriggerStorageBackend):
         engine, tables = _target(options)
         sessions = tables.sessions
         query = select(sessions.c.uid).where(sessions.c.version.is_not(None))
-        with _database_errors("list the sessions", engine), engine.connect() as connection:
-            uids = [json.loads(text) for text in connection.scalars(query)]
-        yield from uids
+        with _database_errors("list the sessions", engine):
+            texts = engines.run_statement(engine, lambda c: list(c.scalars(query)))
+        yield from (json.loads(text) for text in texts)
 
     # -- loading -----------------------------------------------------------------
 
@@ -185,7 +190,7 @@ class SQLStorageBackend(TriggerStorageBackend):
         )
         parts: dict[str, dict[str, Any]] = {"c": {}, "i": {}, "m": {}}
         stored_version: int | None = None
-        rows = self._run("load", lambda connection: list(connection.execute(query)), write=False)
+        rows = self._run("load", lambda connection: list(connection.execute(query)))
         for kind, name, body, row_version in rows:
             if kind == "s":
                 stored_version = row_version
@@ -252,7 +257,7 @@ class SQLStorageBackend(TriggerStorageBackend):
                     delete(t.metas).where(t.metas.c.uid_key == key, t.metas.c.name_key.in_(deleted))
                 )
 
-        self._run("save", save, write=True)
+        self._run("save", save, transaction=True)
 
     def _row(self, name: str, record: str) -> dict[str, Any]:
         return {
@@ -304,12 +309,14 @@ class SQLStorageBackend(TriggerStorageBackend):
             if connection.execute(take).rowcount == 1:
                 return True
             # No row (a new session), or held by another: the INSERT tells
-            # which, and only one of several processes can win it.
+            # which, and only one of several processes can win it. (Rerun
+            # after a lost connection, the UPDATE finds this token if the
+            # INSERT had been applied.)
             connection.execute(create)
             return True
 
         try:
-            return self._run("acquire the lock", attempt, write=True)
+            return self._run("acquire the lock", attempt)
         except StorageError as error:
             if isinstance(error.__cause__, IntegrityError) or _is_deadlock(error.__cause__):
                 return False  # another holder has it; the base class polls again
@@ -322,9 +329,7 @@ class SQLStorageBackend(TriggerStorageBackend):
             .where(sessions.c.uid_key == self._key, sessions.c.lease_token == lease.token)
             .values(lease_expires=lease.expires_at)
         )
-        return self._run(
-            "renew the lock", lambda connection: connection.execute(renew).rowcount == 1, write=True
-        )
+        return self._run("renew the lock", lambda connection: connection.execute(renew).rowcount == 1)
 
     def _release_lease(self, lease: Lease) -> None:
         sessions = self.tables.sessions
@@ -333,23 +338,28 @@ class SQLStorageBackend(TriggerStorageBackend):
             .where(sessions.c.uid_key == self._key, sessions.c.lease_token == lease.token)
             .values(lease_token=None, lease_expires=None)
         )
-        self._run("release the lock", lambda connection: connection.execute(release), write=True)
+        self._run("release the lock", lambda connection: connection.execute(release))
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _run(self, action: str, work: Callable[[Connection], _T], *, write: bool) -> _T:
-        """Run ``work`` in one transaction; rerun it if the database broke a deadlock.
+    def _run(
+        self, action: str, work: Callable[[Connection], _T], *, transaction: bool = False
+    ) -> _T:
+        """Run ``work``; rerun it if the database broke a deadlock.
 
-        A deadlock or serialization failure rolls the whole transaction back,
-        so running it again is safe; any other error is final.
+        ``transaction=True``: ``work`` runs in one write transaction. Otherwise
+        it sends single statements, each atomic by itself, that must be safe to
+        run again (see :func:`.engines.run_statement`). A deadlock or
+        serialization failure undoes what it interrupted (the whole
+        transaction, or the one statement), so running it again is safe; any
+        other error is final.
         """
         for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
-                with (
-                    _database_errors(f"{action} session {self.uid!r}", self.engine),
-                    engines.transaction(self.engine, write=write) as connection,
-                ):
-                    return work(connection)
+                with _database_errors(f"{action} session {self.uid!r}", self.engine):
+                    if transaction:
+                        return engines.run_transaction(self.engine, work, write=True)
+                    return engines.run_statement(self.engine, work)
             except StorageError as error:
                 if attempt == _DEADLOCK_RETRIES or not _is_deadlock(error.__cause__):
                     raise
