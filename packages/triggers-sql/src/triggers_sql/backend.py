@@ -146,14 +146,14 @@ class SQLStorageBackend(TriggerStorageBackend):
         """Create the tables (idempotent); refuses tables of another schema version."""
         engine, tables = _target(options)
         with _database_errors("create the tables", engine):
-            return schema.create_schema(engine, tables)
+            return engines.rerun_if_lost(lambda: schema.create_schema(engine, tables))
 
     @classmethod
     def check_schema(cls, **options: Any) -> list[str]:
         """Describe the tables; raise ``SchemaError`` if missing or of another version."""
         engine, tables = _target(options)
         with _database_errors("check the tables", engine):
-            return schema.check_schema(engine, tables)
+            return engines.rerun_if_lost(lambda: schema.check_schema(engine, tables))
 
     @classmethod
     def session_uids(cls, **options: Any) -> Iterator[str]:
@@ -473,8 +473,6 @@ def _prepare(engine: Engine, tables: Tables, *, create: bool) -> None:
     with _prepared_mutex, _database_errors("prepare the tables", engine):
         if marker in _prepared:
             return
-        if create:
-            schema.create_schema(engine, tables)
-        else:
-            schema.check_schema(engine, tables)
+        prepare = schema.create_schema if create else schema.check_schema
+        engines.rerun_if_lost(lambda: prepare(engine, tables))  # both are idempotent
         _prepared.add(marker)

@@ -56,6 +56,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "engine_for",
     "is_sqlite_memory",
+    "rerun_if_lost",
     "run_statement",
     "run_transaction",
     "statement_engine",
@@ -188,6 +189,21 @@ def _lost_connection(error: DBAPIError) -> bool:
     return bool(error.connection_invalidated)
 
 
+def rerun_if_lost(work: Callable[[], _T]) -> _T:
+    """Run ``work``, and once more if it lost its connection; ``work`` must be idempotent.
+
+    For whole operations that may safely run twice (reads, creating the
+    tables): the second run gets a new connection, as SQLAlchemy invalidated
+    the pool's connections when it found one dead.
+    """
+    try:
+        return work()
+    except DBAPIError as error:
+        if not _lost_connection(error):
+            raise
+    return work()
+
+
 def run_statement(engine: Engine, work: Callable[[Connection], _T]) -> _T:
     """Run ``work`` (single statements) outside any transaction: one round trip each.
 
@@ -197,19 +213,17 @@ def run_statement(engine: Engine, work: Callable[[Connection], _T]) -> _T:
     one of :func:`engine_for`'s runs ``work`` in a transaction instead.
     """
     target = _statement_engines.get(engine)
-    for attempt in (1, 2):
-        try:
-            if target is None:
-                with transaction(engine, write=False) as connection:
-                    return work(connection)
-            with _serialized(target), target.connect() as connection:
-                if target is engine:  # SQLite: the same engine, without BEGIN
-                    connection = connection.execution_options(**{_SINGLE: True})
+
+    def attempt() -> _T:
+        if target is None:
+            with transaction(engine, write=False) as connection:
                 return work(connection)
-        except DBAPIError as error:
-            if attempt == 2 or not _lost_connection(error):
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+        with _serialized(target), target.connect() as connection:
+            if target is engine:  # SQLite: the same engine, without BEGIN
+                connection = connection.execution_options(**{_SINGLE: True})
+            return work(connection)
+
+    return rerun_if_lost(attempt)
 
 
 def run_transaction(engine: Engine, work: Callable[[Connection], _T], *, write: bool) -> _T:
