@@ -90,6 +90,12 @@ def _database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iter
         _drop(url, prefix)
 
 
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh set of tables on each database with a server in turn."""
+    yield from _database(request, request.param, tmp_path)
+
+
 @pytest.fixture
 def sqlite_file(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     yield from _database(request, "sqlite", tmp_path)

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from triggers_sql.engines import statement_engine
+
 _TARGET = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM|SELECT)\s+(\S+)?", re.IGNORECASE)
 
 
@@ -49,8 +51,12 @@ def traffic(engine: Engine) -> Iterator[Traffic]:
             rows = len(parameters) if executemany else 1
             seen.rows_written[match.group(2).strip('"`')] += rows
 
-    event.listen(engine, "before_cursor_execute", before)
+    # Single statements run on a companion engine on PostgreSQL and MariaDB.
+    watched = {engine, statement_engine(engine)}
+    for target in watched:
+        event.listen(target, "before_cursor_execute", before)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", before)
+        for target in watched:
+            event.remove(target, "before_cursor_execute", before)

@@ -5,11 +5,16 @@ How each guarantee is kept (the tables are described in :mod:`.schema`):
 * **Load**: one ``SELECT ... UNION ALL ...`` statement reads the session row,
   the task configs, the instances (only the ``active`` ones for a fire) and the
   metadata. One round trip, and one statement sees one consistent snapshot on
-  every database, so a reader never sees half of a concurrent save.
+  every database, so a reader never sees half of a concurrent save. It runs
+  without ``BEGIN``/``COMMIT`` around it (see :mod:`.engines`).
 * **Lock**: the session row carries a lease (random token and expiry, judged
   by the acquiring process's clock like every backend's leases). Taking it is
   a single conditional ``UPDATE``, or an ``INSERT`` for a new session whose
-  primary key lets only one process win.
+  primary key lets only one process win; renewing and releasing it are one
+  ``UPDATE`` conditioned on the token. Each is a statement of its own, atomic
+  without a transaction, and each can be rerun after a lost connection
+  without harm: with the same token, a rerun finds the row as the lost
+  attempt left it and ends in the same state.
 * **Save**: one transaction. It first moves the session row from the loaded
   version to the next, conditioned on that version *and* the lease token; a
   holder whose lease was taken over, or who loaded an older version, updates
@@ -24,11 +29,13 @@ How each guarantee is kept (the tables are described in :mod:`.schema`):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
@@ -37,6 +44,7 @@ from sqlalchemy import (
     Engine,
     Table,
     Text,
+    bindparam,
     cast,
     delete,
     insert,
@@ -49,6 +57,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.sql.expression import BindParameter, Executable
 
 from triggers import values
 from triggers.capabilities import Capabilities
@@ -141,14 +150,14 @@ class SQLStorageBackend(TriggerStorageBackend):
         """Create the tables (idempotent); refuses tables of another schema version."""
         engine, tables = _target(options)
         with _database_errors("create the tables", engine):
-            return schema.create_schema(engine, tables)
+            return engines.rerun_if_lost(lambda: schema.create_schema(engine, tables))
 
     @classmethod
     def check_schema(cls, **options: Any) -> list[str]:
         """Describe the tables; raise ``SchemaError`` if missing or of another version."""
         engine, tables = _target(options)
         with _database_errors("check the tables", engine):
-            return schema.check_schema(engine, tables)
+            return engines.rerun_if_lost(lambda: schema.check_schema(engine, tables))
 
     @classmethod
     def session_uids(cls, **options: Any) -> Iterator[str]:
@@ -156,36 +165,19 @@ class SQLStorageBackend(TriggerStorageBackend):
         engine, tables = _target(options)
         sessions = tables.sessions
         query = select(sessions.c.uid).where(sessions.c.version.is_not(None))
-        with _database_errors("list the sessions", engine), engine.connect() as connection:
-            uids = [json.loads(text) for text in connection.scalars(query)]
-        yield from uids
+        with _database_errors("list the sessions", engine):
+            texts = engines.run_statement(engine, lambda c: list(c.scalars(query)))
+        yield from (json.loads(text) for text in texts)
 
     # -- loading -----------------------------------------------------------------
 
     def _load_session(self, scope: LoadScope) -> StoredSession:
-        t, key = self.tables, self._key
-        version = cast(null(), BigInteger)
-        instances = select(literal("i"), t.instances.c.name, t.instances.c.record, version)
-        instances = instances.where(t.instances.c.uid_key == key)
-        if scope < LoadScope.FULL:
-            # "= true", not "IS TRUE": MariaDB uses the (uid_key, active) index
-            # only for the former, and otherwise scans the whole history.
-            instances = instances.where(t.instances.c.active == true())
-        query = union_all(
-            select(
-                literal("s"), cast(null(), Text), cast(null(), Text), t.sessions.c.version
-            ).where(t.sessions.c.uid_key == key),
-            select(literal("c"), t.configs.c.name, t.configs.c.record, version).where(
-                t.configs.c.uid_key == key
-            ),
-            instances,
-            select(literal("m"), t.metas.c.name, t.metas.c.value, version).where(
-                t.metas.c.uid_key == key
-            ),
-        )
+        statements = _statements(self.tables)
+        query = statements.load_all if scope >= LoadScope.FULL else statements.load_active
+        params = {"p_key": self._key}
         parts: dict[str, dict[str, Any]] = {"c": {}, "i": {}, "m": {}}
         stored_version: int | None = None
-        rows = self._run("load", lambda connection: list(connection.execute(query)), write=False)
+        rows = self._run("load", lambda connection: list(connection.execute(query, params)))
         for kind, name, body, row_version in rows:
             if kind == "s":
                 stored_version = row_version
@@ -226,33 +218,26 @@ class SQLStorageBackend(TriggerStorageBackend):
         ]
         for row in metas:
             del row["record"]
-        sessions = t.sessions
-        same_version = (
-            sessions.c.version.is_(None)
-            if changes.base_version is None
-            else sessions.c.version == changes.base_version
-        )
-        fence = (
-            update(sessions)
-            .where(sessions.c.uid_key == key)
-            .where(sessions.c.lease_token == changes.lease.token)
-            .where(same_version)
-            .values(version=changes.new_version)
-        )
+        statements = _statements(t)
+        fence = statements.fence_first if changes.base_version is None else statements.fence
+        fenced = {
+            "p_key": key,
+            "p_token": changes.lease.token,
+            "p_version": changes.base_version,
+            "p_new_version": changes.new_version,
+        }
         deleted = [name_key(name) for name in changes.deleted_metadata]
 
         def save(connection: Connection) -> None:
-            if connection.execute(fence).rowcount != 1:
+            if connection.execute(fence, fenced).rowcount != 1:
                 raise self._refusal(connection, changes)
-            _upsert(connection, t.configs, configs, ["record"])
-            _upsert(connection, t.instances, instances, ["record", "active"])
-            _upsert(connection, t.metas, metas, ["value"])
+            _upsert(connection, t.configs, configs, ("record",))
+            _upsert(connection, t.instances, instances, ("record", "active"))
+            _upsert(connection, t.metas, metas, ("value",))
             if deleted:
-                connection.execute(
-                    delete(t.metas).where(t.metas.c.uid_key == key, t.metas.c.name_key.in_(deleted))
-                )
+                connection.execute(statements.delete_metas, {"p_key": key, "p_names": deleted})
 
-        self._run("save", save, write=True)
+        self._run("save", save, transaction=True)
 
     def _row(self, name: str, record: str) -> dict[str, Any]:
         return {
@@ -281,75 +266,64 @@ class SQLStorageBackend(TriggerStorageBackend):
     # -- leases ------------------------------------------------------------------
 
     def _acquire_lease(self, lease: Lease) -> bool:
-        sessions = self.tables.sessions
-        take = (
-            update(sessions)
-            .where(sessions.c.uid_key == self._key)
-            .where(
-                sessions.c.lease_token.is_(None)
-                | (sessions.c.lease_token == lease.token)
-                | (sessions.c.lease_expires <= lease.acquired_at)
-            )
-            .values(lease_token=lease.token, lease_expires=lease.expires_at)
-        )
-        create = insert(sessions).values(
-            uid_key=self._key,
-            uid=_text(self.uid),
-            version=None,
-            lease_token=lease.token,
-            lease_expires=lease.expires_at,
-        )
+        statements = _statements(self.tables)
+        params = {
+            "p_key": self._key,
+            "p_uid": _text(self.uid),
+            "p_token": lease.token,
+            "p_now": lease.acquired_at,
+            "p_expires": lease.expires_at,
+        }
 
         def attempt(connection: Connection) -> bool:
-            if connection.execute(take).rowcount == 1:
+            if connection.execute(statements.take, params).rowcount == 1:
                 return True
             # No row (a new session), or held by another: the INSERT tells
-            # which, and only one of several processes can win it.
-            connection.execute(create)
+            # which, and only one of several processes can win it. (Rerun
+            # after a lost connection, the UPDATE finds this token if the
+            # INSERT had been applied.)
+            connection.execute(statements.create, params)
             return True
 
         try:
-            return self._run("acquire the lock", attempt, write=True)
+            return self._run("acquire the lock", attempt)
         except StorageError as error:
             if isinstance(error.__cause__, IntegrityError) or _is_deadlock(error.__cause__):
                 return False  # another holder has it; the base class polls again
             raise
 
     def _renew_lease(self, lease: Lease) -> bool:
-        sessions = self.tables.sessions
-        renew = (
-            update(sessions)
-            .where(sessions.c.uid_key == self._key, sessions.c.lease_token == lease.token)
-            .values(lease_expires=lease.expires_at)
-        )
+        renew = _statements(self.tables).renew
+        params = {"p_key": self._key, "p_token": lease.token, "p_expires": lease.expires_at}
         return self._run(
-            "renew the lock", lambda connection: connection.execute(renew).rowcount == 1, write=True
+            "renew the lock", lambda connection: connection.execute(renew, params).rowcount == 1
         )
 
     def _release_lease(self, lease: Lease) -> None:
-        sessions = self.tables.sessions
-        release = (
-            update(sessions)
-            .where(sessions.c.uid_key == self._key, sessions.c.lease_token == lease.token)
-            .values(lease_token=None, lease_expires=None)
-        )
-        self._run("release the lock", lambda connection: connection.execute(release), write=True)
+        release = _statements(self.tables).release
+        params = {"p_key": self._key, "p_token": lease.token}
+        self._run("release the lock", lambda connection: connection.execute(release, params))
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _run(self, action: str, work: Callable[[Connection], _T], *, write: bool) -> _T:
-        """Run ``work`` in one transaction; rerun it if the database broke a deadlock.
+    def _run(
+        self, action: str, work: Callable[[Connection], _T], *, transaction: bool = False
+    ) -> _T:
+        """Run ``work``; rerun it if the database broke a deadlock.
 
-        A deadlock or serialization failure rolls the whole transaction back,
-        so running it again is safe; any other error is final.
+        ``transaction=True``: ``work`` runs in one write transaction. Otherwise
+        it sends single statements, each atomic by itself, that must be safe to
+        run again (see :func:`.engines.run_statement`). A deadlock or
+        serialization failure undoes what it interrupted (the whole
+        transaction, or the one statement), so running it again is safe; any
+        other error is final.
         """
         for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
-                with (
-                    _database_errors(f"{action} session {self.uid!r}", self.engine),
-                    engines.transaction(self.engine, write=write) as connection,
-                ):
-                    return work(connection)
+                with _database_errors(f"{action} session {self.uid!r}", self.engine):
+                    if transaction:
+                        return engines.run_transaction(self.engine, work, write=True)
+                    return engines.run_statement(self.engine, work)
             except StorageError as error:
                 if attempt == _DEADLOCK_RETRIES or not _is_deadlock(error.__cause__):
                     raise
@@ -372,32 +346,113 @@ def _text(name: str) -> str:
     return json.dumps(name, ensure_ascii=False)
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of a lock cycle, built once per set of tables.
+
+    Building a SQLAlchemy statement (and its cache key) costs about as much
+    CPU as a round trip to a local server; these take their values as bound
+    parameters (``p_...``) instead, so each call only binds and executes.
+    """
+
+    load_active: Executable
+    load_all: Executable
+    take: Executable
+    create: Executable
+    renew: Executable
+    release: Executable
+    fence: Executable
+    fence_first: Executable
+    delete_metas: Executable
+
+
+@functools.cache
+def _statements(t: Tables) -> _Statements:
+    key: BindParameter[str] = bindparam("p_key")
+    token: BindParameter[str] = bindparam("p_token")
+    version = cast(null(), BigInteger)
+    sessions = t.sessions
+
+    def load(active_only: bool) -> Executable:
+        instances = select(literal("i"), t.instances.c.name, t.instances.c.record, version)
+        instances = instances.where(t.instances.c.uid_key == key)
+        if active_only:
+            # "= true", not "IS TRUE": MariaDB uses the (uid_key, active) index
+            # only for the former, and otherwise scans the whole history.
+            instances = instances.where(t.instances.c.active == true())
+        return union_all(
+            select(literal("s"), cast(null(), Text), cast(null(), Text), sessions.c.version).where(
+                sessions.c.uid_key == key
+            ),
+            select(literal("c"), t.configs.c.name, t.configs.c.record, version).where(
+                t.configs.c.uid_key == key
+            ),
+            instances,
+            select(literal("m"), t.metas.c.name, t.metas.c.value, version).where(
+                t.metas.c.uid_key == key
+            ),
+        )
+
+    held = (sessions.c.uid_key == key, sessions.c.lease_token == token)
+    fence = update(sessions).where(*held).values(version=bindparam("p_new_version"))
+    return _Statements(
+        load_active=load(active_only=True),
+        load_all=load(active_only=False),
+        take=update(sessions)
+        .where(sessions.c.uid_key == key)
+        .where(
+            sessions.c.lease_token.is_(None)
+            | (sessions.c.lease_token == token)
+            | (sessions.c.lease_expires <= bindparam("p_now"))
+        )
+        .values(lease_token=token, lease_expires=bindparam("p_expires")),
+        create=insert(sessions).values(
+            uid_key=key,
+            uid=bindparam("p_uid"),
+            version=None,
+            lease_token=token,
+            lease_expires=bindparam("p_expires"),
+        ),
+        renew=update(sessions).where(*held).values(lease_expires=bindparam("p_expires")),
+        release=update(sessions).where(*held).values(lease_token=None, lease_expires=None),
+        fence=fence.where(sessions.c.version == bindparam("p_version")),
+        fence_first=fence.where(sessions.c.version.is_(None)),
+        delete_metas=delete(t.metas).where(
+            t.metas.c.uid_key == key, t.metas.c.name_key.in_(bindparam("p_names", expanding=True))
+        ),
+    )
+
+
 def _upsert(
-    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], columns: list[str]
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]
 ) -> None:
     """Insert ``rows``, replacing ``columns`` of rows whose key exists; one statement."""
     if not rows:
         return
     dialect = connection.dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        statement = module.insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["uid_key", "name_key"],
-            set_={column: statement.excluded[column] for column in columns},
-        )
-    elif dialect in ("mysql", "mariadb"):
-        statement = mysql.insert(table)
-        statement = statement.on_duplicate_key_update(
-            {column: statement.inserted[column] for column in columns}
-        )
-    else:  # any other database: portable, two statements
+    if dialect not in ("postgresql", "sqlite", "mysql", "mariadb"):
+        # any other database: portable, two statements
         keys = [row["name_key"] for row in rows]
         connection.execute(
             delete(table).where(table.c.uid_key == rows[0]["uid_key"], table.c.name_key.in_(keys))
         )
-        statement = insert(table)
-    connection.execute(statement, list(rows))
+        connection.execute(insert(table), list(rows))
+        return
+    connection.execute(_upsert_statement(table, dialect, columns), list(rows))
+
+
+@functools.cache
+def _upsert_statement(table: Table, dialect: str, columns: tuple[str, ...]) -> Executable:
+    """``INSERT ... ON CONFLICT`` / ``ON DUPLICATE KEY UPDATE`` of ``columns``, built once."""
+    if dialect in ("postgresql", "sqlite"):
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(table)
+        return statement.on_conflict_do_update(  # type: ignore[no-any-return]
+            index_elements=["uid_key", "name_key"],
+            set_={column: statement.excluded[column] for column in columns},
+        )
+    upsert = mysql.insert(table)
+    return upsert.on_duplicate_key_update({column: upsert.inserted[column] for column in columns})
 
 
 @contextmanager
@@ -463,8 +518,6 @@ def _prepare(engine: Engine, tables: Tables, *, create: bool) -> None:
     with _prepared_mutex, _database_errors("prepare the tables", engine):
         if marker in _prepared:
             return
-        if create:
-            schema.create_schema(engine, tables)
-        else:
-            schema.check_schema(engine, tables)
+        prepare = schema.create_schema if create else schema.check_schema
+        engines.rerun_if_lost(lambda: prepare(engine, tables))  # both are idempotent
         _prepared.add(marker)

@@ -16,21 +16,52 @@ SQLite needs care to be safe with several processes on one file:
 An in-memory SQLite database (``sqlite://``) exists once per connection, so it
 is served by a single shared connection, and a process-wide lock serializes
 its transactions (sqlite3 connections do not isolate threads from each other).
+
+Round trips. Most steps of a lock cycle are one statement (take the lease,
+load, release): a single statement is atomic and reads one snapshot on every
+database, so wrapping it in ``BEGIN``/``COMMIT`` only adds round trips.
+:func:`run_statement` runs such steps without a transaction: on PostgreSQL and
+MySQL/MariaDB through a companion engine whose connections stay in
+autocommit mode (a second small pool: switching one connection in and out of
+autocommit costs PyMySQL a ``SET autocommit`` round trip each way), on SQLite
+on the same engine without ``BEGIN``. :func:`run_transaction` is for work of
+several statements (the fenced save); it runs on the engine itself, which
+stays an ordinary transactional engine for anyone else who uses it.
+
+Dead connections. The engines do not ping the server at every checkout
+(``pool_pre_ping`` costs a round trip per operation). A connection that the
+server dropped (a restart, an idle timeout) fails on its first statement
+instead; SQLAlchemy then invalidates it and the rest of the pool, and the
+operation is run once more on a new connection, but only where that cannot
+apply anything twice: a transaction whose ``COMMIT`` was not sent yet (the
+database rolled it back), or a single-statement operation the caller declares
+idempotent. A lost connection during ``COMMIT`` is never retried: whether it
+committed is unknown, and the error reaches the caller.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "engine_for", "is_sqlite_memory", "transaction"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "engine_for",
+    "is_sqlite_memory",
+    "rerun_if_lost",
+    "run_statement",
+    "run_transaction",
+    "statement_engine",
+    "transaction",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long an SQLite writer waits for another process's write lock."""
@@ -38,9 +69,16 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE = "triggers_write"
 """Connection execution option: this transaction will write (SQLite: BEGIN IMMEDIATE)."""
 
+_SINGLE = "triggers_single_statement"
+"""Connection execution option (SQLite): run without BEGIN, in sqlite3's autocommit."""
+
+_T = TypeVar("_T")
+
 _engines: dict[tuple[str, int], Engine] = {}
 _engines_mutex = threading.Lock()
 _memory_locks: dict[int, threading.RLock] = {}
+_statement_engines: dict[Engine, Engine] = {}
+"""Engine made by :func:`engine_for` -> where its single statements run (itself for SQLite)."""
 
 
 def is_sqlite_memory(engine: Engine) -> bool:
@@ -59,17 +97,35 @@ def engine_for(url: str) -> Engine:
         return engine
 
 
+def statement_engine(engine: Engine) -> Engine:
+    """The engine that runs ``engine``'s single statements (see the module docstring).
+
+    For an engine of :func:`engine_for` on a server, its autocommit companion;
+    otherwise ``engine`` itself. Whoever counts what the backend sends (the
+    benchmarks) listens on both.
+    """
+    return _statement_engines.get(engine, engine)
+
+
 def _create(url: str) -> Engine:
     parsed = make_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, **options)
+        engine = create_engine(parsed)
+        # A connection in autocommit mode has no transaction to roll back
+        # when it goes back to the pool: skip that round trip (PyMySQL
+        # would send ROLLBACK regardless).
+        _statement_engines[engine] = create_engine(
+            parsed, isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True
+        )
+        return engine
+    options: dict[str, Any]
     if parsed.database in (None, "", ":memory:"):
         options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     else:
-        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
     engine = create_engine(parsed, **options)
     prepare_sqlite(engine)
+    _statement_engines[engine] = engine
     return engine
 
 
@@ -90,8 +146,10 @@ def prepare_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
-        write = connection.get_execution_options().get(_WRITE, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get(_SINGLE, False):
+            return  # one statement, in sqlite3's autocommit: atomic by itself
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE, False) else "BEGIN")
 
 
 def _memory_lock(engine: Engine) -> threading.RLock | None:
@@ -102,21 +160,88 @@ def _memory_lock(engine: Engine) -> threading.RLock | None:
 
 
 @contextmanager
+def _serialized(engine: Engine) -> Iterator[None]:
+    """Hold the in-memory SQLite database's lock (a no-op for every other database)."""
+    lock = _memory_lock(engine)
+    if lock is None:
+        yield
+        return
+    with lock:
+        yield
+
+
+@contextmanager
 def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
     """A connection in a transaction, committed on success, rolled back otherwise.
 
     The connection goes back to the pool on every path. ``write=True`` takes
     SQLite's write lock at ``BEGIN`` (other databases lock rows as they go).
     """
-    lock = _memory_lock(engine)
-    if lock is not None:
-        lock.acquire()
+    with _serialized(engine), engine.connect() as connection:
+        if write:
+            connection = connection.execution_options(**{_WRITE: True})
+        with connection.begin():
+            yield connection
+
+
+def _lost_connection(error: DBAPIError) -> bool:
+    """True when SQLAlchemy found the connection dead (and invalidated the pool's)."""
+    return bool(error.connection_invalidated)
+
+
+def rerun_if_lost(work: Callable[[], _T]) -> _T:
+    """Run ``work``, and once more if it lost its connection; ``work`` must be idempotent.
+
+    For whole operations that may safely run twice (reads, creating the
+    tables): the second run gets a new connection, as SQLAlchemy invalidated
+    the pool's connections when it found one dead.
+    """
     try:
-        with engine.connect() as connection:
-            if write:
-                connection = connection.execution_options(**{_WRITE: True})
-            with connection.begin():
-                yield connection
-    finally:
-        if lock is not None:
-            lock.release()
+        return work()
+    except DBAPIError as error:
+        if not _lost_connection(error):
+            raise
+    return work()
+
+
+def run_statement(engine: Engine, work: Callable[[Connection], _T]) -> _T:
+    """Run ``work`` (single statements) outside any transaction: one round trip each.
+
+    ``work`` must be idempotent, since it is run again once if the connection
+    was lost: every statement it sends is atomic by itself, so a rerun sees
+    either none or all of what the lost attempt did. An engine that is not
+    one of :func:`engine_for`'s runs ``work`` in a transaction instead.
+    """
+    target = _statement_engines.get(engine)
+
+    def attempt() -> _T:
+        if target is None:
+            with transaction(engine, write=False) as connection:
+                return work(connection)
+        with _serialized(target), target.connect() as connection:
+            if target is engine:  # SQLite: the same engine, without BEGIN
+                connection = connection.execution_options(**{_SINGLE: True})
+            return work(connection)
+
+    return rerun_if_lost(attempt)
+
+
+def run_transaction(engine: Engine, work: Callable[[Connection], _T], *, write: bool) -> _T:
+    """Run ``work`` in one transaction; again once if the connection was lost before COMMIT.
+
+    Until ``COMMIT`` is sent, a lost connection means the database rolled the
+    transaction back: nothing of it was applied, so running it again on a new
+    connection is safe. Losing the connection during ``COMMIT`` leaves the
+    outcome unknown; that error reaches the caller and nothing is rerun.
+    """
+    for attempt in (1, 2):
+        committing = False
+        try:
+            with transaction(engine, write=write) as connection:
+                result = work(connection)
+                committing = True  # leaving the block sends COMMIT
+            return result
+        except DBAPIError as error:
+            if attempt == 2 or committing or not _lost_connection(error):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
