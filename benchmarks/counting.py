@@ -75,10 +75,27 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 def sql_meter(engine: Engine) -> Meter:
-    """A meter counting what ``engine`` sends, from SQLAlchemy's events."""
+    """A meter counting what the backend sends to ``engine``'s database, from SQLAlchemy's events.
+
+    triggers-sql runs single statements through a companion engine in
+    autocommit mode (:func:`triggers_sql.engines.statement_engine`; SQLite:
+    the same engine without ``BEGIN``), so both engines are listened to.
+    Round trips are the statements executed, plus what the driver sends on
+    its own around a transaction of the main engine: ``BEGIN`` (psycopg),
+    ``COMMIT``, ``ROLLBACK``, and on MySQL/MariaDB the ``ROLLBACK`` PyMySQL
+    sends when a connection goes back to the pool (psycopg skips it on an
+    idle connection). Autocommit connections send none of those.
+    """
+    from triggers_sql.engines import statement_engine
+
+    statements = statement_engine(engine)
     dialect = engine.dialect.name
     begin_is_round_trip = dialect == "postgresql"  # psycopg sends BEGIN itself
-    pings = bool(getattr(engine.pool, "_pre_ping", False))
+    reset_is_round_trip = dialect in ("mysql", "mariadb")
+
+    def single_statement(conn: Any) -> bool:
+        """An SQLite single-statement connection: its begin/rollback events send nothing."""
+        return bool(conn.get_execution_options().get("triggers_single_statement", False))
 
     @contextmanager
     def meter() -> Iterator[Tally]:
@@ -91,14 +108,15 @@ def sql_meter(engine: Engine) -> Meter:
             tally.add(1, written)
 
         def on_transaction_end(conn: Any) -> None:
-            tally.add()
+            if not single_statement(conn):
+                tally.add()
 
         def on_begin(conn: Any) -> None:
             if begin_is_round_trip:
                 tally.add()
 
-        def on_checkout(*args: Any) -> None:
-            if pings:
+        def on_reset(*args: Any) -> None:
+            if reset_is_round_trip:
                 tally.add()
 
         listeners: list[tuple[Any, str, Callable[..., None]]] = [
@@ -106,8 +124,10 @@ def sql_meter(engine: Engine) -> Meter:
             (engine, "commit", on_transaction_end),
             (engine, "rollback", on_transaction_end),
             (engine, "begin", on_begin),
-            (engine.pool, "checkout", on_checkout),
+            (engine.pool, "reset", on_reset),
         ]
+        if statements is not engine:
+            listeners.append((statements, "before_cursor_execute", on_execute))
         for target, name, listener in listeners:
             event.listen(target, name, listener)
         try:
