@@ -145,7 +145,7 @@ def test_operations_between_restarts(
         storage.invalidate_cache()
         tally.lost += check_ticks(storage, fired)
         tally.note = f"{rounds} restarts ({', '.join(kinds)})" + (
-            "" if target.keeps_schema else "; table lost and created again after each"
+            "" if target.keeps_schema else "; schema lost, created again by an operator after each"
         )
 
 
@@ -220,6 +220,6 @@ def test_a_restart_in_the_middle_of_operations(
         tally.sessions += 1
         tally.note = (
             f"{rounds} crash(es) during {fires} fires; {len(errors)} failed attempts retried"
-            + (f" ({len(missing_schema)} met the missing table)" if missing_schema else "")
+            + (f" ({len(missing_schema)} met the missing schema)" if missing_schema else "")
             + (f"; not finished: {', '.join(stuck)}" if target.durable and stuck else "")
         )
