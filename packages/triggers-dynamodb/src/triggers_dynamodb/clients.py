@@ -13,17 +13,19 @@ backoff; everything else reaches the backend as a ``ClientError`` or
 shared files, instance roles), never from Triggers' own options.
 
 The timeouts bound an outage: DynamoDB answers in milliseconds, so a request
-that gets no answer for seconds is a store that is down, and the caller should
-hear so in seconds, not after botocore's defaults (60 s per attempt, every
-attempt retried). With these settings a refused connection (a stopped or
-crashed server) fails in about half a second (botocore backs off by tens of
-milliseconds between attempts on DynamoDB), a host that never accepts the
-connection in about ``RETRY_ATTEMPTS * CONNECT_TIMEOUT`` (10 s), and a server
-that accepts but never answers in about ``RETRY_ATTEMPTS * READ_TIMEOUT``
-(50 s). The read timeout is not shorter because a request that timed out may
-still be applied, and its retry then meets its own effect (a busy local
-server, such as moto answering one request at a time, can take seconds).
-Callers who need other settings pass their own client.
+that gets no answer for long is a store that is down, and the caller should
+hear so in seconds, not after botocore's defaults (60 s per attempt). With
+these settings a refused or reset connection (a stopped or crashed server)
+fails in about half a second (botocore backs off by tens of milliseconds
+between attempts on DynamoDB), a host that never accepts the connection in
+about ``RETRY_ATTEMPTS * CONNECT_TIMEOUT`` (10 s), and a server (or network)
+that stops answering requests it accepted takes ``READ_TIMEOUT`` per attempt,
+at most about ``RETRY_ATTEMPTS * READ_TIMEOUT`` (75 s). The read timeout is not shorter because a request that
+timed out may still be applied and is then sent again: DynamoDB recognises a
+resent transaction by its ``ClientRequestToken``, but moto does not and
+refuses the resent save as stale, and moto takes seconds for a 90-item
+transaction in a session of 1,000 items (5.5 s measured; more on a busy
+machine). Callers who need other settings pass their own client.
 """
 
 from __future__ import annotations
@@ -40,9 +42,8 @@ RETRY_ATTEMPTS = 5
 CONNECT_TIMEOUT = 2.0
 """Seconds to wait for a TCP (and TLS) connection to the endpoint, per attempt."""
 
-READ_TIMEOUT = 10.0
-"""Seconds to wait for an answer, per attempt: far above what any request of the
-backend takes (a 100-item transaction on moto with a large table included)."""
+READ_TIMEOUT = 15.0
+"""Seconds to wait for an answer, per attempt (see above for why not less)."""
 
 _clients: dict[tuple[str | None, str | None, int], Any] = {}
 _clients_mutex = threading.Lock()
