@@ -10,7 +10,12 @@ is restarted:
 * once the server is back the same backend objects work again;
 * everything committed before is still there, on durable stores. Redis
   without persistence and memcached lose their data by design: there the
-  session must come back as a missing (empty) session, never as corruption.
+  session must come back as a missing (empty) session, never as corruption;
+* a store that loses its schema too (moto keeps its tables in memory) must
+  say so: every operation fails with a ``SchemaError`` naming the session and
+  how to create the schema, the backend never creates it by itself, and once
+  an operator has run ``triggers schema create`` the same objects work again,
+  the session being missing (empty).
 
 The worker fires numbered ticks with an idempotency key per tick and retries
 a fire that failed, so a fire whose commit reached the server but whose reply
@@ -19,7 +24,10 @@ was lost is not applied twice: afterwards every tick is there exactly once.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +39,7 @@ from triggers_reliability.scale import Scale
 from triggers_reliability.targets import Target
 from triggers_reliability.workloads import check_ticks, configure_ticks
 
-from triggers.errors import StorageError, TriggersError
+from triggers.errors import SchemaError, StorageError, TriggersError
 from triggers.manager import TriggerManager
 from triggers_conformance.processes import start_child
 
@@ -47,13 +55,34 @@ def _outage(server: PrivateServer, round_number: int) -> str:
     return "stop"
 
 
-def _expect_clear_failure(operation: Any, uid: str) -> str:
+def _expect_clear_failure(
+    operation: Any, uid: str, expected: type[StorageError] = StorageError
+) -> StorageError:
     try:
         operation()
     except StorageError as error:
+        assert isinstance(error, expected), f"not a {expected.__name__}: {error!r}"
         assert repr(uid) in str(error), f"the error does not name the session: {error}"
-        return str(error)
-    raise AssertionError("an operation succeeded while the server was down")
+        return error
+    raise AssertionError(f"an operation succeeded where a {expected.__name__} was due")
+
+
+def _expect_missing_schema(uid: str, *operations: Any) -> None:
+    """Each operation fails with a SchemaError saying how to create the schema (and creates nothing)."""
+    for operation in operations:
+        error = _expect_clear_failure(operation, uid, SchemaError)
+        assert "schema create" in str(error), f"the error does not say how to create it: {error}"
+
+
+def _create_schema_as_an_operator(target: Target, options: dict[str, Any]) -> None:
+    """Run ``triggers schema create`` for the target's store, as an operator would."""
+    command = [sys.executable, "-m", "triggers", "--backend", target.backend]
+    for key, value in options.items():
+        command += ["--option", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    done = subprocess.run(
+        [*command, "schema", "create"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"`triggers schema create` failed: {done.stderr}"
 
 
 def _first_call_after_restart(target: Target, operation: Any) -> Any:
@@ -92,6 +121,14 @@ def test_operations_between_restarts(
             tally.operations += 2
             private_server.start()
             storage.invalidate_cache()
+            if not target.keeps_schema:
+                _expect_missing_schema(
+                    uid,
+                    lambda: storage.instances,
+                    lambda: manager.fire("tick", {"worker": 0, "n": -1}),
+                    lambda: storage.instances,  # still missing: the fire did not create it
+                )
+                _create_schema_as_an_operator(target, options)
             _first_call_after_restart(target, lambda: storage.metadata)
             if target.durable:
                 tally.lost += check_ticks(storage, fired)
@@ -107,7 +144,9 @@ def test_operations_between_restarts(
             fired.append((0, len(fired)))
         storage.invalidate_cache()
         tally.lost += check_ticks(storage, fired)
-        tally.note = f"{rounds} restarts ({', '.join(kinds)})"
+        tally.note = f"{rounds} restarts ({', '.join(kinds)})" + (
+            "" if target.keeps_schema else "; schema lost, created again by an operator after each"
+        )
 
 
 def _fire_through_outages(open_storage: Any, uid: str, fires: int, progress: Any) -> list[str]:
@@ -151,12 +190,17 @@ def test_a_restart_in_the_middle_of_operations(
             _outage(private_server, rounds + 1)  # a crash first: the harder case
             time.sleep(0.3)  # the worker meets the outage
             private_server.start()
+            if not target.keeps_schema:
+                _create_schema_as_an_operator(target, options)  # the worker fails until then
             rounds += 1
         errors = worker.result(timeout=300)
         tally.faults += rounds
         tally.operations += fires + len(errors)
         assert errors, "the worker never met the outage"
-        assert all(error.startswith("StorageError") for error in errors), errors
+        kinds = {"StorageError"} if target.keeps_schema else {"StorageError", "SchemaError"}
+        assert all(error.split(":", 1)[0] in kinds for error in errors), errors
+        missing_schema = [error for error in errors if error.startswith("SchemaError")]
+        assert all("schema create" in error for error in missing_schema), missing_schema
         final = open_storage(uid)
         _first_call_after_restart(target, lambda: final.metadata)
         # Runs the instances whose fire was saved but whose run met the outage.
@@ -176,5 +220,6 @@ def test_a_restart_in_the_middle_of_operations(
         tally.sessions += 1
         tally.note = (
             f"{rounds} crash(es) during {fires} fires; {len(errors)} failed attempts retried"
+            + (f" ({len(missing_schema)} met the missing schema)" if missing_schema else "")
             + (f"; not finished: {', '.join(stuck)}" if target.durable and stuck else "")
         )

@@ -120,6 +120,46 @@ def test_a_table_keyed_otherwise_is_refused(dynamodb_server: DynamoDB) -> None:
         client.delete_table(TableName=name)
 
 
+def test_a_table_lost_while_running_is_reported_until_an_operator_creates_it(
+    dynamodb: DynamoDB,
+) -> None:
+    # What a restart of an in-memory server (moto) does to a running application.
+    storage = _open(dynamodb, "lost")
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": {"after": ["go"], "run": NOOP}})
+    manager.fire("go")
+    client = dynamodb.client()
+    client.delete_table(TableName=dynamodb.table_name)
+    client.get_waiter("table_not_exists").wait(TableName=dynamodb.table_name)
+
+    storage.invalidate_cache()
+    errors = []
+    for uid, operation in [
+        ("lost", lambda: storage.instances),
+        ("lost", lambda: manager.fire("go")),
+        ("other", lambda: _open(dynamodb, "other").metadata),  # a new object of the same process
+    ]:
+        with pytest.raises(SchemaError) as caught:
+            operation()
+        message = str(caught.value)
+        assert f"session {uid!r}" in message
+        assert f"table {dynamodb.table_name!r} does not exist" in message
+        errors.append(message)
+    command = errors[0].split("`")[1]
+    assert command.startswith("triggers --backend dynamodb") and command.endswith("schema create")
+    assert dynamodb.table_name not in client.list_tables()["TableNames"]  # nothing created it
+
+    # The operator runs the command the error names; the same objects work again.
+    done = subprocess.run([sys.executable, "-m", *command.split()], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    storage.invalidate_cache()
+    assert (dict(storage.instances), storage.metadata, storage.tasks) == ({}, {}, {})
+    manager.update_configuration({"t_a": {"after": ["go"], "run": NOOP}})
+    manager.fire("go")
+    assert _open(dynamodb, "lost").instances["t_a#0"].status is InstanceStatus.FINISHED
+
+
 # -- options and errors -----------------------------------------------------------
 
 

@@ -11,6 +11,21 @@ exceeded) are retried by botocore's *standard* retry mode, with exponential
 backoff; everything else reaches the backend as a ``ClientError`` or
 ``BotoCoreError``. Credentials come from boto3's usual chain (environment,
 shared files, instance roles), never from Triggers' own options.
+
+The timeouts bound an outage: DynamoDB answers in milliseconds, so a request
+that gets no answer for long is a store that is down, and the caller should
+hear so in seconds, not after botocore's defaults (60 s per attempt). With
+these settings a refused or reset connection (a stopped or crashed server)
+fails in about half a second (botocore backs off by tens of milliseconds
+between attempts on DynamoDB), a host that never accepts the connection in
+about ``RETRY_ATTEMPTS * CONNECT_TIMEOUT`` (10 s), and a server (or network)
+that stops answering requests it accepted takes ``READ_TIMEOUT`` per attempt,
+at most about ``RETRY_ATTEMPTS * READ_TIMEOUT`` (75 s). The read timeout is not shorter because a request that
+timed out may still be applied and is then sent again: DynamoDB recognises a
+resent transaction by its ``ClientRequestToken``, but moto does not and
+refuses the resent save as stale, and moto takes seconds for a 90-item
+transaction in a session of 1,000 items (5.5 s measured; more on a busy
+machine). Callers who need other settings pass their own client.
 """
 
 from __future__ import annotations
@@ -19,10 +34,16 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["RETRY_ATTEMPTS", "client_for"]
+__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "RETRY_ATTEMPTS", "client_for"]
 
 RETRY_ATTEMPTS = 5
 """Attempts per request (the first and four retries) for transient errors."""
+
+CONNECT_TIMEOUT = 2.0
+"""Seconds to wait for a TCP (and TLS) connection to the endpoint, per attempt."""
+
+READ_TIMEOUT = 15.0
+"""Seconds to wait for an answer, per attempt (see above for why not less)."""
 
 _clients: dict[tuple[str | None, str | None, int], Any] = {}
 _clients_mutex = threading.Lock()
@@ -45,9 +66,10 @@ def _create(region_name: str | None, endpoint_url: str | None) -> Any:
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS},
-        connect_timeout=5,
-        read_timeout=30,
+        # total_max_attempts counts the first attempt (max_attempts would not).
+        retries={"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
         # Every thread of the process may share this client.
         max_pool_connections=32,
     )

@@ -6,6 +6,12 @@ missing table is a :class:`~triggers.errors.SchemaError` saying how to create
 it, an unreachable endpoint names the endpoint. Conditions that are part of
 the protocol (a lease held by someone else, a fenced save refused) are read
 from the error code by the backend before it gets here.
+
+A table can go missing while an application runs (deleted by hand, or lost
+with the memory of a DynamoDB-API server that restarted, as moto's does). The
+backend then keeps failing with the same ``SchemaError`` and never creates
+the table itself: a new, empty table would silently stand in for the sessions
+that were lost. Once an operator has created it, the same objects work again.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from triggers.errors import SchemaError, StorageError, TriggersError
 
@@ -42,22 +49,40 @@ def store_errors(action: str, table_name: str, client: Any) -> Iterator[None]:
         if code == "ResourceNotFoundException":
             raise SchemaError(
                 f"could not {action}: DynamoDB table {table_name!r} does not exist at "
-                f"{_where(client)}. Create it with `python -m triggers_dynamodb create-table "
-                f"--table-name {table_name}` (or pass create_table=True)"
+                f"{_where(client)}, and Triggers does not create tables by itself while it runs. "
+                f"Create it with {_create_command(table_name, client)} (in code: "
+                f"triggers_dynamodb.create_table(client, {table_name!r}))"
             ) from error
         raise StorageError(
             f"could not {action} in DynamoDB table {table_name!r} at {_where(client)}: "
             f"{code}: {message}"
         ) from error
-    except EndpointConnectionError as error:
+    except (BotoConnectionError, HTTPClientError) as error:
+        # Refused, reset or timed out, after botocore's retries (see clients.py).
         raise StorageError(
-            f"could not {action}: DynamoDB is not reachable at {_where(client)} ({error})"
+            f"could not {action}: DynamoDB is not reachable at {_where(client)} "
+            f"({type(error).__name__}: {error}); table {table_name!r}"
         ) from error
     except BotoCoreError as error:
         raise StorageError(
             f"could not {action} in DynamoDB table {table_name!r} at {_where(client)}: "
             f"{type(error).__name__}: {error}"
         ) from error
+
+
+def _create_command(table_name: str, client: Any) -> str:
+    """How to create the table ``client`` misses: ``triggers schema create``, then the package's command."""
+    region = getattr(getattr(client, "meta", None), "region_name", None)
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+    if endpoint and str(endpoint).endswith(".amazonaws.com"):
+        endpoint = None  # boto3's own endpoint for the region
+    where = {"region_name": region, "endpoint_url": endpoint}
+    options = "".join(f" --option {key}={value}" for key, value in where.items() if value)
+    flags = "".join(f" --{key.replace('_', '-')} {value}" for key, value in where.items() if value)
+    return (
+        f"`triggers --backend dynamodb --option table_name={table_name}{options} schema create` "
+        f"or `python -m triggers_dynamodb create-table --table-name {table_name}{flags}`"
+    )
 
 
 def _where(client: Any) -> str:
