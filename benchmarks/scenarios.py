@@ -388,6 +388,9 @@ def measure_target(
     for kind, open_session in (("sizes", target.open_session), ("naive", target.open_naive)):
         for size in plan.sizes:
             what = f"{'backend' if kind == 'sizes' else 'naive baseline'} at {size:,} instances"
+            if target.max_instances is not None and size > target.max_instances[0]:
+                result["errors"].append(f"{what}: not measured: {target.max_instances[1]}")
+                continue
             uid = f"{uid_prefix}{kind[0]}{size}"
             session = attempt(what, partial(prepare_session, target, open_session, uid, size, plan))
             if session is not None:
