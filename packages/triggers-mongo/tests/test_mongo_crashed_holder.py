@@ -174,3 +174,27 @@ def test_saves_and_leases_are_journaled_unless_the_client_says_otherwise(
         assert concerns and all(concern == {"w": 1, "j": False} for concern in concerns)
     finally:
         client.close()
+
+
+def test_an_attempt_that_spent_half_its_lease_waiting_takes_a_fresh_one(
+    mongo_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a restart pymongo waits for the server inside the first attempt; the
+    lease's clock started before that wait, so taking it would leave the holder a
+    lease that runs out before its save (LeaseExpiredError in the reliability suite)."""
+    now = [1_000_000.0]
+    storage = MongoStorageBackend("slow-attempt", clock=lambda: now[0], **mongo_options)
+    find_one = storage.sessions.find_one
+    waits = [5.0]  # the first read of the header "waits for the server" 5 s
+
+    def slow_find_one(*args: Any, **kwargs: Any) -> Any:
+        if waits:
+            now[0] += waits.pop()
+        return find_one(*args, **kwargs)
+
+    monkeypatch.setattr(storage.sessions, "find_one", slow_find_one)
+    with storage.acquire_lock(ttl=4) as lease:
+        assert not waits and lease.acquired_at == 1_000_005.0  # the second, fresh lease
+        storage.metadata["step"] = 1
+        storage.save()
+    assert MongoStorageBackend("slow-attempt", **mongo_options).metadata == {"step": 1}

@@ -31,10 +31,11 @@ How each guarantee is kept (the documents are described in :mod:`.layout`):
   both servers, then writes.
 * **Bounded calls**: every server call runs under :func:`pymongo.timeout`
   (a client-side deadline, sent as ``maxTimeMS`` and enforced on the socket
-  too): taking the lease gets what is left of the caller's lock wait, loads
-  and saves ``max(lock_timeout, lease_ttl)``. A server that blocks therefore
-  ends in :class:`~triggers.errors.LockTimeoutError` or a ``StorageError``
-  naming the cause, never in a wait without end.
+  too): taking the lease gets what is left of the caller's lock wait, every
+  other call the lease's length (at least 1 s), and none more than the
+  client's ``serverSelectionTimeoutMS``. A server that blocks therefore ends
+  in :class:`~triggers.errors.LockTimeoutError` or a ``StorageError`` naming
+  the cause, never in a wait without end.
 * **Durability**: the backend writes with ``j: true`` (unless the client's
   write concern sets ``j`` itself): a save is acknowledged only once it is
   in the server's journal, so a server crash right after cannot lose it.
@@ -521,7 +522,7 @@ class MongoStorageBackend(TriggerStorageBackend):
         ends the wait with ``LockTimeoutError`` naming the cause.
         """
         left = None if self._lock_deadline is None else self._lock_deadline - time.monotonic()
-        budget = max(left if left is not None else self._budget(), _SHORTEST_ATTEMPT)
+        budget = self._budget(left)
         action = f"acquire the lock of session {self.uid!r}"
         session: ClientSession | None = None
         try:
@@ -530,6 +531,8 @@ class MongoStorageBackend(TriggerStorageBackend):
                 current = self.sessions.find_one(
                     {"_id": self.uid}, {"lease_expires": 1, "lease_session": 1}
                 )
+                if self._spent(lease):
+                    return False
                 if current is not None:
                     expires = current.get("lease_expires")
                     if isinstance(expires, int | float) and expires > lease.acquired_at:
@@ -561,16 +564,28 @@ class MongoStorageBackend(TriggerStorageBackend):
                 except (ExecutionTimeout, NetworkTimeout) as error:
                     raise LockTimeoutError(
                         f"session {self.uid!r}: the server did not take the lease within the "
-                        f"{budget:.3g} s left of the lock wait ({type(error).__name__}: "
+                        f"{budget:.3g} s it was given ({type(error).__name__}: "
                         f"{str(error)[:200]}); something holds the session's header, such as "
                         "an open transaction of a holder that died"
                     ) from error
+                if self._spent(lease):
+                    return False  # a fresh lease next time; this one expires by itself
                 self._forget_holder()
                 self._holder, session = (lease.token, session), None
                 return True
         finally:
             if session is not None:  # not acquired: the session names no lease
                 session.end_session()
+
+    def _spent(self, lease: Lease) -> bool:
+        """True when this attempt took so long that half of ``lease`` is gone.
+
+        pymongo waits for a server (after a restart, say) before the first
+        call of an attempt, and the lease's clock started before it: taking a
+        lease that is about to run out would only make the save after it fail
+        (``LeaseExpiredError``). The base class tries again with a fresh lease.
+        """
+        return self.clock() - lease.acquired_at > lease.ttl / 2
 
     def _end_abandoned_session(self, lsid: object) -> None:
         """Abort the transaction (if any) of an expired holder's session: ``killSessions``.
@@ -618,9 +633,18 @@ class MongoStorageBackend(TriggerStorageBackend):
 
     # -- plumbing ------------------------------------------------------------------
 
-    def _budget(self) -> float:
-        """Seconds a load, save, renewal or release may take: what the caller said it would wait."""
-        return max(self.lock_timeout, self.lease_ttl, _SHORTEST_ATTEMPT)
+    def _budget(self, seconds: float | None = None) -> float:
+        """Seconds one call may take: ``seconds`` (taking the lease: what is left of
+        the wait), else the lease's length; never past the client's server selection
+        timeout.
+
+        A call under the lock cannot usefully outlast the lease. The cap keeps an
+        outage as visible as the client's configuration says: under
+        :func:`pymongo.timeout` pymongo waits for a server (and retries) for the
+        whole deadline instead of ``serverSelectionTimeoutMS``.
+        """
+        wanted = max(self.lease_ttl if seconds is None else seconds, _SHORTEST_ATTEMPT)
+        return min(wanted, self.client.options.server_selection_timeout)
 
     def _bounded(self) -> AbstractContextManager[None]:
         return pymongo.timeout(self._budget())
