@@ -32,8 +32,8 @@ How each guarantee is kept (the documents are described in :mod:`.layout`):
 * **Bounded calls**: every server call runs under :func:`pymongo.timeout`
   (a client-side deadline, sent as ``maxTimeMS`` and enforced on the socket
   too): taking the lease gets what is left of the caller's lock wait, every
-  other call the lease's length (at least 1 s), and none more than the
-  client's ``serverSelectionTimeoutMS``. A server that blocks therefore ends
+  other call (each of a save's on its own) the lease's length (at least
+  1 s), and none more than the client's ``serverSelectionTimeoutMS``. A server that blocks therefore ends
   in :class:`~triggers.errors.LockTimeoutError` or a ``StorageError`` naming
   the cause, never in a wait without end.
 * **Durability**: the backend writes with ``j: true`` (unless the client's
@@ -308,11 +308,15 @@ class MongoStorageBackend(TriggerStorageBackend):
 
     def _save_changes(self, changes: SessionChanges) -> None:
         writer = secrets.token_hex(16)
-        with driver_errors(f"save session {self.uid!r}", self._where), self._bounded():
-            self._prepare()
+        # Each server call of a save is bounded on its own (not the save as a whole):
+        # a save of 10,000 new items may well outlast one lease, and may do so.
+        with driver_errors(f"save session {self.uid!r}", self._where):
+            with self._bounded():
+                self._prepare()
             base = self._base
             if base is None or base.version != changes.base_version:
-                base = self._read_header()
+                with self._bounded():
+                    base = self._read_header()
             if base is None:
                 raise StaleSessionError(
                     f"session {self.uid!r}: its header is gone (expired?); nothing was written"
@@ -337,23 +341,29 @@ class MongoStorageBackend(TriggerStorageBackend):
                     assert base.version is not None and base.writer is not None
                     self._settle(base.key, base.version, base.writer, None, session)
                 if refresh_expiry:
-                    self.items.update_many(
-                        {"session": base.key},
-                        {"$set": {"expires_at": items_expire_at}},
-                        session=session,
-                    )
+                    with self._bounded():
+                        self.items.update_many(
+                            {"session": base.key},
+                            {"$set": {"expires_at": items_expire_at}},
+                            session=session,
+                        )
                 if documents:
-                    self.items.insert_many(documents, ordered=False, session=session)
+                    with self._bounded():
+                        self.items.insert_many(documents, ordered=False, session=session)
                 fence = {
                     "_id": self.uid,
                     "version": changes.base_version,
                     "lease_token": changes.lease.token,
                 }
-                flipped = self.sessions.update_one(fence, {"$set": header_update}, session=session)
+                with self._bounded():
+                    flipped = self.sessions.update_one(
+                        fence, {"$set": header_update}, session=session
+                    )
                 if flipped.matched_count != 1:
                     if session is None:
                         self._discard(documents)
-                    raise self._refusal(changes, session)
+                    with self._bounded():
+                        raise self._refusal(changes, session)
                 self._settle(
                     base.key,
                     changes.new_version,
@@ -365,13 +375,18 @@ class MongoStorageBackend(TriggerStorageBackend):
 
             if in_transaction:
                 concern = self._write_concern
+                commit_ms = int(self._budget() * 1000)
                 holder = self._holder
                 if holder is not None and holder[0] == changes.lease.token:
                     # The session the lease names, so that a successor can kill it.
-                    holder[1].with_transaction(write, write_concern=concern)
+                    holder[1].with_transaction(
+                        write, write_concern=concern, max_commit_time_ms=commit_ms
+                    )
                 else:  # pragma: no cover - every lease of this backend names a session
                     with self.client.start_session() as session:
-                        session.with_transaction(write, write_concern=concern)
+                        session.with_transaction(
+                            write, write_concern=concern, max_commit_time_ms=commit_ms
+                        )
             else:
                 write(None)
         self._base = _Header(
@@ -449,7 +464,8 @@ class MongoStorageBackend(TriggerStorageBackend):
         if documents is None:
             mine = {"session": key, "version": version, "writer": writer}
             fields = {"_id": 1, "kind": 1, "name": 1, "deleted": 1}
-            documents = list(self.items.find(mine, fields, session=session))
+            with self._bounded():
+                documents = list(self.items.find(mine, fields, session=session))
         operations: list[Any] = []
         if not committed:
             operations.extend(
@@ -471,20 +487,23 @@ class MongoStorageBackend(TriggerStorageBackend):
             DeleteOne({"_id": document["_id"]}) for document in documents if document.get("deleted")
         )
         if operations:
-            self.items.bulk_write(operations, ordered=True, session=session)
-        self.sessions.update_one(
-            {"_id": self.uid, "version": version, "writer": writer},
-            {"$set": {"settled": version}},
-            session=session,
-        )
+            with self._bounded():
+                self.items.bulk_write(operations, ordered=True, session=session)
+        with self._bounded():
+            self.sessions.update_one(
+                {"_id": self.uid, "version": version, "writer": writer},
+                {"$set": {"settled": version}},
+                session=session,
+            )
 
     def _discard(self, documents: list[Document]) -> None:
         """Remove the documents of a refused save (best effort: readers ignore them)."""
         try:
             if documents:
-                self.items.bulk_write(
-                    [DeleteOne({"_id": document["_id"]}) for document in documents]
-                )
+                with self._bounded():
+                    self.items.bulk_write(
+                        [DeleteOne({"_id": document["_id"]}) for document in documents]
+                    )
         except PyMongoError:
             pass
 
