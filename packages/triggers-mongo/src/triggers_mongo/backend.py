@@ -7,9 +7,12 @@ How each guarantee is kept (the documents are described in :mod:`.layout`):
   everything), then the header's version again: if a save was committed in
   between, the load starts over, so a reader never mixes two versions.
 * **Lock**: the header carries a lease (random token, expiry judged by the
-  acquiring process's clock like every backend's). Taking it is one
-  conditional upsert: it matches only a free or expired lease; if the header
-  exists but is held, the upsert's insert hits the unique ``_id`` and loses.
+  acquiring process's clock like every backend's). Taking it reads the
+  header, and only if the lease is free or expired writes it with one
+  conditional upsert: it matches only a free or expired lease; if another
+  process took it meanwhile, the upsert's insert hits the unique ``_id`` and
+  loses. (Reading first keeps waiters from queueing writes behind a live
+  holder's open transaction.)
 * **Save**: items are never updated in place. A save inserts a new document,
   tagged with the new version and its own random *writer* token, for each
   record it changed (a tombstone for a deleted metadata key); then it flips the
