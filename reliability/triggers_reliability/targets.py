@@ -224,16 +224,6 @@ TARGETS: list[Target] = [
     Target("dynamodb-moto", "dynamodb", "dynamodb_server", "moto", _dynamodb_table,
            corruption.DynamoDBRawStore, durable=False, keeps_schema=False),
     Target("mongo-secantusdb", "mongo", "mongo_server", "secantus", _mongo_collections,
-           corruption.MongoRawStore, known_failures={
-               "test_sigkill_while_saving_leaves_a_whole_committed_state":
-                   "a worker killed mid-save leaves its transaction open on SecantusDB: the "
-                   "session's next lease write blocks in the server and the server stops "
-                   "serving writes (found by this suite; see RESULTS.md)",
-               **dict.fromkeys(
-                   ["test_operations_between_restarts", "test_a_restart_in_the_middle_of_operations"],
-                   "SecantusDB on disk lost writes it had acknowledged before a restart (found "
-                   "by this suite; see RESULTS.md)",
-               ),
-           }),
+           corruption.MongoRawStore),
 ]
 """Every target, in the order the tests run them."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
+from pymongo.errors import ServerSelectionTimeoutError
 from pymongo.uri_parser import parse_uri
 
 from triggers_conformance.servers import Server, serve
@@ -57,9 +58,13 @@ def mongo_url() -> Iterator[str]:
     """The server's URL, once it answers; the run's database is dropped at the end."""
     with serve(_server()):
         yield URL
-        client: MongoClient[dict[str, Any]] = MongoClient(URL)
+        client: MongoClient[dict[str, Any]] = MongoClient(URL, serverSelectionTimeoutMS=5000)
         try:
             client.drop_database(RUN_DATABASE)
+        except ServerSelectionTimeoutError:
+            # A server found running belongs to another test run, which may have
+            # stopped it (in memory, taking our database with it) before we end.
+            pass
         finally:
             client.close()
 

@@ -33,7 +33,7 @@ HOSTILE = ["$set", "$", "a.b", "", ".", "$where.x", "a\x00b", "_id", "ünï"]
 OUR_FIELDS = {
     "_id", "key", "version", "writer", "settled", "lease_token", "lease_expires",
     "expires_at", "items_expire_at", "session", "kind", "name", "committed", "active",
-    "deleted", "record",
+    "deleted", "record", "lease_session", "id",  # lease_session is {"id": <lsid UUID>}
 }
 
 

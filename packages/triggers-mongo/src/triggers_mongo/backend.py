@@ -7,9 +7,12 @@ How each guarantee is kept (the documents are described in :mod:`.layout`):
   everything), then the header's version again: if a save was committed in
   between, the load starts over, so a reader never mixes two versions.
 * **Lock**: the header carries a lease (random token, expiry judged by the
-  acquiring process's clock like every backend's). Taking it is one
-  conditional upsert: it matches only a free or expired lease; if the header
-  exists but is held, the upsert's insert hits the unique ``_id`` and loses.
+  acquiring process's clock like every backend's). Taking it reads the
+  header, and only if the lease is free or expired writes it with one
+  conditional upsert: it matches only a free or expired lease; if another
+  process took it meanwhile, the upsert's insert hits the unique ``_id`` and
+  loses. (Reading first keeps waiters from queueing writes behind a live
+  holder's open transaction.)
 * **Save**: items are never updated in place. A save inserts a new document,
   tagged with the new version and its own random *writer* token, for each
   record it changed (a tombstone for a deleted metadata key); then it flips the
@@ -21,6 +24,24 @@ How each guarantee is kept (the documents are described in :mod:`.layout`):
   if the process dies in between. Where the server runs multi-document
   transactions (``transactions="auto"`` asks ``hello``), all of this happens
   in one transaction as well.
+* **Crashed holders**: the lease records the logical session id (``lsid``)
+  its holder's save transactions run in. A holder killed in the middle of a
+  save leaves its transaction open, and its uncommitted write of the header
+  makes every later write of the header wait (SecantusDB waits until the
+  transaction ends, which it never does by itself; ``mongod`` aborts it after
+  ``transactionLifetimeLimitSeconds``). Whoever takes over the expired lease
+  first runs ``killSessions`` on that lsid, which aborts the transaction on
+  both servers, then writes.
+* **Bounded calls**: every server call runs under :func:`pymongo.timeout`
+  (a client-side deadline, sent as ``maxTimeMS`` and enforced on the socket
+  too): taking the lease gets what is left of the caller's lock wait, every
+  other call (each of a save's on its own) the lease's length (at least
+  1 s), and none more than the client's ``serverSelectionTimeoutMS``. A server that blocks therefore ends
+  in :class:`~triggers.errors.LockTimeoutError` or a ``StorageError`` naming
+  the cause, never in a wait without end.
+* **Durability**: the backend writes with ``j: true`` (unless the client's
+  write concern sets ``j`` itself): a save is acknowledged only once it is
+  in the server's journal, so a server crash right after cannot lose it.
 * **Errors**: every driver error reaches the caller as a
   :class:`~triggers.errors.StorageError` naming the session, the operation and
   the server (password hidden), with the driver's exception as its cause.
@@ -29,26 +50,37 @@ How each guarantee is kept (the documents are described in :mod:`.layout`):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import bson
-from pymongo import DeleteMany, DeleteOne, MongoClient, UpdateOne
+import pymongo
+from pymongo import DeleteMany, DeleteOne, MongoClient, UpdateOne, WriteConcern
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, InvalidName, PyMongoError
+from pymongo.errors import (
+    DuplicateKeyError,
+    ExecutionTimeout,
+    InvalidName,
+    NetworkTimeout,
+    PyMongoError,
+)
 
 from triggers import values
 from triggers.capabilities import Capabilities
 from triggers.errors import (
     ConfigurationError,
     CorruptSessionError,
+    LockTimeoutError,
     SchemaError,
     SessionLimitError,
     StaleSessionError,
@@ -76,6 +108,17 @@ _RECORD_BYTES = MAX_DOCUMENT_BYTES - 1024 * 1024
 
 _PREFIX = re.compile(r"[A-Za-z0-9_]{1,60}\Z")
 _LOAD_ATTEMPTS = 20
+
+_SHORTEST_ATTEMPT = 1.0
+"""Seconds one try for the lease may take when the caller's wait is (nearly) spent:
+``acquire_lock(timeout=0)`` still makes one real attempt."""
+
+_BATCH = 1000
+"""Most operations in one bounded call of a save: a save of 10,000 items sends ten
+calls, each of which must finish within the lease, rather than one that must carry
+them all in that time (SecantusDB took over 30 s for 20,000 settling operations)."""
+
+logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 
@@ -154,11 +197,17 @@ class MongoStorageBackend(TriggerStorageBackend):
     ) -> None:
         super().__init__(uid, **options)
         self.client, self._where = _client(url, client)
-        self.sessions, self.items = _collections(self.client, database, collection)
+        self._write_concern = _journaled(self.client.write_concern)
+        sessions, items = _collections(self.client, database, collection)
+        self.sessions = sessions.with_options(write_concern=self._write_concern)
+        self.items = items.with_options(write_concern=self._write_concern)
         self._where += f" (database {database!r}, collections {collection!r}_*)"
         self.ttl = _ttl(ttl)
         self.transactions = _transactions(transactions)
         self._base: _Header | None = None
+        self._lock_deadline: float | None = None
+        self._holder: tuple[str, ClientSession] | None = None
+        """(lease token, the client session whose lsid that lease records)."""
 
     # -- administration ------------------------------------------------------------
 
@@ -204,7 +253,7 @@ class MongoStorageBackend(TriggerStorageBackend):
     # -- loading -------------------------------------------------------------------
 
     def _load_session(self, scope: LoadScope) -> StoredSession:
-        with driver_errors(f"load session {self.uid!r}", self._where):
+        with driver_errors(f"load session {self.uid!r}", self._where), self._bounded():
             self._prepare()
             for _ in range(_LOAD_ATTEMPTS):
                 header = self._read_header()
@@ -267,11 +316,15 @@ class MongoStorageBackend(TriggerStorageBackend):
 
     def _save_changes(self, changes: SessionChanges) -> None:
         writer = secrets.token_hex(16)
+        # Each server call of a save is bounded on its own (not the save as a whole):
+        # a save of 10,000 new items may well outlast one lease, and may do so.
         with driver_errors(f"save session {self.uid!r}", self._where):
-            self._prepare()
+            with self._bounded():
+                self._prepare()
             base = self._base
             if base is None or base.version != changes.base_version:
-                base = self._read_header()
+                with self._bounded():
+                    base = self._read_header()
             if base is None:
                 raise StaleSessionError(
                     f"session {self.uid!r}: its header is gone (expired?); nothing was written"
@@ -296,23 +349,31 @@ class MongoStorageBackend(TriggerStorageBackend):
                     assert base.version is not None and base.writer is not None
                     self._settle(base.key, base.version, base.writer, None, session)
                 if refresh_expiry:
-                    self.items.update_many(
-                        {"session": base.key},
-                        {"$set": {"expires_at": items_expire_at}},
-                        session=session,
-                    )
-                if documents:
-                    self.items.insert_many(documents, ordered=False, session=session)
+                    with self._bounded():
+                        self.items.update_many(
+                            {"session": base.key},
+                            {"$set": {"expires_at": items_expire_at}},
+                            session=session,
+                        )
+                for start in range(0, len(documents), _BATCH):
+                    with self._bounded():
+                        self.items.insert_many(
+                            documents[start : start + _BATCH], ordered=False, session=session
+                        )
                 fence = {
                     "_id": self.uid,
                     "version": changes.base_version,
                     "lease_token": changes.lease.token,
                 }
-                flipped = self.sessions.update_one(fence, {"$set": header_update}, session=session)
+                with self._bounded():
+                    flipped = self.sessions.update_one(
+                        fence, {"$set": header_update}, session=session
+                    )
                 if flipped.matched_count != 1:
                     if session is None:
                         self._discard(documents)
-                    raise self._refusal(changes, session)
+                    with self._bounded():
+                        raise self._refusal(changes, session)
                 self._settle(
                     base.key,
                     changes.new_version,
@@ -323,8 +384,19 @@ class MongoStorageBackend(TriggerStorageBackend):
                 )
 
             if in_transaction:
-                with self.client.start_session() as session:
-                    session.with_transaction(write)
+                concern = self._write_concern
+                commit_ms = int(self._budget() * 1000)
+                holder = self._holder
+                if holder is not None and holder[0] == changes.lease.token:
+                    # The session the lease names, so that a successor can kill it.
+                    holder[1].with_transaction(
+                        write, write_concern=concern, max_commit_time_ms=commit_ms
+                    )
+                else:  # pragma: no cover - every lease of this backend names a session
+                    with self.client.start_session() as session:
+                        session.with_transaction(
+                            write, write_concern=concern, max_commit_time_ms=commit_ms
+                        )
             else:
                 write(None)
         self._base = _Header(
@@ -402,7 +474,8 @@ class MongoStorageBackend(TriggerStorageBackend):
         if documents is None:
             mine = {"session": key, "version": version, "writer": writer}
             fields = {"_id": 1, "kind": 1, "name": 1, "deleted": 1}
-            documents = list(self.items.find(mine, fields, session=session))
+            with self._bounded():
+                documents = list(self.items.find(mine, fields, session=session))
         operations: list[Any] = []
         if not committed:
             operations.extend(
@@ -423,21 +496,26 @@ class MongoStorageBackend(TriggerStorageBackend):
         operations.extend(  # tombstones last: older copies are gone by now
             DeleteOne({"_id": document["_id"]}) for document in documents if document.get("deleted")
         )
-        if operations:
-            self.items.bulk_write(operations, ordered=True, session=session)
-        self.sessions.update_one(
-            {"_id": self.uid, "version": version, "writer": writer},
-            {"$set": {"settled": version}},
-            session=session,
-        )
+        for start in range(0, len(operations), _BATCH):  # in order: tombstones stay last
+            with self._bounded():
+                self.items.bulk_write(
+                    operations[start : start + _BATCH], ordered=True, session=session
+                )
+        with self._bounded():
+            self.sessions.update_one(
+                {"_id": self.uid, "version": version, "writer": writer},
+                {"$set": {"settled": version}},
+                session=session,
+            )
 
     def _discard(self, documents: list[Document]) -> None:
         """Remove the documents of a refused save (best effort: readers ignore them)."""
         try:
             if documents:
-                self.items.bulk_write(
-                    [DeleteOne({"_id": document["_id"]}) for document in documents]
-                )
+                with self._bounded():
+                    self.items.bulk_write(
+                        [DeleteOne({"_id": document["_id"]}) for document in documents]
+                    )
         except PyMongoError:
             pass
 
@@ -456,30 +534,109 @@ class MongoStorageBackend(TriggerStorageBackend):
 
     # -- leases --------------------------------------------------------------------
 
+    def _take_lease(self, ttl: float, wait: float) -> Lease:
+        # The base class polls _acquire_lease for ``wait`` seconds; each attempt
+        # needs to know how much of that wait is left to bound its server calls.
+        self._lock_deadline = time.monotonic() + wait
+        try:
+            return super()._take_lease(ttl, wait)
+        finally:
+            self._lock_deadline = None
+
     def _acquire_lease(self, lease: Lease) -> bool:
-        fields: Document = {"lease_token": lease.token, "lease_expires": lease.expires_at}
-        new_header: Document = {
-            "key": secrets.token_hex(16),
-            "version": None,
-            "writer": None,
-            "settled": None,
-        }
-        if self.ttl is not None:
-            new_header["expires_at"] = _moment(lease.acquired_at + self.ttl)
-        with driver_errors(f"acquire the lock of session {self.uid!r}", self._where):
-            self._prepare()
-            try:
-                self.sessions.update_one(
-                    {"_id": self.uid, "lease_expires": {"$lte": lease.acquired_at}},
-                    {"$set": fields, "$setOnInsert": new_header},
-                    upsert=True,
+        """One try for the lease, bounded by what is left of the caller's wait.
+
+        The header is read first and written only when its lease is free or
+        expired, so a live holder's open transaction is never waited for;
+        an expired holder's session is killed before the write (see the
+        module docstring). A write the server still does not finish in time
+        ends the wait with ``LockTimeoutError`` naming the cause.
+        """
+        left = None if self._lock_deadline is None else self._lock_deadline - time.monotonic()
+        budget = self._budget(left)
+        action = f"acquire the lock of session {self.uid!r}"
+        session: ClientSession | None = None
+        try:
+            with driver_errors(action, self._where), pymongo.timeout(budget):
+                self._prepare()
+                current = self.sessions.find_one(
+                    {"_id": self.uid}, {"lease_expires": 1, "lease_session": 1}
                 )
-            except DuplicateKeyError:
-                return False  # the header exists and another holder's lease is valid
-        return True
+                if self._spent(lease):
+                    return False
+                if current is not None:
+                    expires = current.get("lease_expires")
+                    if isinstance(expires, int | float) and expires > lease.acquired_at:
+                        return False  # held: poll again, without touching the header
+                    if current.get("lease_session"):
+                        self._end_abandoned_session(current["lease_session"])
+                session = self.client.start_session()
+                fields: Document = {
+                    "lease_token": lease.token,
+                    "lease_expires": lease.expires_at,
+                    "lease_session": session.session_id,
+                }
+                new_header: Document = {
+                    "key": secrets.token_hex(16),
+                    "version": None,
+                    "writer": None,
+                    "settled": None,
+                }
+                if self.ttl is not None:
+                    new_header["expires_at"] = _moment(lease.acquired_at + self.ttl)
+                try:
+                    self.sessions.update_one(
+                        {"_id": self.uid, "lease_expires": {"$lte": lease.acquired_at}},
+                        {"$set": fields, "$setOnInsert": new_header},
+                        upsert=True,
+                    )
+                except DuplicateKeyError:
+                    return False  # another holder took it since the read
+                except (ExecutionTimeout, NetworkTimeout) as error:
+                    raise LockTimeoutError(
+                        f"session {self.uid!r}: the server did not take the lease within the "
+                        f"{budget:.3g} s it was given ({type(error).__name__}: "
+                        f"{str(error)[:200]}); something holds the session's header, such as "
+                        "an open transaction of a holder that died"
+                    ) from error
+                if self._spent(lease):
+                    return False  # a fresh lease next time; this one expires by itself
+                self._forget_holder()
+                self._holder, session = (lease.token, session), None
+                return True
+        finally:
+            if session is not None:  # not acquired: the session names no lease
+                session.end_session()
+
+    def _spent(self, lease: Lease) -> bool:
+        """True when this attempt took so long that half of ``lease`` is gone.
+
+        pymongo waits for a server (after a restart, say) before the first
+        call of an attempt, and the lease's clock started before it: taking a
+        lease that is about to run out would only make the save after it fail
+        (``LeaseExpiredError``). The base class tries again with a fresh lease.
+        """
+        return self.clock() - lease.acquired_at > lease.ttl / 2
+
+    def _end_abandoned_session(self, lsid: object) -> None:
+        """Abort the transaction (if any) of an expired holder's session: ``killSessions``.
+
+        Best effort: a server that refuses (no privilege, an older server)
+        leaves the next write bounded by the lock wait instead.
+        """
+        try:
+            self.client.admin.command("killSessions", [lsid])
+        except PyMongoError as error:
+            if isinstance(error, ExecutionTimeout | NetworkTimeout):
+                raise
+            logger.warning(
+                "session %r: could not end the session of the expired lock holder: %s",
+                self.uid, error,
+            )
 
     def _renew_lease(self, lease: Lease) -> bool:
-        with driver_errors(f"renew the lock of session {self.uid!r}", self._where):
+        with driver_errors(f"renew the lock of session {self.uid!r}", self._where), \
+                self._bounded():
             renewed = self.sessions.update_one(
                 {"_id": self.uid, "lease_token": lease.token},
                 {"$set": {"lease_expires": lease.expires_at}},
@@ -487,13 +644,41 @@ class MongoStorageBackend(TriggerStorageBackend):
         return renewed.matched_count == 1
 
     def _release_lease(self, lease: Lease) -> None:
-        with driver_errors(f"release the lock of session {self.uid!r}", self._where):
-            self.sessions.update_one(
-                {"_id": self.uid, "lease_token": lease.token},
-                {"$set": {"lease_token": None, "lease_expires": 0.0}},
-            )
+        try:
+            with driver_errors(f"release the lock of session {self.uid!r}", self._where), \
+                    self._bounded():
+                self.sessions.update_one(
+                    {"_id": self.uid, "lease_token": lease.token},
+                    {"$set": {"lease_token": None, "lease_expires": 0.0, "lease_session": None}},
+                )
+        finally:
+            self._forget_holder()
+
+    def _forget_holder(self) -> None:
+        holder, self._holder = self._holder, None
+        if holder is not None:
+            holder[1].end_session()
+
+    def _close(self) -> None:
+        self._forget_holder()
 
     # -- plumbing ------------------------------------------------------------------
+
+    def _budget(self, seconds: float | None = None) -> float:
+        """Seconds one call may take: ``seconds`` (taking the lease: what is left of
+        the wait), else the lease's length; never past the client's server selection
+        timeout.
+
+        A call under the lock cannot usefully outlast the lease. The cap keeps an
+        outage as visible as the client's configuration says: under
+        :func:`pymongo.timeout` pymongo waits for a server (and retries) for the
+        whole deadline instead of ``serverSelectionTimeoutMS``.
+        """
+        wanted = max(self.lease_ttl if seconds is None else seconds, _SHORTEST_ATTEMPT)
+        return min(wanted, self.client.options.server_selection_timeout)
+
+    def _bounded(self) -> AbstractContextManager[None]:
+        return pymongo.timeout(self._budget())
 
     def _use_transactions(self) -> bool:
         if self.transactions == "auto":
@@ -516,6 +701,19 @@ class MongoStorageBackend(TriggerStorageBackend):
                 return
             _create_indexes(self.sessions, self.items, ttl=self.ttl is not None)
             _prepared.add(marker)
+
+
+def _journaled(concern: WriteConcern) -> WriteConcern:
+    """The client's write concern, plus ``j: true`` unless it says ``j`` (or ``w: 0``) itself.
+
+    A save is acknowledged to the application as done; with ``j: false`` a
+    server crash right after can still lose it (SecantusDB did, see
+    docs/backends/mongo.md), and a lost save also takes the fence back.
+    """
+    document = dict(concern.document)
+    if "j" in document or document.get("w") == 0:
+        return concern
+    return WriteConcern(**document, j=True)
 
 
 def _moment(seconds: float) -> datetime:

@@ -6,6 +6,7 @@ Two collections per prefix (default ``triggers``):
 
     {"_id": uid, "version": 7, "writer": "<save token>", "settled": 7,
      "lease_token": "<token>" | None, "lease_expires": 1764000000.0,
+     "lease_session": {"id": UUID} | None,   # the holder's logical session id
      "expires_at": datetime, "items_expire_at": datetime}   # the last two with ttl=
 
 ``triggers_items``: one document per task config, task instance and
