@@ -221,6 +221,7 @@ class TriggerStorageBackend:
         self._mutex = threading.RLock()
         self._lock_depth = 0
         self._lease: Lease | None = None
+        self._lock_wait_ends: float | None = None  # time.monotonic() at which acquire_lock gives up
         self._configs: dict[str, TaskConfig] = {}
         self._instances: dict[str, TaskInstance] = {}
         self._metas: dict[str, Any] = {}
@@ -309,6 +310,16 @@ class TriggerStorageBackend:
     def _release_lease(self, lease: Lease) -> None:
         """Release the lease if ``lease.token`` still holds it."""
         LOCAL_LEASES.release(self._lease_key(), lease.token)
+
+    def _lock_wait_left(self) -> float | None:
+        """Seconds left of the running ``acquire_lock()`` wait (``None`` outside one).
+
+        For :meth:`_acquire_lease` implementations whose store can block a
+        call (behind another client's open transaction, say): bounding each
+        attempt by this keeps ``lock_timeout`` a promise.
+        """
+        ends = self._lock_wait_ends
+        return None if ends is None else max(0.0, ends - time.monotonic())
 
     def _close(self) -> None:
         """Release per-session resources; the default has none."""
@@ -622,7 +633,12 @@ class TriggerStorageBackend:
                 return True
             return False
 
-        if not poll_until(attempt, timeout=wait):
+        self._lock_wait_ends = time.monotonic() + wait
+        try:
+            acquired_in_time = poll_until(attempt, timeout=wait)
+        finally:
+            self._lock_wait_ends = None
+        if not acquired_in_time:
             raise LockTimeoutError(
                 f"session {self.uid!r} is locked by another holder; gave up after {wait:g} s "
                 f"(a crashed holder's lease ends within {self.lease_ttl:g} s)"

@@ -55,7 +55,6 @@ import os
 import re
 import secrets
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -205,7 +204,6 @@ class MongoStorageBackend(TriggerStorageBackend):
         self.ttl = _ttl(ttl)
         self.transactions = _transactions(transactions)
         self._base: _Header | None = None
-        self._lock_deadline: float | None = None
         self._holder: tuple[str, ClientSession] | None = None
         """(lease token, the client session whose lsid that lease records)."""
 
@@ -534,15 +532,6 @@ class MongoStorageBackend(TriggerStorageBackend):
 
     # -- leases --------------------------------------------------------------------
 
-    def _take_lease(self, ttl: float, wait: float) -> Lease:
-        # The base class polls _acquire_lease for ``wait`` seconds; each attempt
-        # needs to know how much of that wait is left to bound its server calls.
-        self._lock_deadline = time.monotonic() + wait
-        try:
-            return super()._take_lease(ttl, wait)
-        finally:
-            self._lock_deadline = None
-
     def _acquire_lease(self, lease: Lease) -> bool:
         """One try for the lease, bounded by what is left of the caller's wait.
 
@@ -552,7 +541,7 @@ class MongoStorageBackend(TriggerStorageBackend):
         module docstring). A write the server still does not finish in time
         ends the wait with ``LockTimeoutError`` naming the cause.
         """
-        left = None if self._lock_deadline is None else self._lock_deadline - time.monotonic()
+        left = self._lock_wait_left()
         budget = self._budget(left)
         action = f"acquire the lock of session {self.uid!r}"
         session: ClientSession | None = None
