@@ -172,18 +172,23 @@ class CacheStorageBackend(TriggerStorageBackend):
             cache.delete(keys.version(new - 2))
 
     def _continues(self, head: int | None, base: int | None) -> bool:
-        """True if version ``base`` is the latest one the head leads to.
+        """True if version ``base`` can still be the latest one the head leads to.
 
-        The head equals it, or is one behind after a save that added its
-        version and then crashed before moving the head (the version exists).
-        Adding ``base + 1`` then decides between concurrent savers.
+        The head equals it, or is behind it after saves that added their
+        version and then crashed before moving the head (one per crash: the
+        reader stepped forward over them to ``base``, whose key exists). A
+        head *past* ``base`` means a newer save completed. Adding
+        ``base + 1`` then decides between concurrent savers: a version is
+        deleted only by the save two later, after that save moved the head
+        past it, so a head at or behind ``base`` means ``base + 1`` was never
+        added and deleted.
         """
         if head == base:
             return True
         return (
             head is not None
             and base is not None
-            and head == base - 1
+            and head < base
             and bool(self.cache.has_key(self.keys.version(base)))
         )
 
