@@ -224,6 +224,11 @@ TARGETS: list[Target] = [
     Target("dynamodb-moto", "dynamodb", "dynamodb_server", "moto", _dynamodb_table,
            corruption.DynamoDBRawStore, durable=False, keeps_schema=False),
     Target("mongo-secantusdb", "mongo", "mongo_server", "secantus", _mongo_collections,
-           corruption.MongoRawStore),
+           corruption.MongoRawStore, known_failures={
+               "test_sigkill_while_saving_leaves_a_whole_committed_state":
+                   "a soak run (60 kills) found a load, right after a worker was killed "
+                   "mid-save, whose instances did not match its committed step (see "
+                   "RESULTS.md, #13); open",
+           }),
 ]
 """Every target, in the order the tests run them."""
