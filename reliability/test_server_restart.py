@@ -46,6 +46,16 @@ from triggers_conformance.processes import start_child
 _FORK = multiprocessing.get_context("fork")
 
 
+OUTAGE_SECONDS = 3.0
+"""How long the server stays down while a worker fires.
+
+Longer than the drivers' own retry windows: pymongo retries a failed write
+once after waiting up to its server selection timeout (2 s for the suite's
+clients), so a shorter outage could end before the retry and the worker
+would never see it (as a CI run once did).
+"""
+
+
 def _outage(server: PrivateServer, round_number: int) -> str:
     """Take the server down: a clean stop on even rounds, a crash on odd ones."""
     if round_number % 2:
@@ -188,7 +198,7 @@ def test_a_restart_in_the_middle_of_operations(
             while progress.value < min(fires, started + 5) and worker.process.is_alive():
                 time.sleep(0.01)
             _outage(private_server, rounds + 1)  # a crash first: the harder case
-            time.sleep(0.3)  # the worker meets the outage
+            time.sleep(OUTAGE_SECONDS)  # the worker meets the outage
             private_server.start()
             if not target.keeps_schema:
                 _create_schema_as_an_operator(target, options)  # the worker fails until then
