@@ -130,9 +130,17 @@ def step(storage: TriggerStorageBackend, on_locked: Callable[[], Any] | None = N
 
 
 def check_steps(storage: TriggerStorageBackend) -> int:
-    """Assert the session is exactly the state some whole step committed; return that step."""
-    committed = storage.metadata["committed"]
+    """Assert the session is exactly the state some whole step committed; return that step.
+
+    Everything is read from one load: ``instances`` first (a full load, which
+    brings the metadata along). Reading ``metadata`` first would load only the
+    active part, and ``instances`` would then load again: outside the lock
+    those two loads may see two different committed steps (a killed worker's
+    last commit can still be finishing on the server), which looks like a
+    torn save but is not one (RESULTS.md, #13).
+    """
     instances = storage.instances
+    committed = storage.metadata["committed"]
     assert sorted(instances, key=lambda name: int(name.partition("#")[2])) == [
         f"t_step#{k}" for k in range(committed)
     ], f"session {storage.uid!r}: instances do not match committed step {committed}"
