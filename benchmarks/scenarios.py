@@ -399,8 +399,8 @@ def measure_target(
                 lanes.append(_Lane(f"{kind} {size} fire", session.fire))
                 lanes.append(_Lane(f"{kind} {size} queued fire", session.queued_fire, session.work_off))
                 lanes.append(_Lane(f"{kind} {size} load", session.load))
-    if target.settle is not None:
-        attempt("settle", target.settle)
+    if target.steady_state is not None:
+        attempt("steady state", target.steady_state)
     try:
         log(f"{target.name}: timing {len(lanes)} figures in turn")
         _round_robin(lanes, plan)

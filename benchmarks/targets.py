@@ -68,7 +68,7 @@ class Target:
     max_instances: tuple[int, str] | None = None
     """Largest session worth building on this store, and why (larger sizes are not measured)."""
     cleanups: list[Callable[[], None]] = field(default_factory=list)
-    settle: Callable[[], None] | None = None
+    steady_state: Callable[[], None] | None = None
     """Brings the store to the steady state of a live database once the sessions are
     built and before anything is timed (SQL: fresh planner statistics)."""
 
@@ -156,7 +156,7 @@ def _sql(name: str, store: str, url: str, run: Run) -> Target:
         open_floor=lambda: SQLFloor(engine, run.prefix),
         meter=sql_meter(engine),
         cleanups=[drop],
-        settle=analyze,
+        steady_state=analyze,
     )
 
 

@@ -182,10 +182,13 @@ def _mongo_collections(endpoint: str, folder: Path) -> Iterator[dict[str, Any]]:
         import pymongo
         from pymongo import MongoClient
 
+        from triggers_mongo import layout
+
         client: MongoClient[dict[str, Any]] = MongoClient(endpoint)
         try:
             with pymongo.timeout(60):
-                headers = client[options["database"]][f"{options['collection']}_sessions"]
+                names = layout.collection_names(options["collection"])
+                headers = client[options["database"]][names.sessions]
                 holders = [
                     header["lease_session"]
                     for header in headers.find({"lease_session": {"$ne": None}})

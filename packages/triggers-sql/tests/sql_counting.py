@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,23 @@ class Traffic:
 
 
 @contextmanager
+def every_statement(engine: Engine, listener: Callable[..., None]) -> Iterator[None]:
+    """Call ``listener`` before each statement the backend sends for ``engine``.
+
+    Single statements run on a companion engine on PostgreSQL and MariaDB
+    (``statement_engine``), so both engines are listened to.
+    """
+    watched = {engine, statement_engine(engine)}
+    for target in watched:
+        event.listen(target, "before_cursor_execute", listener)
+    try:
+        yield
+    finally:
+        for target in watched:
+            event.remove(target, "before_cursor_execute", listener)
+
+
+@contextmanager
 def traffic(engine: Engine) -> Iterator[Traffic]:
     seen = Traffic()
 
@@ -51,12 +68,5 @@ def traffic(engine: Engine) -> Iterator[Traffic]:
             rows = len(parameters) if executemany else 1
             seen.rows_written[match.group(2).strip('"`')] += rows
 
-    # Single statements run on a companion engine on PostgreSQL and MariaDB.
-    watched = {engine, statement_engine(engine)}
-    for target in watched:
-        event.listen(target, "before_cursor_execute", before)
-    try:
+    with every_statement(engine, before):
         yield seen
-    finally:
-        for target in watched:
-            event.remove(target, "before_cursor_execute", before)

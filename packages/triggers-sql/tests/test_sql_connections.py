@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
-from sql_counting import traffic
+from sql_counting import every_statement, traffic
 from sql_databases import Database
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.pool import QueuePool
@@ -47,14 +47,8 @@ def _statements_and_transactions(storage: SQLStorageBackend) -> Iterator[list[tu
         dbapi_connection = conn.connection.dbapi_connection
         seen.append((word, _in_transaction(dbapi_connection, conn.dialect.name)))
 
-    engines = {storage.engine, statement_engine(storage.engine)}
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", before)
-    try:
+    with every_statement(storage.engine, before):
         yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", before)
 
 
 def test_only_the_save_runs_in_a_transaction(database: Database) -> None:
