@@ -121,7 +121,7 @@ def _program(server_name: str, *candidates: str) -> str:
         if found and found[-1]:
             return str(found[-1])
     missing(
-        Server(f"private {server_name}", "127.0.0.1", 0, install="see /work/shared/SERVERS.md"),
+        Server(f"private {server_name}", "127.0.0.1", 0, install="the Debian packages postgresql, mariadb-server, redis-server and memcached, and secantusdb from PyPI, provide them; .ci/install installs memcached"),
         f"none of {', '.join(candidates)} is installed",
     )
     raise AssertionError("unreachable")  # missing() skips or fails

@@ -1,6 +1,7 @@
 """The guarantees the suite checks, and the marker that ties a test to one.
 
-Each standard test is marked with the guarantee of DESIGN.md it proves and,
+Each standard test is marked with the guarantee it proves (numbered as on the
+Design page of the documentation, docs/design.md) and,
 optionally, the capability it needs. A test whose capability the backend does
 not claim is skipped with that reason; the run ends with a report per backend.
 """
