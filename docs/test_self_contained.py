@@ -53,3 +53,18 @@ def test_relative_markdown_links_resolve_inside_the_repository(markdown: Path) -
         if not resolved.is_relative_to(ROOT) or not resolved.exists():
             broken.append(target)
     assert not broken, f"{markdown.relative_to(ROOT)} links outside the repository or to nothing: {broken}"
+
+
+def test_the_site_loads_its_scripts_from_the_site_itself() -> None:
+    """Mermaid (and any other script) is served with the site, never from a CDN.
+
+    mkdocs does not check that ``extra_javascript`` files exist, so a renamed
+    file would silently bring back Material's download from unpkg.
+    """
+    config = (ROOT / "mkdocs.yml").read_text()
+    section = config.split("extra_javascript:", 1)[1].split("\n\n", 1)[0]
+    scripts = re.findall(r"^\s+-\s+(\S+)", section, flags=re.MULTILINE)
+    assert any("mermaid" in script for script in scripts), scripts
+    for script in scripts:
+        assert "://" not in script, f"{script} is loaded from another host"
+        assert (ROOT / "docs" / script).is_file(), f"mkdocs.yml loads {script}, which docs/ lacks"
