@@ -170,6 +170,7 @@ def test_backends_lists_installed_backends_and_probes_the_selected_one(store: St
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert {"memory", "sql"} <= set(rows)
+    assert rows["sql"]["backendClass"] == "triggers_sql.backend.SQLStorageBackend"
     assert rows["sql"]["distribution"] == "triggers-sql"
     assert rows["sql"]["version"]
     assert "fenced_saves" in rows["sql"]["capabilities"]
@@ -251,8 +252,9 @@ def test_fire_into_a_missing_session_is_refused(store: Store, session: str) -> N
 def test_replay_with_replacement_kwargs_then_skip_with_cascade(store: Store, session: str) -> None:
     result = run_cli(*store.flags, "replay", session, "t_import#0",
                      "--kwargs", '{"start": {"page": 2}}')
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, "a replay whose task failed again exits 1"
     assert "replayed 't_import#0' as t_import#1 (now failed)" in result.stdout
+    assert "task instance t_import#1 failed: boom on page 2" in result.stderr
     with store.open(session) as storage:
         assert storage["t_import#0"].status is InstanceStatus.REPLAYED
         replay = storage["t_import#1"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from triggers.cli.main import CommandContext
+from triggers.cli.output import camel_case_keys, print_json
 from triggers.cli.render import capabilities_text
 from triggers.cli.selection import (
     BackendSelection,
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
         for name in storage_backends.names()
     ]
     if args.json:
-        context.out.out(json.dumps([asdict(row) for row in rows], indent=2), highlight=False)
+        print_json(context, [camel_case_keys(asdict(row)) for row in rows])
     else:
         table = Table(title="Storage backends", title_justify="left")
         for column in ("name", "distribution", "version"):

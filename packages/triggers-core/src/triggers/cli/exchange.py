@@ -11,6 +11,10 @@ Records and values are in their stored form (:meth:`TaskConfig.to_mapping`,
 datetimes and every other value of the domain survive exactly, and no store's
 own layout leaks into the file. ``triggers migrate`` copies sessions with the
 same two functions, without the file.
+
+Several sessions travel as one bundle (``triggers export UID UID ...``)::
+
+    {"format": "triggers-sessions", "version": 1, "sessions": [document, ...]}
 """
 
 from __future__ import annotations
@@ -26,21 +30,26 @@ from triggers.storage import TriggerStorageBackend
 from triggers.types import TaskConfig
 
 __all__ = [
+    "BUNDLE_FORMAT",
     "FORMAT",
     "VERSION",
     "DocumentError",
     "MissingSessionError",
     "SessionDocument",
     "SessionExistsError",
+    "bundle_to_json",
     "document_from_json",
     "document_of",
     "load_document",
+    "load_documents",
     "read_session",
     "write_session",
 ]
 
 FORMAT = "triggers-session"
 VERSION = 1
+BUNDLE_FORMAT = "triggers-sessions"
+"""The format of a document holding several sessions (each a ``FORMAT`` document)."""
 
 
 class SessionExistsError(TriggersError):
@@ -142,6 +151,39 @@ def load_document(text: str, source: str) -> SessionDocument:
     except json.JSONDecodeError as exc:
         raise DocumentError(f"{source}: not valid JSON: {exc}") from None
     return document_from_json(data, source)
+
+
+def load_documents(text: str, source: str) -> list[SessionDocument]:
+    """Parse a session document or a bundle of them; the sessions it holds, in order."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(f"{source}: not valid JSON: {exc}") from None
+    if not (isinstance(data, dict) and data.get("format") == BUNDLE_FORMAT):
+        return [document_from_json(data, source)]
+    version = data.get("version")
+    if version != VERSION or isinstance(version, bool):
+        raise DocumentError(f"{source}: bundle version {version!r} is not one this release reads "
+                            f"({VERSION})")
+    sessions = data.get("sessions")
+    if not isinstance(sessions, list):
+        raise DocumentError(f"{source}: 'sessions' must be a list of session documents")
+    unknown = sorted(set(data) - {"format", "version", "sessions"})
+    if unknown:
+        raise DocumentError(f"{source}: unknown fields {unknown}")
+    documents = [document_from_json(item, f"{source} sessions[{index}]")
+                 for index, item in enumerate(sessions)]
+    uids = [document.uid for document in documents]
+    repeated = sorted({uid for uid in uids if uids.count(uid) > 1})
+    if repeated:
+        raise DocumentError(f"{source}: the bundle holds the sessions {repeated} more than once")
+    return documents
+
+
+def bundle_to_json(documents: list[SessionDocument]) -> dict[str, Any]:
+    """Several sessions as one bundle document (format ``triggers-sessions``)."""
+    return {"format": BUNDLE_FORMAT, "version": VERSION,
+            "sessions": [document.to_json() for document in documents]}
 
 
 def write_session(

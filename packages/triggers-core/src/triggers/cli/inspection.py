@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
+from datetime import UTC, datetime
 from typing import Any
 
 from triggers.cli import render
 from triggers.cli.exchange import MissingSessionError, document_of
 from triggers.cli.main import CommandContext
+from triggers.cli.output import print_json
 from triggers.cli.selection import selection_from_args
 from triggers.storage import TRIGGER_KWARGS_KEY, TriggerStorageBackend
 from triggers.types import InstanceStatus
@@ -27,18 +28,38 @@ def register(subcommands: Any) -> None:
     parser.add_argument("uid", metavar="UID", help="the session's uid")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (stored form of every record) instead of tables")
+    parser.add_argument("--status", action="append", choices=[status.value for status in InstanceStatus],
+                        metavar="STATUS", dest="statuses",
+                        help="show only instances with this status (repeatable: "
+                        f"{', '.join(status.value for status in InstanceStatus)})")
+    parser.add_argument("--limit", type=_positive, metavar="N",
+                        help="show at most the N instances changed most recently (large sessions)")
     parser.set_defaults(handler=run)
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--limit must be a whole number, not {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"--limit must be at least 1, not {number}")
+    return number
 
 
 def run(args: argparse.Namespace, context: CommandContext) -> int:
     selection = selection_from_args(args, context.environ)
     with selection.open(args.uid) as storage:
         report = session_report(storage)
+        total = len(report["instances"])
+        shown = _selected(storage, list(report["instances"]), args.statuses, args.limit)
+        report["instances"] = {name: report["instances"][name] for name in shown}
         if args.json:
-            context.out.out(json.dumps({**report, "backend": selection.name}, indent=2,
-                                       ensure_ascii=False), highlight=False)
+            if args.statuses or args.limit:
+                report["instancesTotal"] = total
+            print_json(context, {**report, "backend": selection.name})
             return 0
-        instances = [storage[name] for name in report["instances"]]  # in debug_repr's order
+        instances = [storage[name] for name in shown]  # in debug_repr's order
         render.print_session(
             context.out,
             uid=storage.uid,
@@ -51,7 +72,23 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
             unresolved_logs=report["unresolvedLogs"],
             fired=storage.metadata.get(TRIGGER_KWARGS_KEY) or {},
         )
+        if len(shown) < total:
+            context.out.print(f"{len(shown)} of {total} instances shown (--status / --limit)",
+                              highlight=False, markup=False)
     return 0
+
+
+def _selected(storage: TriggerStorageBackend, names: list[str], statuses: list[str] | None,
+              limit: int | None) -> list[str]:
+    """The instances ``--status`` and ``--limit`` keep, in the report's order."""
+    if statuses:
+        names = [name for name in names if storage[name].status.value in statuses]
+    if limit is not None and len(names) > limit:
+        oldest = datetime.min.replace(tzinfo=UTC)
+        newest = sorted(names, key=lambda name: storage[name].last_modified or oldest)[-limit:]
+        kept = set(newest)
+        names = [name for name in names if name in kept]
+    return names
 
 
 def session_report(storage: TriggerStorageBackend) -> dict[str, Any]:

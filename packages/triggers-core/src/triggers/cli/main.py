@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         schema,
         transfer,
     )
+    from triggers.cli.output import add_json_flag
     from triggers.cli.selection import SUBCOMMAND, add_selection_arguments
 
     parser = _Parser(
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, subparser in subcommands.choices.items():
         if name not in ("migrate", "conformance"):  # they name their backends themselves
             add_selection_arguments(subparser, placement=SUBCOMMAND)
+        if name != "conformance":  # its output is pytest's own
+            add_json_flag(subparser)
     return parser
 
 

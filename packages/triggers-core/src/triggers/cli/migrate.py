@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from triggers.cli.exchange import read_session, write_session
 from triggers.cli.main import CommandContext, UsageError
+from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import (
     BackendSelection,
     add_selection_arguments,
@@ -71,6 +72,12 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     destination = selection_from_args(args, context.environ, prefix="to")
     if source == destination:
         raise UsageError("the source and the destination are the same store")
+    if not destination.backend_class().capabilities.shared_state:
+        raise UsageError(
+            f"backend {destination.name!r} keeps sessions only inside the process that writes "
+            "them, so every copy would be lost when this command ends; migrate to a store that "
+            "outlives it"
+        )
     uids = list(_all_uids(source)) if args.all else list(dict.fromkeys(args.uids))
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -83,13 +90,21 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
         bar = progress.add_task(f"{source.name} → {destination.name}", total=len(uids))
         report = migrate_sessions(source, destination, uids, replace=args.replace,
                                   advance=lambda: progress.advance(bar))
+    if wants_json(args):
+        print_json(context, {
+            "sessions": len(uids),
+            "copied": report.copied,
+            "identical": report.identical,
+            "failed": [{"uid": uid, "reason": reason} for uid, reason in report.failed.items()],
+        })
+        return 1 if report.failed else 0
     context.out.print(
         f"{len(uids)} sessions: {len(report.copied)} copied, {len(report.identical)} already "
         f"identical, {len(report.failed)} failed",
-        highlight=False,
+        highlight=False, markup=False,
     )
     for uid, reason in report.failed.items():
-        context.out.print(f"  failed {uid!r}: {reason}", highlight=False, soft_wrap=True)
+        context.out.print(f"  failed {uid!r}: {reason}", highlight=False, markup=False, soft_wrap=True)
     return 1 if report.failed else 0
 
 

@@ -5,7 +5,8 @@ manager built by :func:`triggers.registry.manager_from_config` (``--manager``
 / ``--runner``, or ``TRIGGERS_MANAGER`` / ``TRIGGERS_RUNNER``), so they take
 the session lock and save exactly as an application's call would. Tasks that
 become ready run on that runner: the default ``eager`` runner runs them in
-this process, which must then be able to import them.
+this process, which must then be able to import them. A command whose
+tasks failed (a task that raised, in this run) exits 1 and names them.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from triggers.cli.exchange import MissingSessionError
 from triggers.cli.main import CommandContext, UsageError
+from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import selection_from_args
 from triggers.manager import TriggerManager
 from triggers.registry import manager_from_config
+from triggers.types import InstanceStatus
 
 __all__ = ["register"]
 
@@ -104,35 +108,88 @@ def _finish(manager: TriggerManager) -> None:
         manager.storage.close()
 
 
-def _outcomes(manager: TriggerManager, names: list[str]) -> str:
-    """``name (status)`` of each instance as stored now, after its tasks ran."""
-    if not names:
-        return "nothing"
-    manager.join_all()
+def _failed(manager: TriggerManager) -> dict[str, str]:
+    """Failed instances as stored now, with their error messages (an ACTIVE load)."""
     manager.storage.invalidate_cache()
-    return ", ".join(f"{name} (now {manager.storage[name].status.value})" for name in names)
+    return {
+        instance.name: str((instance.metadata.get("error") or {}).get("message", ""))
+        for instance in manager.storage.get_unresolved_instances()
+        if instance.status is InstanceStatus.FAILED
+    }
+
+
+@dataclass
+class _Outcome:
+    """What an operation did, for its line of text or its ``--json`` object."""
+
+    scheduled: list[str] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)
+    newly_failed: dict[str, str] = field(default_factory=dict)
+
+    def shown(self) -> str:
+        """``name (now status)`` of each scheduled instance, after its tasks ran."""
+        if not self.scheduled:
+            return "nothing"
+        return ", ".join(f"{name} (now {self.statuses.get(name, '?')})" for name in self.scheduled)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scheduled": [{"instance": name, "status": self.statuses.get(name)} for name in self.scheduled],
+            "failed": [{"instance": name, "message": message}
+                       for name, message in sorted(self.newly_failed.items())],
+        }
+
+
+def _operate(manager: TriggerManager, operation: Callable[[], list[str]]) -> _Outcome:
+    """Run ``operation`` (returning the instances it scheduled) and see what became of them.
+
+    Every task the operation ran (those it scheduled and their cascades, on
+    the eager runner) has finished by the time this returns; an instance
+    that failed now but had not failed before is what makes the command
+    exit 1, so a script notices a fire whose task raised.
+    """
+    failed_before = _failed(manager)
+    scheduled = operation()
+    manager.join_all()
+    failed_after = _failed(manager)
+    statuses = {name: manager.storage[name].status.value for name in scheduled}
+    newly_failed = {name: message for name, message in failed_after.items() if name not in failed_before}
+    return _Outcome(scheduled, statuses, newly_failed)
+
+
+def _report(args: argparse.Namespace, context: CommandContext, text: str, outcome: _Outcome,
+            **extra: Any) -> int:
+    """Print the operation's line (or JSON) and the failures; 1 if a task it ran failed."""
+    if wants_json(args):
+        print_json(context, {"uid": args.uid, **extra, **outcome.to_json()})
+    else:
+        context.out.print(text, highlight=False, markup=False)
+        for name, message in sorted(outcome.newly_failed.items()):
+            context.err.print(f"triggers: task instance {name} failed: {message}",
+                              highlight=False, markup=False)
+    return 1 if outcome.newly_failed else 0
 
 
 def run_fire(args: argparse.Namespace, context: CommandContext) -> int:
     manager = _manager(args, context)
     try:
-        scheduled = manager.fire(args.trigger, args.kwargs, idempotency_key=args.idempotency_key)
-        shown = _outcomes(manager, scheduled)
+        outcome = _operate(manager, lambda: manager.fire(
+            args.trigger, args.kwargs, idempotency_key=args.idempotency_key))
     finally:
         _finish(manager)
-    context.out.print(f"fired {args.trigger!r} into {args.uid!r}; scheduled: {shown}", highlight=False)
-    return 0
+    text = f"fired {args.trigger!r} into {args.uid!r}; scheduled: {outcome.shown()}"
+    return _report(args, context, text, outcome, trigger=args.trigger)
 
 
 def run_replay(args: argparse.Namespace, context: CommandContext) -> int:
     manager = _manager(args, context)
     try:
-        clone = manager.replay_failed_instance(args.instance, args.kwargs)
-        shown = _outcomes(manager, [clone.name])
+        outcome = _operate(manager, lambda: [
+            manager.replay_failed_instance(args.instance, args.kwargs).name])
     finally:
         _finish(manager)
-    context.out.print(f"replayed {args.instance!r} as {shown}", highlight=False)
-    return 0
+    text = f"replayed {args.instance!r} as {outcome.shown()}"
+    return _report(args, context, text, outcome, replayed=args.instance)
 
 
 def run_skip(args: argparse.Namespace, context: CommandContext) -> int:
@@ -140,12 +197,16 @@ def run_skip(args: argparse.Namespace, context: CommandContext) -> int:
         raise UsageError("--result is only used with --cascade (it is the cascaded trigger's kwargs)")
     manager = _manager(args, context)
     try:
-        manager.skip_failed_instance(args.instance, cascade=args.cascade, result=args.result)
+        def skip() -> list[str]:
+            manager.skip_failed_instance(args.instance, cascade=args.cascade, result=args.result)
+            return []
+
+        outcome = _operate(manager, skip)
     finally:
         _finish(manager)
     how = " and fired its trigger" if args.cascade else ""
-    context.out.print(f"skipped {args.instance!r}{how}", highlight=False)
-    return 0
+    return _report(args, context, f"skipped {args.instance!r}{how}", outcome,
+                   skipped=args.instance, cascade=args.cascade)
 
 
 def run_resolve_logs(args: argparse.Namespace, context: CommandContext) -> int:
@@ -154,5 +215,5 @@ def run_resolve_logs(args: argparse.Namespace, context: CommandContext) -> int:
         manager.mark_instance_logs_resolved(args.instance)
     finally:
         _finish(manager)
-    context.out.print(f"marked the logs of {args.instance!r} resolved", highlight=False)
-    return 0
+    return _report(args, context, f"marked the logs of {args.instance!r} resolved", _Outcome(),
+                   logsResolved=args.instance)

@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from triggers.cli.main import CommandContext
+from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import overrides, selection_from_args
 
 __all__ = ["register"]
@@ -33,10 +34,18 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     cls = selection.backend_class()
     hook = cls.create_schema if args.action == "create" else cls.check_schema
     if not overrides(cls, f"{args.action}_schema"):
+        if wants_json(args):
+            print_json(context, {"backend": selection.name, "action": args.action, "objects": [],
+                                 "hasSchema": False})
+            return 0
         context.out.print(f"{selection.name}: this backend has no tables or indexes to "
                           f"{args.action}; nothing to do", highlight=False)
         return 0
     lines = hook(**selection.admin_options())
+    if wants_json(args):
+        print_json(context, {"backend": selection.name, "action": args.action, "objects": lines,
+                             "hasSchema": True})
+        return 0
     for line in lines:
         context.out.print(f"{selection.name}: {line}", highlight=False)
     verb = "created or found" if args.action == "create" else "checked, up to date"
