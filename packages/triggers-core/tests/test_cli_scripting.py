@@ -164,3 +164,30 @@ def test_migrate_and_schema_json(tmp_path: Path, store: Store, session: str) -> 
     assert report["backend"] == "sql" and report["hasSchema"] is True and report["objects"]
     memory = json.loads(run_in_process("--backend", "memory", "schema", "create", "--json").stdout)
     assert memory == {"backend": "memory", "action": "create", "objects": [], "hasSchema": False}
+
+
+@pytest.mark.parametrize("command", [["inspect", "s"], ["export", "s"]])
+def test_reading_commands_never_create_tables(tmp_path: Path, command: list[str]) -> None:
+    import sqlite3
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()  # a database without the triggers tables
+    store = sqlite_store(empty)
+    result = run_in_process(*store.flags, *command)
+    assert result.returncode == 1
+    assert "triggers schema create" in result.stderr, result.stderr
+    with sqlite3.connect(empty) as connection:
+        assert connection.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_migrating_from_a_store_without_tables_creates_none(tmp_path: Path) -> None:
+    import sqlite3
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    destination = sqlite_store(tmp_path / "copy.db")
+    result = run_in_process("migrate", "--from", "sql", "--from-option", f"url=sqlite:///{empty}",
+                            "--to", "sql", "--to-option", f"url={destination.options['url']}", "x")
+    assert result.returncode == 1, result.stdout
+    with sqlite3.connect(empty) as connection:
+        assert connection.execute("SELECT name FROM sqlite_master").fetchall() == []

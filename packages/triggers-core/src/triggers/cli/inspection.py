@@ -49,7 +49,7 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace, context: CommandContext) -> int:
     selection = selection_from_args(args, context.environ)
-    with selection.open(args.uid) as storage:
+    with selection.open_for_reading(args.uid) as storage:
         report = session_report(storage)
         total = len(report["instances"])
         shown = _selected(storage, list(report["instances"]), args.statuses, args.limit)

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
             "them, so every copy would be lost when this command ends; migrate to a store that "
             "outlives it"
         )
+    source.check_schema_exists()  # reading the source never creates its tables
     uids = list(_all_uids(source)) if args.all else list(dict.fromkeys(args.uids))
     with Progress(
         TextColumn("[progress.description]{task.description}"),

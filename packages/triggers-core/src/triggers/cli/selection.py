@@ -51,6 +51,24 @@ class BackendSelection:
         """The storage object of session ``uid`` on this backend."""
         return storage_from_config(uid, {"backend": self.name, "options": dict(self.options)})
 
+    def open_for_reading(self, uid: str) -> TriggerStorageBackend:
+        """Like :meth:`open`, for commands that only read: they never create a schema.
+
+        Backends create their tables on first use by default, which is right
+        for an application and wrong for ``inspect`` or ``export`` pointed at
+        the wrong database by a typo. So a backend with a schema check is
+        checked first (reading only), and a missing schema is reported as
+        :class:`SchemaError` saying how to create it, with nothing created.
+        """
+        self.check_schema_exists()
+        return self.open(uid)
+
+    def check_schema_exists(self) -> None:
+        """Raise :class:`SchemaError` (creating nothing) if the backend's schema is missing."""
+        cls = self.backend_class()
+        if overrides(cls, "check_schema"):
+            cls.check_schema(**self.admin_options())
+
     def backend_class(self) -> type[TriggerStorageBackend]:
         """The backend's class (for ``create_schema``, ``session_uids``...)."""
         return storage_backends.load(self.name)

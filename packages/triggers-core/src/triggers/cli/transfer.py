@@ -59,7 +59,7 @@ def run_export(args: argparse.Namespace, context: CommandContext) -> int:
     selection = selection_from_args(args, context.environ)
     documents = []
     for uid in uids:
-        with selection.open(uid) as storage:
+        with selection.open_for_reading(uid) as storage:
             document = read_session(storage)
         if document.is_empty:
             raise MissingSessionError(f"session {uid!r} does not exist (nothing is stored under it)")
