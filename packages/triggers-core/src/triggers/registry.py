@@ -124,6 +124,15 @@ class EntryPointRegistry(Generic[_T]):
         Options the class does not accept are refused with a
         :class:`ConfigurationError` that names them.
         """
+        cls = self.check_options(name, *args, **options)
+        return cls(*args, **options)
+
+    def check_options(self, name: str, *args: Any, **options: Any) -> type[_T]:
+        """Refuse what :meth:`get` would refuse, without building anything; the class.
+
+        For callers that must check a configuration before acting on the
+        store (the ``triggers`` command reads a schema first, say).
+        """
         cls = self.load(name)
         accepted = _accepted_keywords(cls)
         unknown = sorted(set(options) - accepted) if accepted is not None else []
@@ -137,7 +146,7 @@ class EntryPointRegistry(Generic[_T]):
             raise ConfigurationError(f"{self.kind} {name!r}: bad options {sorted(options)}: {exc}") from exc
         except ValueError:  # no signature available (C classes): let the call decide
             pass
-        return cls(*args, **options)
+        return cls
 
 
 def _accepted_keywords(cls: type) -> set[str] | None:

@@ -60,6 +60,7 @@ class BackendSelection:
         checked first (reading only), and a missing schema is reported as
         :class:`SchemaError` saying how to create it, with nothing created.
         """
+        storage_backends.check_options(self.name, uid, **self.options)  # bad options first, by name
         self.check_schema_exists()
         return self.open(uid)
 
