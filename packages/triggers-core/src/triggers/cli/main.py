@@ -104,8 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``triggers`` command; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
+    """Run one ``triggers`` command; returns the exit status.
+
+    ``environ`` replaces ``os.environ`` as the source of the ``TRIGGERS_*``
+    selection variables (``manage.py triggers`` passes the project's settings
+    this way, without touching the process environment).
+    """
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     passed_on: list[str] = []
@@ -123,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format=f"{PROG}: %(levelname)s: %(name)s: %(message)s",
     )
-    context = CommandContext(out=Console(), err=Console(stderr=True))
+    context = CommandContext(out=Console(), err=Console(stderr=True),
+                             environ=os.environ if environ is None else environ)
     handler: Handler = args.handler
     try:
         return handler(args, context)
