@@ -10,8 +10,12 @@ import pytest
 from triggers.storage import TriggerStorageBackend
 from triggers_conformance.base import ConformanceBase, StorageFactory
 from triggers_conformance.guarantees import guarantee
+from triggers_conformance.processes import start_child
 
 Reload = Callable[[str], TriggerStorageBackend]
+
+FORK_LOADS = 300
+"""Loads each side makes in the fork test: enough to interleave on a shared socket."""
 
 ODD_UIDS = {
     "path": "a/b/../c",
@@ -98,3 +102,44 @@ class IsolationTests(ConformanceBase):
         assert fresh.metadata == {**{v: v for v in variants}, "instanceCounts": {f"t_{v}": 1 for v in variants}}
         for variant in variants:
             assert fresh[f"t_{variant}#0"].kwargs == {variant: {variant: variant}}
+
+    @guarantee("isolation", requires="shared_state")
+    def test_storage_objects_used_before_fork_never_serve_another_session(
+        self, make_storage: StorageFactory, uid: str
+    ) -> None:
+        """A pool opened before ``fork()`` is never shared by parent and child.
+
+        Worker pools (gunicorn, Celery prefork) build objects, fork, and use
+        them on both sides. Were an inherited connection used by both, each
+        process could read the other's replies: session A's data handed to
+        the reader of session B. Here a parent and a child load two sessions
+        through objects made and used before the fork, at the same time,
+        many times: each must only ever see its own.
+        """
+        owners = {f"{uid}-parent": "parent", f"{uid}-child": "child"}
+        for session, owner in owners.items():
+            backend = make_storage(session)
+            with backend.acquire_lock():
+                backend.metadata["owner"] = owner
+                backend.save()
+            backend.close()
+        parent_storage = make_storage(f"{uid}-parent")
+        child_storage = make_storage(f"{uid}-child")
+        for backend in (parent_storage, child_storage):  # connections open and pooled now
+            assert backend.metadata["owner"] in owners.values()
+            backend.invalidate_cache()
+
+        def owners_seen(backend: TriggerStorageBackend) -> list[object]:
+            seen = []
+            for _ in range(FORK_LOADS):
+                backend.invalidate_cache()
+                seen.append(backend.metadata.get("owner"))
+            return seen
+
+        child = start_child(owners_seen, child_storage)
+        seen_by_parent = owners_seen(parent_storage)
+        seen_by_child = child.result(timeout=120)
+        assert set(seen_by_parent) == {"parent"}, f"the parent read: {sorted(set(map(str, seen_by_parent)))}"
+        assert set(seen_by_child) == {"child"}, f"the child read: {sorted(set(map(str, seen_by_child)))}"
+        parent_storage.close()
+        child_storage.close()

@@ -33,6 +33,7 @@ import functools
 import json
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,8 +88,8 @@ _DEADLOCK_RETRIES = 5
 
 _T = TypeVar("_T")
 
-_prepared: set[tuple[int, str, str | None]] = set()
-"""(engine, prefix, schema) whose tables were created or checked in this process."""
+_prepared: weakref.WeakKeyDictionary[Engine, set[tuple[str, str | None]]] = weakref.WeakKeyDictionary()
+"""Engine -> (version table, schema) of the tables created or checked through it."""
 _prepared_mutex = threading.Lock()
 
 
@@ -138,10 +139,28 @@ class SQLStorageBackend(TriggerStorageBackend):
         **options: Any,
     ) -> None:
         super().__init__(uid, **options)
-        self.engine = _engine(url, engine)
+        _engine(url, engine)  # refuse bad options now, whichever process uses the object
+        self._url = url
+        self._given_engine = engine
         self.tables = _tables(table_prefix, schema)
         self._key = name_key(self.uid)
         _prepare(self.engine, self.tables, create=create_tables)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of this process, looked up at every use (never one inherited by fork).
+
+        An object made before ``fork()`` and used on both sides must not
+        share pooled connections: two processes reading replies from one
+        socket get each other's rows. A ``url`` resolves to this process's
+        engine (:func:`engines.engine_for`); an ``engine=`` passed in drops
+        the connections its pool inherited, without closing the parent's.
+        """
+        if self._given_engine is None:
+            assert self._url is not None
+            return engines.engine_for(self._url)
+        engines.disown_inherited_connections(self._given_engine)
+        return self._given_engine
 
     # -- administration --------------------------------------------------------
 
@@ -511,13 +530,19 @@ def _target(options: Mapping[str, Any]) -> tuple[Engine, Tables]:
 
 
 def _prepare(engine: Engine, tables: Tables, *, create: bool) -> None:
-    """Create or check the tables once per process, before the first session uses them."""
-    marker = (id(engine), tables.version.name, tables.metadata.schema)
-    if marker in _prepared:
+    """Create or check the tables once per engine, before the first session uses them.
+
+    Remembered by the engine object itself (weakly), never by ``id(engine)``:
+    CPython reuses the id of a collected engine, so an application making
+    engines over time (one per tenant or per test) would find a new engine
+    taken for prepared, and its first lock would fail with "no such table".
+    """
+    marker = (tables.version.name, tables.metadata.schema)
+    if marker in _prepared.get(engine, ()):
         return
     with _prepared_mutex, _database_errors("prepare the tables", engine):
-        if marker in _prepared:
+        if marker in _prepared.get(engine, ()):
             return
         prepare = schema.create_schema if create else schema.check_schema
         engines.rerun_if_lost(lambda: prepare(engine, tables))  # both are idempotent
-        _prepared.add(marker)
+        _prepared.setdefault(engine, set()).add(marker)

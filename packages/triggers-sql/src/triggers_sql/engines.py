@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -54,6 +55,7 @@ from sqlalchemy.pool import StaticPool
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
+    "disown_inherited_connections",
     "engine_for",
     "is_sqlite_memory",
     "rerun_if_lost",
@@ -95,6 +97,30 @@ def engine_for(url: str) -> Engine:
         if engine is None:
             engine = _engines[key] = _create(url)
         return engine
+
+
+_owners: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+"""Engine passed in by the application -> the process id that last used it."""
+
+
+def disown_inherited_connections(engine: Engine) -> None:
+    """In a forked child, let ``engine``'s pool forget the connections it inherited.
+
+    For engines the application passed in (``engine=``), which this module
+    cannot re-create per process: ``dispose(close=False)`` replaces the pool
+    without closing the sockets, which still belong to the parent, so the
+    child opens connections of its own. A no-op in the process that made it.
+    """
+    pid = os.getpid()
+    with _engines_mutex:
+        owner = _owners.setdefault(engine, pid)
+        if owner == pid:
+            return
+        _owners[engine] = pid
+        engine.dispose(close=False)
+        companion = _statement_engines.get(engine)
+        if companion is not None and companion is not engine:
+            companion.dispose(close=False)
 
 
 def statement_engine(engine: Engine) -> Engine:
