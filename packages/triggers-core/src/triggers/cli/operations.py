@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from triggers.cli import render
 from triggers.cli.exchange import MissingSessionError
 from triggers.cli.main import CommandContext, UsageError
 from triggers.cli.selection import selection_from_args
@@ -120,7 +121,7 @@ def run_fire(args: argparse.Namespace, context: CommandContext) -> int:
         shown = _outcomes(manager, scheduled)
     finally:
         _finish(manager)
-    context.out.print(f"fired {args.trigger!r} into {args.uid!r}; scheduled: {shown}", highlight=False)
+    render.say(context.out, f"fired {args.trigger!r} into {args.uid!r}; scheduled: {shown}")
     return 0
 
 
@@ -131,7 +132,7 @@ def run_replay(args: argparse.Namespace, context: CommandContext) -> int:
         shown = _outcomes(manager, [clone.name])
     finally:
         _finish(manager)
-    context.out.print(f"replayed {args.instance!r} as {shown}", highlight=False)
+    render.say(context.out, f"replayed {args.instance!r} as {shown}")
     return 0
 
 
@@ -144,7 +145,7 @@ def run_skip(args: argparse.Namespace, context: CommandContext) -> int:
     finally:
         _finish(manager)
     how = " and fired its trigger" if args.cascade else ""
-    context.out.print(f"skipped {args.instance!r}{how}", highlight=False)
+    render.say(context.out, f"skipped {args.instance!r}{how}")
     return 0
 
 
@@ -154,5 +155,5 @@ def run_resolve_logs(args: argparse.Namespace, context: CommandContext) -> int:
         manager.mark_instance_logs_resolved(args.instance)
     finally:
         _finish(manager)
-    context.out.print(f"marked the logs of {args.instance!r} resolved", highlight=False)
+    render.say(context.out, f"marked the logs of {args.instance!r} resolved")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from triggers.cli import render
 from triggers.cli.main import CommandContext
 from triggers.cli.selection import overrides, selection_from_args
 
@@ -33,12 +34,12 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     cls = selection.backend_class()
     hook = cls.create_schema if args.action == "create" else cls.check_schema
     if not overrides(cls, f"{args.action}_schema"):
-        context.out.print(f"{selection.name}: this backend has no tables or indexes to "
-                          f"{args.action}; nothing to do", highlight=False)
+        render.say(context.out, f"{selection.name}: this backend has no tables or indexes to "
+                   f"{args.action}; nothing to do")
         return 0
     lines = hook(**selection.admin_options())
     for line in lines:
-        context.out.print(f"{selection.name}: {line}", highlight=False)
+        render.say(context.out, f"{selection.name}: {line}")
     verb = "created or found" if args.action == "create" else "checked, up to date"
-    context.out.print(f"{selection.name}: schema {verb}", highlight=False)
+    render.say(context.out, f"{selection.name}: schema {verb}")
     return 0

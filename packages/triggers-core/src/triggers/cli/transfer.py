@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from triggers.cli import render
 from triggers.cli.exchange import MissingSessionError, load_document, read_session, write_session
 from triggers.cli.main import CommandContext
 from triggers.cli.selection import selection_from_args
@@ -55,7 +56,7 @@ def run_export(args: argparse.Namespace, context: CommandContext) -> int:
         sys.stdout.write(text)
     else:
         args.output.write_text(text, encoding="utf-8")
-        context.err.print(f"exported {args.uid!r} to {args.output}", highlight=False)
+        render.say(context.err, f"exported {args.uid!r} to {args.output}")
     return 0
 
 
@@ -75,9 +76,9 @@ def run_import(args: argparse.Namespace, context: CommandContext) -> int:
         outcome = "imported"
     else:
         outcome = "replaced"
-    context.out.print(
+    render.say(
+        context.out,
         f"session {uid!r}: {outcome} ({len(document.tasks)} tasks, "
         f"{len(document.instances)} instances)",
-        highlight=False,
     )
     return 0
