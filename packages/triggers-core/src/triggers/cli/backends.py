@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rich.table import Table
-from rich.text import Text
 
+from triggers.cli import render
 from triggers.cli.main import CommandContext
 from triggers.cli.output import camel_case_keys, print_json
 from triggers.cli.render import capabilities_text
@@ -77,8 +77,9 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
         for row in rows:
             style = ("green" if row.server.startswith("answers")
                      else "dim" if row.server == "not probed" else "red")
-            table.add_row(row.name, row.distribution, row.version, row.capabilities,
-                          Text(row.server, style=style))
+            table.add_row(render.plain(row.name), render.plain(row.distribution),
+                          render.plain(row.version), render.plain(row.capabilities),
+                          render.plain(row.server, style))
         context.out.print(table)
     failed = [row for row in rows if not row.server.startswith(("answers", "not probed"))]
     return 1 if failed else 0

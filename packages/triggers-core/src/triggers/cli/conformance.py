@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any
 
+from triggers.cli import render
 from triggers.cli.main import CommandContext
 from triggers.cli.selection import hide_passwords, parse_option
 from triggers.errors import TriggersError
@@ -68,6 +69,6 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     storage_backends.load(args.name)  # an unknown name fails here, listing the installed ones
     options = {**dict(args.backend_options), **dict(args.conformance_options)}
     command = pytest_command(args.name, options, list(args.pytest_args))
-    context.err.print(f"running: {hide_passwords(shlex.join(command))}", highlight=False, soft_wrap=True)
+    render.say(context.err, f"running: {hide_passwords(shlex.join(command))}", soft_wrap=True)
     sys.stdout.flush()
     return subprocess.run(command, check=False).returncode

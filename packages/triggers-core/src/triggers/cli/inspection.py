@@ -73,8 +73,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
             fired=storage.metadata.get(TRIGGER_KWARGS_KEY) or {},
         )
         if len(shown) < total:
-            context.out.print(f"{len(shown)} of {total} instances shown (--status / --limit)",
-                              highlight=False, markup=False)
+            render.say(context.out, f"{len(shown)} of {total} instances shown (--status / --limit)")
     return 0
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 
 import triggers
+from triggers.cli.render import printable
 from triggers.errors import TriggersError
 
 __all__ = ["CommandContext", "UsageError", "build_parser", "main"]
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     try:
         return handler(args, context)
     except UsageError as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {printable(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -159,5 +160,5 @@ def _fail(exc: BaseException, debug: bool, *, expected: bool) -> int:
         message = f"unexpected {type(exc).__name__}: {message} (run with --debug for the traceback)"
     elif isinstance(exc, OSError) and not isinstance(exc, TriggersError) and exc.filename:
         message = f"{exc.filename}: {exc.strerror or message}"
-    print(f"{PROG}: error: {hide_passwords(message)}", file=sys.stderr)
+    print(f"{PROG}: error: {printable(hide_passwords(message))}", file=sys.stderr)
     return 1

@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from triggers.cli import render
 from triggers.cli.exchange import read_session, write_session
 from triggers.cli.main import CommandContext, UsageError
 from triggers.cli.output import print_json, wants_json
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
         console=context.err,
         transient=False,
     ) as progress:
-        bar = progress.add_task(f"{source.name} → {destination.name}", total=len(uids))
+        bar = progress.add_task(escape(render.printable(f"{source.name} → {destination.name}")),
+                                total=len(uids))
         report = migrate_sessions(source, destination, uids, replace=args.replace,
                                   advance=lambda: progress.advance(bar))
     if wants_json(args):
@@ -99,13 +102,13 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
             "failed": [{"uid": uid, "reason": reason} for uid, reason in report.failed.items()],
         })
         return 1 if report.failed else 0
-    context.out.print(
+    render.say(
+        context.out,
         f"{len(uids)} sessions: {len(report.copied)} copied, {len(report.identical)} already "
         f"identical, {len(report.failed)} failed",
-        highlight=False, markup=False,
     )
     for uid, reason in report.failed.items():
-        context.out.print(f"  failed {uid!r}: {reason}", highlight=False, markup=False, soft_wrap=True)
+        render.say(context.out, f"  failed {uid!r}: {reason}", soft_wrap=True)
     return 1 if report.failed else 0
 
 

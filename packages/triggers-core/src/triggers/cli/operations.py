@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from triggers.cli import render
 from triggers.cli.exchange import MissingSessionError
 from triggers.cli.main import CommandContext, UsageError
 from triggers.cli.output import print_json, wants_json
@@ -163,10 +164,9 @@ def _report(args: argparse.Namespace, context: CommandContext, text: str, outcom
     if wants_json(args):
         print_json(context, {"uid": args.uid, **extra, **outcome.to_json()})
     else:
-        context.out.print(text, highlight=False, markup=False)
+        render.say(context.out, text)
         for name, message in sorted(outcome.newly_failed.items()):
-            context.err.print(f"triggers: task instance {name} failed: {message}",
-                              highlight=False, markup=False)
+            render.say(context.err, f"triggers: task instance {name} failed: {message}")
     return 1 if outcome.newly_failed else 0
 
 

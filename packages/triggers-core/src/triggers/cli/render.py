@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,10 @@ __all__ = [
     "capabilities_text",
     "failure_panel",
     "instances_table",
+    "plain",
     "print_session",
+    "printable",
+    "say",
     "status_text",
     "tasks_table",
 ]
@@ -38,6 +42,47 @@ STATUS_STYLES: Mapping[InstanceStatus, str] = {
     InstanceStatus.SKIPPED: "yellow",
     InstanceStatus.ABANDONED: "magenta",
 }
+
+
+# Characters a terminal acts on rather than shows: C0 (ESC starts CSI/OSC
+# sequences: cursor moves, window titles, OSC 52 clipboard writes), DEL, C1
+# (0x9b is a one-byte CSI) and the Unicode bidi controls that reorder what a
+# reader sees. Stored text (names, error messages, tracebacks, kwargs) may
+# come from outside input, so every human-readable output goes through
+# printable(); the JSON outputs escape through json.dumps instead.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_UNSAFE_LINES = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_BIDI}]")  # keeps newlines
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(value: object, *, multiline: bool = False) -> str:
+    """``value`` as text that shows on a terminal exactly as stored, never acts on it.
+
+    Every control character (C0, DEL, C1) and bidi control is written as its
+    escape (``\\x1b``, ``\\u202e``), as ``repr`` would: an error message or a
+    name made from outside input cannot set the window title, write the
+    clipboard, clear the screen or fake report lines. ``multiline`` keeps
+    newlines (a traceback is shown as separate lines; nothing else in a line
+    can move the cursor). Markup is a separate matter: show the result as
+    :func:`plain` ``Text`` (or print with ``markup=False``), never as a
+    markup string, so ``[red]x[/red]`` prints literally.
+    """
+    return (_UNSAFE_LINES if multiline else _UNSAFE_LINE).sub(_escaped, str(value))
+
+
+def plain(value: object, style: str = "", *, multiline: bool = False) -> Text:
+    """:func:`printable` text as a rich ``Text``: shown literally, no markup parsed."""
+    return Text(printable(value, multiline=multiline), style=style)
+
+
+def say(console: Console, message: object, **options: Any) -> None:
+    """Print one message made of stored or outside text: escaped, no markup, no highlighting."""
+    console.print(plain(message), highlight=False, **options)
 
 
 def status_text(status: InstanceStatus) -> Text:
@@ -63,6 +108,13 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cell(value: str | Text) -> Text:
+    """A table cell: rich would read a plain string as markup, so it becomes literal Text."""
+    if isinstance(value, Text):
+        return value
+    return plain(value)
+
+
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str | Text]],
            *, no_wrap: int = 1) -> Table:
     """A table without the columns that are empty in every row (narrow terminals).
@@ -74,7 +126,7 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str | Tex
     for i in keep:
         table.add_column(columns[i], no_wrap=i < no_wrap, overflow="fold")
     for row in rows:
-        table.add_row(*(row[i] for i in keep))
+        table.add_row(*(_cell(row[i]) for i in keep))
     return table
 
 
@@ -127,9 +179,11 @@ def failure_panel(instance: TaskInstance) -> Panel:
     """A failed instance's exception and traceback, as the manager recorded them."""
     error = instance.metadata.get("error")
     error = error if isinstance(error, dict) else {}
-    heading = Text(f"{error.get('type') or 'error'}: {error.get('message', '')}", style="bold red")
+    heading = plain(f"{error.get('type') or 'error'}: {error.get('message', '')}", "bold red",
+                    multiline=True)
     traceback = str(error.get("traceback") or "(no traceback recorded)").rstrip()
-    return Panel(Group(heading, Text(traceback)), title=f"{instance.name} failed", title_align="left")
+    return Panel(Group(heading, plain(traceback, multiline=True)),
+                 title=plain(f"{instance.name} failed"), title_align="left")
 
 
 def print_session(
@@ -146,9 +200,10 @@ def print_session(
     fired: Mapping[str, Any],
 ) -> None:
     """The whole ``triggers inspect`` page of one session."""
-    console.print(Text.assemble(("session ", "bold"), (uid, "bold cyan"), f"  on {backend}"))
+    console.print(Text.assemble(("session ", "bold"), plain(uid, "bold cyan"),
+                                plain(f"  on {backend}")))
     fired_text = ", ".join(f"{name} {_short(kwargs, 40)}" for name, kwargs in fired.items())
-    console.print(Text.assemble(("Triggers fired: ", "bold"), fired_text or "none"))
+    console.print(Text.assemble(("Triggers fired: ", "bold"), plain(fired_text or "none")))
     console.print(tasks_table(tasks, counts, set(unresolved_tasks)))
     if instances:
         console.print(instances_table(instances))
@@ -165,4 +220,4 @@ def print_session(
 def _names_line(label: str, names: Sequence[str]) -> Text:
     if not names:
         return Text.assemble((f"{label}: ", "bold"), ("none", "green"))
-    return Text.assemble((f"{label}: ", "bold"), (", ".join(names), "yellow"))
+    return Text.assemble((f"{label}: ", "bold"), plain(", ".join(names), "yellow"))

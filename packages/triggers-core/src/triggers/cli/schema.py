@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from triggers.cli import render
 from triggers.cli.main import CommandContext
 from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import overrides, selection_from_args
@@ -38,8 +39,8 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
             print_json(context, {"backend": selection.name, "action": args.action, "objects": [],
                                  "hasSchema": False})
             return 0
-        context.out.print(f"{selection.name}: this backend has no tables or indexes to "
-                          f"{args.action}; nothing to do", highlight=False)
+        render.say(context.out, f"{selection.name}: this backend has no tables or indexes to "
+                   f"{args.action}; nothing to do")
         return 0
     lines = hook(**selection.admin_options())
     if wants_json(args):
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
                              "hasSchema": True})
         return 0
     for line in lines:
-        context.out.print(f"{selection.name}: {line}", highlight=False)
+        render.say(context.out, f"{selection.name}: {line}")
     verb = "created or found" if args.action == "create" else "checked, up to date"
-    context.out.print(f"{selection.name}: schema {verb}", highlight=False)
+    render.say(context.out, f"{selection.name}: schema {verb}")
     return 0

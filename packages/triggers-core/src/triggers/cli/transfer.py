@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from triggers.cli import render
 from triggers.cli.exchange import (
     MissingSessionError,
     bundle_to_json,
@@ -74,7 +75,7 @@ def run_export(args: argparse.Namespace, context: CommandContext) -> int:
             print_json(context, {"exported": uids, "output": str(args.output)})
         else:
             shown = ", ".join(repr(uid) for uid in uids)
-            context.err.print(f"exported {shown} to {args.output}", highlight=False, markup=False)
+            render.say(context.err, f"exported {shown} to {args.output}")
     return 0
 
 
@@ -106,9 +107,9 @@ def run_import(args: argparse.Namespace, context: CommandContext) -> int:
     for result in results:
         said = result["outcome"]
         shown = "already identical, nothing written" if said == "identical" else said
-        context.out.print(
+        render.say(
+            context.out,
             f"session {result['uid']!r}: {shown} ({result['tasks']} tasks, "
             f"{result['instances']} instances)",
-            highlight=False, markup=False,
         )
     return 0
