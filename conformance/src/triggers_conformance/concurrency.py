@@ -35,7 +35,7 @@ class ConcurrencyTests(ConformanceBase):
         expected = sorted((w, n) for w in range(WORKERS) for n in range(FIRES_PER_WORKER))
         assert fired == expected
         assert {i.status.value for i in fresh.instances.values()} == {"finished"}
-        assert sorted(fresh) == sorted(f"t_tick#{n}" for n in range(WORKERS * FIRES_PER_WORKER))
+        assert sorted(fresh.instances) == sorted(f"t_tick#{n}" for n in range(WORKERS * FIRES_PER_WORKER))
 
     @guarantee("no_lost_updates")
     def test_threads_firing_into_one_session(

@@ -179,8 +179,14 @@ class ManagerSemanticsTests(ConformanceBase):
         manager.fire("x")
         fresh = reload(manager.storage.uid)
         assert fresh["t_warn#0"].log_level_name == "WARNING"
-        assert [i.name for i in fresh.get_instances_with_unresolved_logs()] == ["t_warn#0"]
-        manager.mark_instance_logs_resolved("t_warn#0")
+        # A warning is recorded but needs no resolution (threshold: ERROR).
+        assert fresh.get_instances_with_unresolved_logs() == []
+        manager.update_configuration({"t_err": self.task("log_error", after=["y"])})
+        manager.fire("y")
+        fresh = reload(manager.storage.uid)
+        assert fresh["t_err#0"].log_level_name == "ERROR"
+        assert [i.name for i in fresh.get_instances_with_unresolved_logs()] == ["t_err#0"]
+        manager.mark_instance_logs_resolved("t_err#0")
         assert reload(manager.storage.uid).get_instances_with_unresolved_logs() == []
 
     @guarantee("manager")
@@ -200,7 +206,7 @@ class ManagerSemanticsTests(ConformanceBase):
         assert manager.fire("page", {"n": 1}, idempotency_key="page-1") == ["t_page#0"]
         assert manager.fire("page", {"n": 1}, idempotency_key="page-1") == []
         manager.fire("page", {"n": 2}, idempotency_key="page-2")
-        assert sorted(reload(manager.storage.uid)) == ["t_page#0", "t_page#1"]
+        assert [i.name for i in reload(manager.storage.uid)] == ["t_page#0", "t_page#1"]
 
     @guarantee("manager")
     def test_new_task_catches_up_on_triggers_already_fired(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 import pytest
 
 from triggers.errors import InstanceNotFoundError, LockNotHeldError
 from triggers.storage import TriggerStorageBackend
-from triggers.types import InstanceStatus
+from triggers.types import InstanceStatus, TaskInstance
 from triggers_conformance.base import ConformanceBase
 from triggers_conformance.guarantees import guarantee
 
@@ -68,7 +69,7 @@ class SessionApiTests(ConformanceBase):
             fresh["t_a#9"]
         with pytest.raises(KeyError):
             fresh["t_a#9"]
-        assert sorted(fresh) == ["t_a#0", "t_a#1", "t_a#2"]
+        assert sorted(fresh.instances) == ["t_a#0", "t_a#1", "t_a#2"]
         assert [i.name for i in fresh.instances_of_task("t_a")] == ["t_a#0", "t_a#1", "t_a#2"]
         assert fresh.instance_count("t_a") == 3
         with fresh.acquire_lock():
@@ -83,13 +84,37 @@ class SessionApiTests(ConformanceBase):
                 "t_never": self.task("noop", after=["y"]),
             })
             done = storage.create_instance("t_done", status=InstanceStatus.FINISHED)
-            done.metadata["logLevel"] = 30
+            done.metadata["logLevel"] = logging.ERROR
+            warned = storage.create_instance("t_done", status=InstanceStatus.FINISHED)
+            warned.metadata["logLevel"] = logging.WARNING
             storage.create_instance("t_open", status=InstanceStatus.FAILED)
+            skipped = storage.create_instance("t_open", status=InstanceStatus.SKIPPED)
+            skipped.metadata["logLevel"] = logging.CRITICAL
             storage.save()
         fresh = reload(storage.uid)
         assert [i.name for i in fresh.get_unresolved_instances()] == ["t_open#0"]
         assert [t.name for t in fresh.get_unresolved_tasks()] == ["t_never", "t_open"]
+        # Triggers 2.0's threshold: ERROR and above, on instances nobody dealt with
+        # (a warning alone, or an error on a skipped instance, is not unresolved).
         assert [i.name for i in fresh.get_instances_with_unresolved_logs()] == ["t_done#0"]
+
+    @guarantee("session_api")
+    def test_iterating_a_session_yields_its_instances(
+        self, storage: TriggerStorageBackend, reload: Reload
+    ) -> None:
+        with storage.acquire_lock():
+            storage.update_configuration({
+                "t_a": self.task("noop", after=["x"]),
+                "t_b": self.task("noop", after=["x"]),
+            })
+            for task in ("t_b", "t_a", "t_a"):
+                storage.create_instance(task)
+            storage.save()
+        fresh = reload(storage.uid)
+        instances = list(iter(fresh))
+        assert all(isinstance(i, TaskInstance) for i in instances)
+        assert [i.name for i in instances] == ["t_a#0", "t_a#1", "t_b#0"]
+        assert "t_b#0" in fresh and "t_b" not in fresh
 
     @guarantee("session_api")
     def test_metadata_changes_and_deletions_persist(

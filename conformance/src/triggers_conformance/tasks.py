@@ -13,7 +13,7 @@ from typing import Any
 from triggers.errors import RetryTask
 from triggers.tasks import TaskContext, TriggerTask
 
-__all__ = ["Echo", "annotate", "fail", "hand_off", "noop", "retry_once", "warn"]
+__all__ = ["Echo", "annotate", "fail", "hand_off", "log_error", "noop", "retry_once", "warn"]
 
 
 def noop(context: TaskContext) -> None:
@@ -38,6 +38,11 @@ def warn(context: TaskContext) -> Mapping[str, Any]:
     """Finish, after logging a warning the session must remember."""
     context.get_logger_context().warning("conformance warning from %s", context.task_instance.name)
     return {"warned": True}
+
+
+def log_error(context: TaskContext) -> None:
+    """Finish, after logging an error (which needs an operator's attention)."""
+    context.get_logger_context().error("conformance error from %s", context.task_instance.name)
 
 
 def retry_once(context: TaskContext) -> Mapping[str, Any]:

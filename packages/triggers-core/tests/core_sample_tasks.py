@@ -110,3 +110,8 @@ def record_stored_statuses(context: TaskContext) -> None:
     SEEN[f"{context.session_uid}/{context.task_instance.name}"] = {
         name: instance.status.value for name, instance in fresh.instances.items()
     }
+
+
+def explode(context: TaskContext) -> None:
+    """Fail by raising, naming the kwargs it received."""
+    raise RuntimeError(f"boom with {context.trigger_kwargs}")

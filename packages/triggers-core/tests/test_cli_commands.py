@@ -201,7 +201,7 @@ def test_inspect_shows_tasks_instances_and_the_failure(store: Store, session: st
     for text in ("Triggers fired: start {", "t_import#0", "t_warn#0", "failed", "finished", "ERROR", "WARNING",
                  "Unresolved tasks: t_import, t_later, t_report",
                  "Unresolved instances: t_import#0",
-                 "Unresolved logs: t_import#0, t_warn#0",
+                 "Unresolved logs: t_import#0",
                  "builtins.RuntimeError: boom on page 1", "Traceback (most recent call last)"):
         assert text in out, text
 
@@ -217,7 +217,7 @@ def test_inspect_json_is_the_stored_session_plus_what_is_unresolved(store: Store
     assert report["metadata"] == expected["metadata"]
     assert report["unresolvedTasks"] == ["t_import", "t_later", "t_report"]
     assert report["unresolvedInstances"] == ["t_import#0"]
-    assert report["unresolvedLogs"] == ["t_import#0", "t_warn#0"]
+    assert report["unresolvedLogs"] == ["t_import#0"]  # a warning alone needs no resolution
     assert report["failedInstances"] == ["t_import#0"]
     assert report["backend"] == "sql"
 

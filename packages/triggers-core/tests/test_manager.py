@@ -215,7 +215,8 @@ def test_outcome_too_large_to_store_marks_the_instance_failed(
     limit = storage.capabilities.max_record_bytes
     assert limit is not None
     manager = TriggerManager(storage)
-    # t_big's result becomes the kwargs of t_next#0, a record over the limit.
+    # t_big's result is kept in t_big#0's metadata (``result``) and becomes the
+    # kwargs of t_next#0: both records are over the limit.
     manager.update_configuration({"t_big": task("big_result"), "t_next": task("count_runs", "t_big")})
 
     with caplog.at_level(logging.ERROR, logger="triggers.manager"):
@@ -225,7 +226,8 @@ def test_outcome_too_large_to_store_marks_the_instance_failed(
     assert statuses(fresh) == {"t_big#0": "failed"}
     failed = fresh["t_big#0"]
     assert failed.metadata["error"]["type"] == "triggers.errors.SessionLimitError"
-    assert "'t_next#0'" in failed.metadata["error"]["message"]
+    assert "'t_big#0'" in failed.metadata["error"]["message"]
+    assert "result" not in failed.metadata  # the refused outcome was not half-recorded
     assert "SessionLimitError" in failed.metadata["error"]["traceback"]
     assert failed.log_level == logging.ERROR
     assert not failed.logs_resolved

@@ -142,6 +142,14 @@ def test_logger_records_highest_level_even_when_disabled(
     assert caplog.records == []
 
 
+def test_logger_is_also_a_context_manager(manager: TriggerManager) -> None:
+    context = make_context(manager)
+    with context.get_logger_context() as log:
+        assert log is context.get_logger_context()
+        log.error("inside the block")
+    assert context.max_log_level == logging.ERROR
+
+
 def test_logger_records_error_and_exception_levels(manager: TriggerManager) -> None:
     context = make_context(manager)
     log = context.get_logger_context()

@@ -244,22 +244,59 @@ def test_instance_properties_read_metadata() -> None:
     instance = TaskInstance(
         "t_import#3",
         config(),
-        metadata={"depth": 2, "parent": "t_import#1", "logLevel": logging.WARNING, "lastModified": moment},
+        metadata={"depth": 2, "parent": "t_import#1", "logLevel": logging.ERROR, "lastModified": moment},
     )
     assert instance.depth == 2
     assert instance.parent == "t_import#1"
-    assert instance.log_level == logging.WARNING
-    assert instance.log_level_name == "WARNING"
+    assert instance.log_level == logging.ERROR
+    assert instance.log_level_name == "ERROR"
     assert not instance.logs_resolved
     assert instance.last_modified == moment
     instance.metadata["logsResolved"] = True
     assert instance.logs_resolved
 
 
-def test_logs_below_warning_need_no_resolution() -> None:
-    instance = TaskInstance("t#0", config("t"), metadata={"logLevel": logging.INFO})
-    assert instance.log_level_name == "INFO"
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+def test_logs_below_the_error_threshold_need_no_resolution(level: int) -> None:
+    instance = TaskInstance("t#0", config("t"), metadata={"logLevel": level})
+    assert TaskInstance.LOG_LEVEL_THRESHOLD == logging.ERROR
+    assert instance.log_level == level
     assert instance.logs_resolved
+
+
+@pytest.mark.parametrize(
+    ("status", "relevant"),
+    [
+        (InstanceStatus.FAILED, True),
+        (InstanceStatus.FINISHED, True),
+        (InstanceStatus.ABANDONED, False),
+        (InstanceStatus.REPLAYED, False),
+        (InstanceStatus.SKIPPED, False),
+    ],
+)
+def test_errors_of_instances_someone_dealt_with_are_resolved(status: InstanceStatus, relevant: bool) -> None:
+    instance = TaskInstance("t#0", config("t"), status=status, metadata={"logLevel": logging.ERROR})
+    assert instance.logs_relevant is relevant
+    assert instance.logs_resolved is not relevant
+
+
+def test_after_may_be_empty_with_and_every() -> None:
+    parsed = config(after=[], andEvery="tick")
+    assert parsed.after == ()
+    assert parsed.required_triggers == ("tick",)
+    assert TaskConfig.from_stored("t_import", parsed.to_mapping()) == parsed
+
+
+def test_after_may_not_be_empty_without_and_every() -> None:
+    with pytest.raises(ConfigurationError, match=r"'t_import'.*'after'"):
+        config(after=[])
+
+
+def test_meta_constants_name_the_keys_triggers_2_used() -> None:
+    assert (TaskInstance.META_RESULT, TaskInstance.META_ACTUAL_KWARGS) == ("result", "actualKwargs")
+    assert (TaskInstance.META_DEPTH, TaskInstance.META_PARENT) == ("depth", "parent")
+    assert (TaskInstance.META_LOG_LEVEL, TaskInstance.META_LOGS_RESOLVED) == ("logLevel", "logsResolved")
+    assert TaskInstance.META_EXCEPTION_TYPE == "exceptionType"
 
 
 def test_instance_properties_ignore_metadata_of_the_wrong_type() -> None:

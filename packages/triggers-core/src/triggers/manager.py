@@ -43,6 +43,7 @@ from triggers.errors import (
     InvalidTransitionError,
     RetryTask,
     TriggersError,
+    ValueDomainError,
 )
 from triggers.registry import task_runners
 from triggers.runners import EagerTaskRunner, TaskRunner
@@ -537,9 +538,16 @@ class TriggerManager:
             status = context.requested_status or InstanceStatus.FINISHED
             if status is InstanceStatus.FAILED:
                 failure = {"type": "", "message": "the task set its own status to failed", "traceback": ""}
+        actual_kwargs = self._storable_actual_kwargs(instance, context)
+        if actual_kwargs is not None:
+            instance.metadata[TaskInstance.META_ACTUAL_KWARGS] = actual_kwargs
         if failure is not None:
-            instance.metadata["error"] = failure
+            instance.metadata[TaskInstance.META_ERROR] = failure
+            instance.metadata[TaskInstance.META_EXCEPTION_TYPE] = failure["type"]
+            instance.metadata[TaskInstance.META_EXCEPTION_INFO] = failure["traceback"]
             level = max(level, logging.ERROR)
+        elif status is InstanceStatus.FINISHED:
+            instance.metadata[TaskInstance.META_RESULT] = result
         self._set_status(instance, status)
         if level > instance.log_level:
             instance.metadata["logLevel"] = level
@@ -548,6 +556,23 @@ class TriggerManager:
             self._apply_trigger(instance.config.name, result)
             return self._schedule_ready()
         return []
+
+    @staticmethod
+    def _storable_actual_kwargs(instance: TaskInstance, context: TaskContext) -> dict[str, Any] | None:
+        """The kwargs the task ran with, or None if they cannot be kept in metadata.
+
+        They sit one level deeper there than in the instance's kwargs, so
+        kwargs at the very edge of the nesting limit (which a fire accepts)
+        are left out rather than making the outcome unrecordable.
+        """
+        where = f"instance {instance.name!r} metadata[{TaskInstance.META_ACTUAL_KWARGS!r}]"
+        try:
+            values.encode(context.trigger_kwargs, where, depth=1)
+        except ValueDomainError as exc:
+            logger.info("session %r: not recording %s: %s", context.session_uid,
+                        TaskInstance.META_ACTUAL_KWARGS, exc)
+            return None
+        return context.trigger_kwargs
 
     @staticmethod
     def _error_record(error: BaseException) -> dict[str, str]:

@@ -398,9 +398,13 @@ class TriggerStorageBackend:
             return False
         return True
 
-    def __iter__(self) -> Iterator[str]:
-        """Iterate over instance names."""
-        return iter(list(self.instances))
+    def __iter__(self) -> Iterator[TaskInstance]:
+        """Iterate over the session's task instances, in name order.
+
+        Instances, not names, as in Triggers 2.0 (``for task_instance in
+        iter(storage)``); ``name in storage`` still tests an instance name.
+        """
+        return iter(sorted(self.instances.values(), key=_instance_order))
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -523,7 +527,8 @@ class TriggerStorageBackend:
         return sorted(found, key=_instance_order)
 
     def get_instances_with_unresolved_logs(self) -> list[TaskInstance]:
-        """Instances that logged at WARNING or above and were not marked resolved."""
+        """Instances whose logs still need attention (see :attr:`TaskInstance.logs_resolved`):
+        an ERROR or worse, not marked resolved, on an instance nobody dealt with."""
         with self._mutex:
             self._ensure(LoadScope.FULL)
             found = [i for i in self._instances.values() if not i.logs_resolved]

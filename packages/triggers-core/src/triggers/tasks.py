@@ -26,13 +26,17 @@ from triggers.types import InstanceStatus, TaskInstance
 if TYPE_CHECKING:
     from triggers.manager import TriggerManager
 
-__all__ = ["TaskContext", "TaskFunction", "TriggerTask", "resolve_task"]
+__all__ = ["TaskContext", "TaskFunction", "TaskLogger", "TriggerTask", "resolve_task"]
 
 TaskFunction = Callable[["TaskContext"], Mapping[str, Any] | None]
 
 
-class _LevelRecordingAdapter(logging.LoggerAdapter[logging.Logger]):
-    """A logger adapter that remembers the highest level logged through it.
+class TaskLogger(logging.LoggerAdapter[logging.Logger]):
+    """A task's logger: remembers the highest level logged through it.
+
+    It is also a context manager (``with context.get_logger_context() as
+    logger:``), as in Triggers 2.0; leaving the block changes nothing, the
+    level is recorded as each record is logged.
 
     The level is recorded whether or not the logger is enabled for it: the
     session must know a task warned even if nobody listens to the logs.
@@ -45,6 +49,12 @@ class _LevelRecordingAdapter(logging.LoggerAdapter[logging.Logger]):
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         self.max_level = max(self.max_level, level)
         super().log(level, msg, *args, **kwargs)
+
+    def __enter__(self) -> TaskLogger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
     def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
         kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
@@ -72,17 +82,17 @@ class TaskContext:
             for trigger, kwargs in task_instance.kwargs.items()
         }
         self.requested_status: InstanceStatus | None = None
-        self._logger: _LevelRecordingAdapter | None = None
+        self._logger: TaskLogger | None = None
 
     @property
     def session_uid(self) -> str:
         return self.manager.storage.uid
 
-    def get_logger_context(self) -> logging.LoggerAdapter[logging.Logger]:
+    def get_logger_context(self) -> TaskLogger:
         """A logger for this task; the highest level emitted is stored on the instance."""
         if self._logger is None:
             logger = logging.getLogger(f"triggers.tasks.{self.task_instance.config.name}")
-            self._logger = _LevelRecordingAdapter(
+            self._logger = TaskLogger(
                 logger,
                 {"triggers_session": self.session_uid, "triggers_instance": self.task_instance.name},
             )

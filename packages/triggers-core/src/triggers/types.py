@@ -69,7 +69,9 @@ again would apply its cascade twice.
 KNOWN_DIRECTIVES = frozenset({"after", "run", "unless", "andEvery", "using", "withParams"})
 
 
-def _trigger_list(task: str, directive: str, raw: object, *, required: bool) -> tuple[str, ...]:
+def _trigger_list(
+    task: str, directive: str, raw: object, *, required: bool, allow_empty: bool = False
+) -> tuple[str, ...]:
     if raw is None:
         if required:
             raise ConfigurationError(f"task {task!r}: directive {directive!r} is required")
@@ -89,7 +91,7 @@ def _trigger_list(task: str, directive: str, raw: object, *, required: bool) -> 
         _check_name_text(task, item, directive)
         if item not in names:
             names.append(item)
-    if required and not names:
+    if required and not names and not allow_empty:
         raise ConfigurationError(f"task {task!r}: directive {directive!r} must name at least one trigger")
     return tuple(names)
 
@@ -119,7 +121,9 @@ class TaskConfig:
     Directives (as written in ``update_configuration``):
 
     ``after`` (required)
-        Trigger names that must all have fired before the task runs.
+        Trigger names that must all have fired before the task runs. May be
+        an empty list when ``andEvery`` is given: then every fire of that
+        trigger runs the task.
     ``run`` (required)
         Dotted path of the task: a callable taking a
         :class:`~triggers.tasks.TaskContext`, or a
@@ -204,7 +208,12 @@ class TaskConfig:
                 raise ConfigurationError(str(exc)) from exc
         return cls(
             name=name,
-            after=_trigger_list(name, "after", directives.get("after"), required=True),
+            # ``after: []`` is valid with ``andEvery`` (each of its fires runs
+            # the task), as in Triggers 2.0; missing ``after`` never is.
+            after=_trigger_list(
+                name, "after", directives.get("after"), required=True,
+                allow_empty=directives.get("andEvery") is not None,
+            ),
             run=run.strip(),
             unless=_trigger_list(name, "unless", directives.get("unless"), required=False),
             and_every=_optional_name(name, "andEvery", directives.get("andEvery")),
@@ -270,6 +279,34 @@ class TaskInstance:
     """
 
     __slots__ = ("abandon_state", "config", "kwargs", "metadata", "name", "status")
+
+    LOG_LEVEL_THRESHOLD = logging.ERROR
+    """Lowest log level that needs to be marked resolved (as in Triggers 2.0).
+
+    A warning is recorded in ``logLevel`` but does not put the instance in
+    :meth:`~triggers.storage.TriggerStorageBackend.get_instances_with_unresolved_logs`.
+    """
+
+    # Keys of ``metadata`` the manager writes (the names Triggers 2.0 used,
+    # so code that reads them keeps working).
+    META_ACTUAL_KWARGS = "actualKwargs"
+    """The kwargs the task ran with (``withParams`` merged), set when it finishes or fails."""
+    META_DEPTH = "depth"
+    META_ERROR = "error"
+    """``{type, message, traceback}`` of a failed run."""
+    META_EXCEPTION_INFO = "exceptionInfo"
+    """The formatted traceback of a failed run."""
+    META_EXCEPTION_TYPE = "exceptionType"
+    """``module.QualName`` of the exception of a failed run."""
+    META_LAST_MODIFIED = "lastModified"
+    META_LOG_LEVEL = "logLevel"
+    META_LOGS_RESOLVED = "logsResolved"
+    META_PARENT = "parent"
+    META_RESULT = "result"
+    """The mapping a finished task returned (``{}`` for ``None``)."""
+    META_RETRIES = "retries"
+    META_STATUS_TIMES = "statusTimes"
+    """``{status: datetime}`` of every status the instance reached."""
 
     def __init__(
         self,
@@ -357,11 +394,21 @@ class TaskInstance:
         return logging.getLevelName(self.log_level)
 
     @property
+    def logs_relevant(self) -> bool:
+        """False once the instance was abandoned, replayed or skipped.
+
+        Someone already dealt with such an instance, so its logs no longer
+        need attention.
+        """
+        return self.status not in {InstanceStatus.ABANDONED, InstanceStatus.REPLAYED, InstanceStatus.SKIPPED}
+
+    @property
     def logs_resolved(self) -> bool:
-        """False while logs at WARNING or above await someone's attention."""
-        if self.log_level < logging.WARNING:
+        """False while relevant logs at :attr:`LOG_LEVEL_THRESHOLD` or above
+        await someone's attention."""
+        if not self.logs_relevant or self.log_level < self.LOG_LEVEL_THRESHOLD:
             return True
-        return bool(self.metadata.get("logsResolved", False))
+        return bool(self.metadata.get(self.META_LOGS_RESOLVED, False))
 
     @property
     def last_modified(self) -> datetime | None:
