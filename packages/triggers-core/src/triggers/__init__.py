@@ -7,6 +7,8 @@ state lives in a storage backend selected by name from the
 ``triggers.storage_backends`` entry-point group.
 """
 
+import logging as _logging
+
 from triggers.capabilities import Capabilities
 from triggers.errors import (
     BackendNotFoundError,
@@ -42,6 +44,9 @@ from triggers.tasks import TaskContext, TriggerTask
 from triggers.types import InstanceStatus, TaskConfig, TaskInstance
 
 __version__ = "0.1.0"
+
+# A library's loggers stay silent until the application configures logging.
+_logging.getLogger("triggers").addHandler(_logging.NullHandler())
 
 __all__ = [
     "BackendNotFoundError",

@@ -37,7 +37,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from triggers import values
+from triggers import observability, values
 from triggers.errors import (
     ConfigurationError,
     InvalidTransitionError,
@@ -148,6 +148,13 @@ class TriggerManager:
             if not isinstance(idempotency_key, str) or not idempotency_key:
                 raise ValueError(f"idempotency_key must be a non-empty str, not {idempotency_key!r}")
             values.check(idempotency_key, f"session {self.storage.uid!r} idempotency_key")
+        attributes = {**observability.session_attributes(self.storage, self.storage.uid),
+                      "triggers.trigger": trigger_name}
+        with observability.span("triggers.fire", attributes):
+            return self._fire(trigger_name, kwargs, idempotency_key)
+
+    def _fire(self, trigger_name: str, kwargs: dict[str, Any], idempotency_key: str | None) -> list[str]:
+        """:meth:`fire` once its arguments are checked: apply, save, dispatch."""
         with self.storage.acquire_lock():
             metadata = self.storage.metadata
             applied_keys = list(metadata.get(IDEMPOTENCY_KEYS_KEY) or [])
@@ -319,7 +326,12 @@ class TriggerManager:
             key: values.canonical_json(values.encode(value)) for key, value in instance.metadata.items()
         }
         context = TaskContext(self, instance)
-        outcome, result, error = self._execute(context)
+        attributes = {**observability.session_attributes(self.storage, self.storage.uid),
+                      "triggers.instance": instance_name,
+                      "triggers.attempt": int(instance.metadata.get("retries", 0)) + 1}
+        with observability.span("triggers.task", attributes) as span:
+            outcome, result, error = self._execute(context)
+            span.set_attribute("triggers.outcome", outcome)
         try:
             added_metadata = self._metadata_added_by_task(context, metadata_before)
         except (TypeError, ValueError) as exc:

@@ -65,7 +65,7 @@ from enum import IntEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
-from triggers import values
+from triggers import observability, values
 from triggers.capabilities import Capabilities
 from triggers.errors import (
     ConfigurationError,
@@ -639,11 +639,16 @@ class TriggerStorageBackend:
             return False
 
         self._lock_wait_ends = time.monotonic() + wait
+        attributes = observability.session_attributes(self, self.uid)
+        started = time.monotonic()
         try:
-            acquired_in_time = poll_until(attempt, timeout=wait)
+            with observability.span("triggers.lock_wait", attributes):
+                acquired_in_time = poll_until(attempt, timeout=wait)
         finally:
             self._lock_wait_ends = None
+            observability.record("triggers.lock_wait_seconds", time.monotonic() - started, attributes)
         if not acquired_in_time:
+            observability.record("triggers.lock_timeouts", 1, attributes)
             raise LockTimeoutError(
                 f"session {self.uid!r} is locked by another holder; gave up after {wait:g} s "
                 f"(a crashed holder's lease ends within {self.lease_ttl:g} s)"
@@ -715,11 +720,21 @@ class TriggerStorageBackend:
                     f"session {self.uid!r}: the lock's lease ({lease.ttl:g} s) ran out before "
                     "the save; nothing was written. Acquire the lock again and redo the change"
                 )
+            attributes = observability.session_attributes(self, self.uid)
             try:
-                self._call("save", self._save_changes, changes)
+                with observability.span("triggers.save", attributes) as span:
+                    try:
+                        self._call("save", self._save_changes, changes)
+                    except StaleSessionError:
+                        span.set_attribute("triggers.outcome", "stale")
+                        raise
+                    span.set_attribute("triggers.outcome", "saved")
             except StaleSessionError:
+                observability.record("triggers.stale_refusals", 1, attributes)
                 self._reset_state()
                 raise
+            if observability.wants_metrics():
+                observability.record("triggers.save_bytes", _changes_bytes(changes), attributes)
             self._snapshot = snapshot
             self._version = changes.new_version
 
@@ -796,7 +811,10 @@ class TriggerStorageBackend:
         with self._mutex:
             if self._level >= scope:
                 return
-            stored = self._call("load", self._load_session, scope)
+            attributes = {**observability.session_attributes(self, self.uid),
+                          "triggers.scope": scope.name.lower()}
+            with observability.span("triggers.load", attributes):
+                stored = self._call("load", self._load_session, scope)
             level = LoadScope.FULL if stored.complete else scope
             if self._level == LoadScope.NONE:
                 self._adopt(stored, level, keep_loaded=False)
@@ -961,6 +979,12 @@ def _seconds(option: str, value: object, *, allow_zero: bool) -> float:
         bound = "non-negative" if allow_zero else "positive"
         raise ConfigurationError(f"{option} must be a finite, {bound} number of seconds, not {value!r}")
     return seconds
+
+
+def _changes_bytes(changes: SessionChanges) -> int:
+    """Bytes of the records a save wrote, in canonical JSON (for the save_bytes metric)."""
+    records = [*changes.configs.values(), *changes.instances.values(), *changes.metadata.values()]
+    return sum(len(values.canonical_json(record).encode("utf-8")) for record in records)
 
 
 def _fingerprint(item: TaskConfig | TaskInstance | Any) -> str:

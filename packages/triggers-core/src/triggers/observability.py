@@ -1,0 +1,156 @@
+"""What a fire, a load, a save, a lock wait and a task run cost, for production.
+
+Three outlets, all optional and cheap when unused:
+
+* **OpenTelemetry spans** (``pip install 'triggers-core[otel]'``):
+  ``triggers.fire``, ``triggers.load``, ``triggers.save``,
+  ``triggers.lock_wait`` and ``triggers.task``, with the attributes in
+  :data:`ATTRIBUTES`. Spans go to the global tracer provider, or to the one
+  given to :func:`configure`. Without ``opentelemetry-api`` installed every
+  span is a no-op.
+* **A metrics hook**: :func:`add_metrics_hook` registers a callable that is
+  called as ``hook(name, value, attributes)`` for each measurement in
+  :data:`METRICS` (lock wait seconds, stale refusals, save bytes, conflicts).
+  Forward them to Prometheus, StatsD or OpenTelemetry metrics as you like.
+* **Logging**: the library logs under ``triggers`` (a ``NullHandler`` is
+  installed there, so nothing prints unless the application configures
+  logging).
+
+Sessions are named in spans by a hash of the uid (``triggers.session``), not
+by the uid itself: uids often carry user or order ids that do not belong in a
+tracing backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = [
+    "ATTRIBUTES",
+    "METRICS",
+    "MetricsHook",
+    "add_metrics_hook",
+    "configure",
+    "record",
+    "remove_metrics_hook",
+    "session_attributes",
+    "span",
+    "uid_hash",
+    "wants_metrics",
+]
+
+logger = logging.getLogger(__name__)
+
+ATTRIBUTES = {
+    "triggers.backend": "the storage backend's class name",
+    "triggers.session": "the first 16 hex digits of the SHA-256 of the session uid",
+    "triggers.trigger": "the trigger fired (triggers.fire)",
+    "triggers.instance": "the task instance (triggers.task)",
+    "triggers.attempt": "1 for a task's first run, 2 after one retry... (triggers.task)",
+    "triggers.scope": "how much a load read: active or full (triggers.load)",
+    "triggers.outcome": "finished, failed, retry (triggers.task); saved, stale (triggers.save)",
+}
+"""The span attributes, by name."""
+
+METRICS = {
+    "triggers.lock_wait_seconds": "seconds acquire_lock() waited for the lease",
+    "triggers.stale_refusals": "1 for each save the store refused as stale",
+    "triggers.save_bytes": "bytes of the records a save wrote (canonical JSON)",
+    "triggers.lock_timeouts": "1 for each acquire_lock() that gave up",
+}
+"""The measurements passed to metrics hooks, by name."""
+
+MetricsHook = Callable[[str, float, Mapping[str, str]], None]
+"""``hook(name, value, attributes)``; must be fast and must not raise."""
+
+_hooks: list[MetricsHook] = []
+_hooks_mutex = threading.Lock()
+_tracer_provider: Any = None
+
+
+def configure(*, tracer_provider: Any = None) -> None:
+    """Send spans to ``tracer_provider`` instead of OpenTelemetry's global one (``None``: global)."""
+    global _tracer_provider
+    _tracer_provider = tracer_provider
+
+
+def add_metrics_hook(hook: MetricsHook) -> None:
+    """Call ``hook`` for every measurement of :data:`METRICS` from now on."""
+    with _hooks_mutex:
+        _hooks.append(hook)
+
+
+def remove_metrics_hook(hook: MetricsHook) -> None:
+    """Stop calling ``hook`` (registered by :func:`add_metrics_hook`)."""
+    with _hooks_mutex:
+        if hook in _hooks:
+            _hooks.remove(hook)
+
+
+def wants_metrics() -> bool:
+    """True if a hook is registered (so a measurement that costs work is worth making)."""
+    return bool(_hooks)
+
+
+def record(name: str, value: float, attributes: Mapping[str, str]) -> None:
+    """Hand one measurement to every hook; a failing hook is logged, never raised."""
+    for hook in list(_hooks):
+        try:
+            hook(name, value, attributes)
+        except Exception:
+            logger.exception("metrics hook %r failed on %s", hook, name)
+
+
+def uid_hash(uid: str) -> str:
+    """What spans and metrics call a session: a stable hash, not the uid itself."""
+    return hashlib.sha256(uid.encode("utf-8")).hexdigest()[:16]
+
+
+def session_attributes(backend: object, uid: str) -> dict[str, str]:
+    """The attributes naming a session of ``backend``."""
+    return {"triggers.backend": type(backend).__name__, "triggers.session": uid_hash(uid)}
+
+
+class _NoSpan:
+    """Stands in for a span when OpenTelemetry is not installed."""
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        """Ignore the attribute."""
+
+
+@functools.cache
+def _trace_api() -> Any:
+    """OpenTelemetry's trace API, or None when it is not installed (looked up once)."""
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    return trace
+
+
+def _tracer() -> Any:
+    trace = _trace_api()
+    if trace is None:
+        return None
+    return trace.get_tracer("triggers", tracer_provider=_tracer_provider)
+
+
+@contextmanager
+def span(name: str, attributes: Mapping[str, Any]) -> Iterator[Any]:
+    """A span named ``name`` around the block (a no-op without OpenTelemetry).
+
+    An exception leaving the block is recorded on the span and marks it as
+    an error, as OpenTelemetry's own context manager does.
+    """
+    tracer = _tracer()
+    if tracer is None:
+        yield _NoSpan()
+        return
+    with tracer.start_as_current_span(name, attributes=dict(attributes)) as current:
+        yield current

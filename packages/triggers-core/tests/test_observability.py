@@ -1,0 +1,159 @@
+"""Spans, metrics and logging of fires, loads, saves, lock waits and task runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from triggers import observability
+from triggers.errors import LockTimeoutError, RetryTask, StaleSessionError
+from triggers.manager import TriggerManager
+from triggers.memory import MemoryStorageBackend
+from triggers.tasks import TaskContext
+
+UID = "order-1234 of alice@example.com"
+
+
+def retry_once(context: TaskContext) -> None:
+    """Ask to be run again the first time."""
+    if not context.task_instance.metadata.get("retries"):
+        raise RetryTask("not yet", max_retries=1)
+
+
+def succeed(context: TaskContext) -> dict[str, Any]:
+    return {"ok": True}
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observability.configure(tracer_provider=provider)
+    try:
+        yield exporter
+    finally:
+        observability.configure(tracer_provider=None)
+
+
+@pytest.fixture
+def measurements() -> Iterator[list[tuple[str, float, Mapping[str, str]]]]:
+    seen: list[tuple[str, float, Mapping[str, str]]] = []
+
+    def hook(name: str, value: float, attributes: Mapping[str, str]) -> None:
+        seen.append((name, value, attributes))
+
+    observability.add_metrics_hook(hook)
+    try:
+        yield seen
+    finally:
+        observability.remove_metrics_hook(hook)
+
+
+def _storage(uid: str = UID) -> MemoryStorageBackend:
+    return MemoryStorageBackend(uid, namespace=f"observability-{id(object())}")
+
+
+def test_a_fire_makes_nested_spans_that_name_the_session_by_hash(spans: InMemorySpanExporter) -> None:
+    storage = _storage()
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_ok": {"after": ["go"], "run": f"{__name__}.succeed"}})
+    spans.clear()
+    manager.fire("go")
+    finished = spans.get_finished_spans()
+    names = [span.name for span in finished]
+    assert {"triggers.fire", "triggers.lock_wait", "triggers.load", "triggers.save",
+            "triggers.task"} <= set(names)
+    fire = next(span for span in finished if span.name == "triggers.fire")
+    assert fire.attributes is not None
+    assert fire.attributes["triggers.trigger"] == "go"
+    assert fire.attributes["triggers.backend"] == "MemoryStorageBackend"
+    assert fire.attributes["triggers.session"] == observability.uid_hash(UID)
+    for span in finished:  # the uid itself never leaves the process
+        assert UID not in str(dict(span.attributes or {}))
+        if span is not fire:
+            assert span.context is not None and fire.context is not None
+            assert span.context.trace_id == fire.context.trace_id
+    task = next(span for span in finished if span.name == "triggers.task")
+    assert task.attributes is not None
+    assert task.attributes["triggers.instance"] == "t_ok#0"
+    assert task.attributes["triggers.attempt"] == 1
+    assert task.attributes["triggers.outcome"] == "finished"
+    load = next(span for span in finished if span.name == "triggers.load")
+    assert load.attributes is not None and load.attributes["triggers.scope"] == "active"
+
+
+def test_a_retried_task_reports_its_attempts(spans: InMemorySpanExporter) -> None:
+    storage = _storage()
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_retry": {"after": ["go"], "run": f"{__name__}.retry_once"}})
+    spans.clear()
+    manager.fire("go")
+    manager.resume()
+    tasks = [span for span in spans.get_finished_spans() if span.name == "triggers.task"]
+    attempts = [(span.attributes or {}).get("triggers.attempt") for span in tasks]
+    outcomes = [(span.attributes or {}).get("triggers.outcome") for span in tasks]
+    assert attempts == [1, 2] and outcomes == ["retry", "finished"]
+
+
+def test_metrics_hooks_get_lock_waits_save_bytes_and_stale_refusals(
+    measurements: list[tuple[str, float, Mapping[str, str]]],
+) -> None:
+    storage = _storage()
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_ok": {"after": ["go"], "run": f"{__name__}.succeed"}})
+    names = [name for name, _, _ in measurements]
+    assert "triggers.lock_wait_seconds" in names
+    saved = [value for name, value, _ in measurements if name == "triggers.save_bytes"]
+    assert saved and all(value > 0 for value in saved)
+    assert all(attributes["triggers.session"] == observability.uid_hash(UID)
+               for _, _, attributes in measurements)
+
+    measurements.clear()
+    holder = MemoryStorageBackend(UID, namespace=storage.namespace, lock_timeout=0)
+    waiter = MemoryStorageBackend(UID, namespace=storage.namespace)
+    with holder.acquire_lock(), pytest.raises(LockTimeoutError), waiter.acquire_lock(timeout=0):
+        pass
+    assert ("triggers.lock_timeouts", 1) in [(name, value) for name, value, _ in measurements]
+
+    measurements.clear()
+    now = [1000.0]
+    paused = MemoryStorageBackend(UID, namespace=storage.namespace, lease_ttl=5, clock=lambda: now[0])
+    # The next holder's clock says the paused holder's lease ran out long ago.
+    successor = MemoryStorageBackend(UID, namespace=storage.namespace, lease_ttl=5,
+                                     clock=lambda: now[0] + 100)
+    with paused.acquire_lock():
+        paused.metadata["from the paused holder"] = True
+        with successor.acquire_lock():
+            successor.metadata["from the successor"] = True
+            successor.save()
+        with pytest.raises(StaleSessionError):
+            paused.save()
+    assert ("triggers.stale_refusals", 1) in [(name, value) for name, value, _ in measurements]
+
+
+def test_a_failing_hook_is_logged_and_never_breaks_a_fire(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(name: str, value: float, attributes: Mapping[str, str]) -> None:
+        raise RuntimeError("the metrics system is down")
+
+    observability.add_metrics_hook(broken)
+    try:
+        storage = _storage()
+        manager = TriggerManager(storage)
+        with caplog.at_level(logging.ERROR, logger="triggers.observability"):
+            manager.update_configuration({"t_ok": {"after": ["go"], "run": f"{__name__}.succeed"}})
+            manager.fire("go")
+        assert storage["t_ok#0"].status.value == "finished"
+        assert "the metrics system is down" in caplog.text
+    finally:
+        observability.remove_metrics_hook(broken)
+
+
+def test_the_library_logger_has_a_null_handler() -> None:
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("triggers").handlers)
