@@ -166,9 +166,25 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         super().__init__(uid, **options)
         self.table_name = _table_name(table_name)
         self.ttl = _ttl(ttl)
-        self.client = _client(client, region_name, endpoint_url)
+        _client(client, region_name, endpoint_url)  # refuse bad options now
+        self._given_client = client
+        self._where = (region_name, endpoint_url)
         self._seen = _Seen()
         _prepare(self.client, self.table_name, create=create_table)
+
+    @property
+    def client(self) -> Any:
+        """This process's boto3 client, looked up at every use.
+
+        boto3 clients pool HTTP connections; an object made before ``fork()``
+        must not send requests over sockets its parent also uses, so the
+        client comes from :func:`clients.client_for` (one per region, endpoint
+        and process). A ``client=`` passed in is the caller's to re-create
+        after a fork.
+        """
+        if self._given_client is not None:
+            return self._given_client
+        return clients.client_for(*self._where)
 
     # -- administration --------------------------------------------------------
 

@@ -195,17 +195,57 @@ class MongoStorageBackend(TriggerStorageBackend):
         **options: Any,
     ) -> None:
         super().__init__(uid, **options)
-        self.client, self._where = _client(url, client)
-        self._write_concern = _journaled(self.client.write_concern)
-        sessions, items = _collections(self.client, database, collection)
-        self.sessions = sessions.with_options(write_concern=self._write_concern)
-        self.items = items.with_options(write_concern=self._write_concern)
-        self._where += f" (database {database!r}, collections {collection!r}_*)"
+        self._url, self._given_client = url, client
+        self._names = (database, collection)
+        self._bound: _Bound | None = None
+        bound = self._bind()  # refuses bad options now
+        self._where = f"{bound.where} (database {database!r}, collections {collection!r}_*)"
         self.ttl = _ttl(ttl)
         self.transactions = _transactions(transactions)
         self._base: _Header | None = None
         self._holder: tuple[str, ClientSession] | None = None
         """(lease token, the client session whose lsid that lease records)."""
+
+    def _bind(self) -> _Bound:
+        """Client and collections of this process (re-bound after a ``fork()``).
+
+        An object made before a fork must not use its parent's connection
+        pool in the child, so the client comes from
+        :func:`clients.client_for` (one per URL and process) at first use in
+        each process. A ``client=`` passed in is the caller's to re-create
+        after a fork (pymongo resets its pools in a child, with a warning).
+        """
+        bound = self._bound
+        if bound is not None and bound.pid == os.getpid():
+            return bound
+        client, where = _client(self._url, self._given_client)
+        write_concern = _journaled(client.write_concern)
+        sessions, items = _collections(client, *self._names)
+        bound = self._bound = _Bound(
+            pid=os.getpid(), client=client, where=where, write_concern=write_concern,
+            sessions=sessions.with_options(write_concern=write_concern),
+            items=items.with_options(write_concern=write_concern),
+        )
+        return bound
+
+    @property
+    def client(self) -> MongoClient[Document]:
+        """This process's client."""
+        return self._bind().client
+
+    @property
+    def sessions(self) -> Collection[Document]:
+        """This process's session-header collection (journaled writes)."""
+        return self._bind().sessions
+
+    @property
+    def items(self) -> Collection[Document]:
+        """This process's item collection (journaled writes)."""
+        return self._bind().items
+
+    @property
+    def _write_concern(self) -> WriteConcern:
+        return self._bind().write_concern
 
     # -- administration ------------------------------------------------------------
 
@@ -750,6 +790,18 @@ def _client(
         raise ConfigurationError(
             f"url={hide_passwords(url)!r} is not usable: {hide_passwords(str(error))}"
         ) from error
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """What a storage object uses in one process: the client and its collections."""
+
+    pid: int
+    client: MongoClient[Document]
+    where: str
+    write_concern: WriteConcern
+    sessions: Collection[Document]
+    items: Collection[Document]
 
 
 def _collections(

@@ -78,8 +78,9 @@ _T = TypeVar("_T")
 
 _engines: dict[tuple[str, int], Engine] = {}
 _engines_mutex = threading.Lock()
-_memory_locks: dict[int, threading.RLock] = {}
-_statement_engines: dict[Engine, Engine] = {}
+_memory_locks: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+"""In-memory SQLite engine -> the lock serializing its one connection (by object, not id)."""
+_statement_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 """Engine made by :func:`engine_for` -> where its single statements run (itself for SQLite)."""
 
 
@@ -182,7 +183,7 @@ def _memory_lock(engine: Engine) -> threading.RLock | None:
     if not is_sqlite_memory(engine):
         return None
     with _engines_mutex:
-        return _memory_locks.setdefault(id(engine), threading.RLock())
+        return _memory_locks.setdefault(engine, threading.RLock())
 
 
 @contextmanager
