@@ -157,3 +157,26 @@ def test_a_failing_hook_is_logged_and_never_breaks_a_fire(caplog: pytest.LogCapt
 
 def test_the_library_logger_has_a_null_handler() -> None:
     assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("triggers").handlers)
+
+
+def test_lock_waits_count_their_tries_and_the_conflicts_among_them(
+    spans: InMemorySpanExporter, measurements: list[tuple[str, float, Mapping[str, str]]],
+) -> None:
+    namespace = f"observability-{id(object())}"
+    holder = MemoryStorageBackend(UID, namespace=namespace)
+    waiter = MemoryStorageBackend(UID, namespace=namespace)
+    with holder.acquire_lock():
+        pass
+    conflicts = [value for name, value, _ in measurements if name == "triggers.lock_conflicts"]
+    assert conflicts == [0]
+
+    measurements.clear()
+    spans.clear()
+    with holder.acquire_lock(), pytest.raises(LockTimeoutError), waiter.acquire_lock(timeout=0.05):
+        pass
+    conflicts = [value for name, value, _ in measurements if name == "triggers.lock_conflicts"]
+    waits = [span for span in spans.get_finished_spans() if span.name == "triggers.lock_wait"]
+    tries = [(span.attributes or {}).get("triggers.attempts") for span in waits]
+    # The holder's free take (1 try, no conflict), then the waiter's tries, all refused.
+    assert conflicts[0] == 0 and conflicts[1] >= 2
+    assert tries[0] == 1 and tries[1] == conflicts[1]

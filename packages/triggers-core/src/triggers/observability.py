@@ -10,7 +10,7 @@ Three outlets, all optional and cheap when unused:
   span is a no-op.
 * **A metrics hook**: :func:`add_metrics_hook` registers a callable that is
   called as ``hook(name, value, attributes)`` for each measurement in
-  :data:`METRICS` (lock wait seconds, stale refusals, save bytes, conflicts).
+  :data:`METRICS` (lock wait seconds and conflicts, timeouts, stale refusals, save bytes).
   Forward them to Prometheus, StatsD or OpenTelemetry metrics as you like.
 * **Logging**: the library logs under ``triggers`` (a ``NullHandler`` is
   installed there, so nothing prints unless the application configures
@@ -53,6 +53,7 @@ ATTRIBUTES = {
     "triggers.trigger": "the trigger fired (triggers.fire)",
     "triggers.instance": "the task instance (triggers.task)",
     "triggers.attempt": "1 for a task's first run, 2 after one retry... (triggers.task)",
+    "triggers.attempts": "how many times the lease was tried for (triggers.lock_wait)",
     "triggers.scope": "how much a load read: active or full (triggers.load)",
     "triggers.outcome": "finished, failed, retry (triggers.task); saved, stale (triggers.save)",
 }
@@ -63,6 +64,7 @@ METRICS = {
     "triggers.stale_refusals": "1 for each save the store refused as stale",
     "triggers.save_bytes": "bytes of the records a save wrote (canonical JSON)",
     "triggers.lock_timeouts": "1 for each acquire_lock() that gave up",
+    "triggers.lock_conflicts": "tries of one acquire_lock() that found the lease held by another",
 }
 """The measurements passed to metrics hooks, by name."""
 

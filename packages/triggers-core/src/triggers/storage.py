@@ -630,8 +630,11 @@ class TriggerStorageBackend:
                 f"honours ({min_ttl:g} s)"
             )
         acquired: list[Lease] = []
+        tries = 0
 
         def attempt() -> bool:
+            nonlocal tries
+            tries += 1
             lease = Lease.new(self.uid, ttl, self.clock)
             if self._call("acquire the lock", self._acquire_lease, lease):
                 acquired.append(lease)
@@ -642,11 +645,14 @@ class TriggerStorageBackend:
         attributes = observability.session_attributes(self, self.uid)
         started = time.monotonic()
         try:
-            with observability.span("triggers.lock_wait", attributes):
+            with observability.span("triggers.lock_wait", attributes) as span:
                 acquired_in_time = poll_until(attempt, timeout=wait)
+                span.set_attribute("triggers.attempts", tries)
         finally:
             self._lock_wait_ends = None
             observability.record("triggers.lock_wait_seconds", time.monotonic() - started, attributes)
+            # Each try that found the lease held by someone else is one conflict.
+            observability.record("triggers.lock_conflicts", tries - len(acquired), attributes)
         if not acquired_in_time:
             observability.record("triggers.lock_timeouts", 1, attributes)
             raise LockTimeoutError(
