@@ -63,7 +63,7 @@ class ConformanceBase:
 
     @pytest.fixture
     def capabilities(self, storage: TriggerStorageBackend) -> Capabilities:
-        return type(storage).capabilities
+        return storage.capabilities
 
     @pytest.fixture(autouse=True)
     def _triggers_requirements(self, request: pytest.FixtureRequest) -> None:

@@ -13,13 +13,16 @@ from contextlib import ExitStack
 import pytest
 
 from triggers.capabilities import Capabilities
-from triggers.errors import LeaseExpiredError, LockTimeoutError, StaleSessionError
+from triggers.errors import ClockSkewError, LeaseExpiredError, LockTimeoutError, StaleSessionError
 from triggers.storage import TriggerStorageBackend
 from triggers_conformance.base import ConformanceBase, StorageFactory
 from triggers_conformance.guarantees import guarantee
 from triggers_conformance.processes import new_event, start_child
 
 Reload = Callable[[str], TriggerStorageBackend]
+
+SKEW = 3600.0
+"""Seconds by which the skewed process's clock is off: far more than any lease."""
 
 
 class LockingTests(ConformanceBase):
@@ -128,6 +131,58 @@ class LockingTests(ConformanceBase):
             storage.metadata["renewed"] = True
             storage.save()
         assert reload(storage.uid).metadata == {"renewed": True}
+
+    @guarantee("mutual_exclusion", requires="skew_safe_leases")
+    def test_a_contender_whose_clock_runs_ahead_cannot_take_a_live_lease(
+        self, make_storage: StorageFactory, uid: str, reload: Reload
+    ) -> None:
+        """Broken NTP or a resumed VM: by its clock, every lease has long expired."""
+        holder = make_storage(uid)
+        ahead = make_storage(uid, clock=lambda: time.time() + SKEW)
+        try:
+            with holder.acquire_lock(ttl=30):
+                with (
+                    pytest.raises((LockTimeoutError, ClockSkewError)),
+                    ahead.acquire_lock(timeout=0.5),
+                ):
+                    pass  # pragma: no cover - must not be reached
+                holder.metadata["holder"] = "kept the lock"
+                holder.save()
+        finally:
+            ahead.close()
+            holder.close()
+        assert reload(uid).metadata == {"holder": "kept the lock"}
+
+    @guarantee("mutual_exclusion", requires="skew_safe_leases")
+    def test_a_holder_whose_clock_runs_behind_keeps_its_lease(
+        self, make_storage: StorageFactory, uid: str, reload: Reload
+    ) -> None:
+        """By the store's time, a lease stamped by a late clock expired an hour ago.
+
+        Either the store judges the lease by its own clock, so others still
+        wait, or the backend sees the skew and refuses the lock outright
+        (leaving no lease behind); a second holder inside the lock is never
+        allowed.
+        """
+        behind = make_storage(uid, clock=lambda: time.time() - SKEW)
+        other = reload(uid)
+        try:
+            with behind.acquire_lock(ttl=30):
+                with (
+                    pytest.raises((LockTimeoutError, ClockSkewError)),
+                    other.acquire_lock(timeout=0.5),
+                ):
+                    pass  # pragma: no cover - must not be reached
+                behind.metadata["holder"] = "behind"
+                behind.save()
+            expected = {"holder": "behind"}
+        except ClockSkewError:
+            expected = {}
+        finally:
+            behind.close()
+        with other.acquire_lock(timeout=5):  # nothing was left locked
+            assert other.metadata == expected
+        assert reload(uid).metadata == expected
 
     @guarantee("fenced_saves", requires="fenced_saves")
     def test_store_refuses_a_holder_that_believes_its_lease_is_valid(

@@ -15,6 +15,7 @@ from triggers.errors import (
 )
 from triggers_cache import (
     CacheStorageBackend,
+    DatabaseCacheStorageBackend,
     FileCacheStorageBackend,
     LocalCacheStorageBackend,
     MemcachedStorageBackend,
@@ -177,6 +178,7 @@ def test_the_class_follows_the_cache() -> None:
     assert type(CacheStorageBackend("u", cache="locmem")) is LocalCacheStorageBackend
     assert type(CacheStorageBackend("u", cache="file")) is FileCacheStorageBackend
     assert type(CacheStorageBackend("u", cache="redis")) is CacheStorageBackend
+    assert type(CacheStorageBackend("u", cache="database")) is DatabaseCacheStorageBackend
 
 
 @pytest.mark.parametrize(

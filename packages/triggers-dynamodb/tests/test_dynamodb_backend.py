@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from dynamodb_servers import DynamoDB
 
 from triggers import storage_backends
 from triggers.errors import (
+    ClockSkewError,
     ConfigurationError,
     CorruptSessionError,
     SchemaError,
@@ -25,7 +27,7 @@ from triggers.errors import (
 )
 from triggers.manager import TriggerManager
 from triggers.types import InstanceStatus
-from triggers_dynamodb import DynamoDBStorageBackend, backend
+from triggers_dynamodb import DynamoDBStorageBackend, backend, skew
 from triggers_dynamodb.items import ITEM_BYTES_LIMIT, item_bytes, record_item
 
 NOOP = "triggers_conformance.tasks.noop"
@@ -469,8 +471,8 @@ def test_an_item_not_written_by_the_backend_is_a_corrupt_session(
 
 def test_a_stale_lock_holder_cannot_save_or_release_the_new_lease(dynamodb: DynamoDB) -> None:
     now = [1000.0]
-    stale = _open(dynamodb, clock=lambda: now[0])
-    fresh = _open(dynamodb, clock=lambda: now[0])
+    stale = _open(dynamodb, clock=lambda: now[0], max_clock_skew=None)
+    fresh = _open(dynamodb, clock=lambda: now[0], max_clock_skew=None)
     with stale.acquire_lock(ttl=5):
         stale.metadata["by"] = "stale"
         now[0] += 10  # the stale holder pauses past its lease...
@@ -501,6 +503,54 @@ def test_the_lease_lives_on_the_header_and_is_released(dynamodb: DynamoDB) -> No
     assert "lease_token" not in _items(dynamodb, "s")["#"]
 
 
+def test_a_clock_an_hour_ahead_is_refused_without_touching_the_live_lease(dynamodb: DynamoDB) -> None:
+    holder = _open(dynamodb)
+    ahead = _open(dynamodb, clock=lambda: time.time() + 3600)
+    with holder.acquire_lock() as lease:
+        with (
+            pytest.raises(ClockSkewError, match=r"'s'.*3600 s ahead of DynamoDB's"),
+            ahead.acquire_lock(timeout=5),
+        ):
+            pass  # pragma: no cover - must not be reached
+        assert _items(dynamodb, "s")["#"]["lease_token"]["S"] == lease.token
+        holder.metadata["by"] = "holder"
+        holder.save()
+    assert _open(dynamodb).metadata == {"by": "holder"}
+
+
+def test_a_clock_an_hour_behind_is_refused_and_gives_back_the_lease_it_took(
+    dynamodb: DynamoDB,
+) -> None:
+    behind = _open(dynamodb, clock=lambda: time.time() - 3600)
+    with pytest.raises(ClockSkewError, match="behind DynamoDB's"), behind.acquire_lock():
+        pass  # pragma: no cover - must not be reached
+    assert "lease_token" not in _items(dynamodb, "s").get("#", {})
+    with _open(dynamodb).acquire_lock(timeout=0):  # free at once
+        pass
+
+
+@pytest.mark.parametrize(
+    ("offset", "refused"),
+    [(0.0, False), (0.9, False), (2.2, False), (2.3, True), (-0.9, False), (-1.1, True)],
+)
+def test_the_skew_bound_allows_for_the_date_header_resolution(offset: float, refused: bool) -> None:
+    # DynamoDB's Date says 1000 s; the caller reads its clock just after the answer.
+    local = 1000.0 + offset
+    if refused:
+        with pytest.raises(ClockSkewError):
+            skew.check("s", local, 1000.0, 1.0)
+    else:
+        skew.check("s", local, 1000.0, 1.0)
+    skew.check("s", local + 3600, 1000.0, None)  # None: no check
+    skew.check("s", local + 3600, None, 1.0)  # no Date header: nothing to compare
+
+
+@pytest.mark.parametrize("bad", [-1, float("inf"), float("nan"), "1", True])
+def test_a_bad_max_clock_skew_is_refused_by_name(dynamodb: DynamoDB, bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="max_clock_skew"):
+        _open(dynamodb, max_clock_skew=bad)
+
+
 # -- time to live ------------------------------------------------------------------------
 
 
@@ -511,7 +561,7 @@ def _expiries(dynamodb: DynamoDB, uid: str) -> dict[str, int]:
 
 def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb: DynamoDB) -> None:
     now = [1_000_000.0]
-    storage = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    storage = _open(dynamodb, ttl=100, clock=lambda: now[0], max_clock_skew=None)
     manager = TriggerManager(storage)
     manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"]}})
     manager.fire("go")
@@ -522,7 +572,7 @@ def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb:
     assert set(_expiries(dynamodb, "s").values()) == {1_000_200, 1_000_200 + backend.HEADER_GRACE_SECONDS}
 
     now[0] += 200  # expired: DynamoDB may not have deleted anything yet
-    expired = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    expired = _open(dynamodb, ttl=100, clock=lambda: now[0], max_clock_skew=None)
     assert expired.metadata == {} and len(expired.instances) == 0 and dict(expired.tasks) == {}
     # Listing judges expiry by the real time: this session expired in 1970.
     assert list(DynamoDBStorageBackend.session_uids(**dynamodb.options)) == []
@@ -530,7 +580,7 @@ def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb:
         expired.update_configuration({"t_b": {"run": NOOP, "after": ["x"]}})
         expired.metadata["life"] = 2
         expired.save()
-    again = _open(dynamodb, clock=lambda: now[0])
+    again = _open(dynamodb, clock=lambda: now[0], max_clock_skew=None)
     assert list(again.tasks) == ["t_b"] and again.metadata == {"life": 2}
     assert len(again.instances) == 0  # t_a#0 of the first life is still stored, and ignored
     assert "R#t_a#0" in _items(dynamodb, "s")
@@ -540,7 +590,7 @@ def test_the_expiry_moves_with_every_item_only_when_less_than_ttl_is_left(
     dynamodb: DynamoDB,
 ) -> None:
     now = [1_000_000.0]
-    storage = _open(dynamodb, ttl=100, clock=lambda: now[0])
+    storage = _open(dynamodb, ttl=100, clock=lambda: now[0], max_clock_skew=None)
     with storage.acquire_lock():
         storage.metadata.update({"a": 1, "b": 1})
         storage.save()
@@ -560,4 +610,4 @@ def test_the_expiry_moves_with_every_item_only_when_less_than_ttl_is_left(
     expiries = _expiries(dynamodb, "s")
     assert int(_items(dynamodb, "s")["#"]["session_expires"]["N"]) == 1_000_310
     assert {sk: e for sk, e in expiries.items() if sk != "#"} == {"M#a": 1_000_310, "M#b": 1_000_310}
-    assert _open(dynamodb, clock=lambda: now[0]).metadata == {"a": 3, "b": 1}
+    assert _open(dynamodb, clock=lambda: now[0], max_clock_skew=None).metadata == {"a": 3, "b": 1}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,12 +202,12 @@ def test_a_crash_after_the_flip_is_settled_by_the_next_holder(
 
 def test_a_stale_holder_is_refused_and_its_documents_discarded(options: dict[str, Any]) -> None:
     _save_metadata(options, "stale", owner="nobody")
-    now = [1_000.0]
-    stale = MongoStorageBackend("stale", lease_ttl=5, clock=lambda: now[0], **options)
-    newcomer = MongoStorageBackend("stale", lease_ttl=5, clock=lambda: now[0] + 10, **options)
+    frozen = time.time()  # the stale holder's clock stops: it never sees its lease end
+    stale = MongoStorageBackend("stale", lease_ttl=1, clock=lambda: frozen, **options)
+    newcomer = MongoStorageBackend("stale", lease_ttl=5, **options)
     with stale.acquire_lock():
         stale.metadata["owner"] = "stale"
-        with newcomer.acquire_lock():  # the stale lease has ended by the newcomer's clock
+        with newcomer.acquire_lock():  # the stale lease ends on the server's clock
             newcomer.metadata["owner"] = "newcomer"
             newcomer.save()
         with pytest.raises(StaleSessionError, match="taken over"):

@@ -184,15 +184,15 @@ def test_an_attempt_that_spent_half_its_lease_waiting_takes_a_fresh_one(
     lease that runs out before its save (LeaseExpiredError in the reliability suite)."""
     now = [1_000_000.0]
     storage = MongoStorageBackend("slow-attempt", clock=lambda: now[0], **mongo_options)
-    find_one = storage.sessions.find_one
-    waits = [5.0]  # the first read of the header "waits for the server" 5 s
+    aggregate = storage.sessions.aggregate
+    waits = [5.0]  # the first read of the header's lease "waits for the server" 5 s
 
-    def slow_find_one(*args: Any, **kwargs: Any) -> Any:
+    def slow_aggregate(*args: Any, **kwargs: Any) -> Any:
         if waits:
             now[0] += waits.pop()
-        return find_one(*args, **kwargs)
+        return aggregate(*args, **kwargs)
 
-    monkeypatch.setattr(storage.sessions, "find_one", slow_find_one)
+    monkeypatch.setattr(storage.sessions, "aggregate", slow_aggregate)
     with storage.acquire_lock(ttl=4) as lease:
         assert not waits and lease.acquired_at == 1_000_005.0  # the second, fresh lease
         storage.metadata["step"] = 1

@@ -2,6 +2,7 @@
 
 from triggers_cache.backend import (
     CacheStorageBackend,
+    DatabaseCacheStorageBackend,
     FileCacheStorageBackend,
     LocalCacheStorageBackend,
     MemcachedStorageBackend,
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CacheStorageBackend",
+    "DatabaseCacheStorageBackend",
     "FileCacheStorageBackend",
     "LocalCacheStorageBackend",
     "MemcachedStorageBackend",

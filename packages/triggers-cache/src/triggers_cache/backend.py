@@ -40,6 +40,7 @@ from triggers_cache.keys import SessionKeys
 
 __all__ = [
     "CacheStorageBackend",
+    "DatabaseCacheStorageBackend",
     "FileCacheStorageBackend",
     "LocalCacheStorageBackend",
     "MemcachedStorageBackend",
@@ -73,7 +74,7 @@ class CacheStorageBackend(TriggerStorageBackend):
 
     Opening a session picks the class for the cache's kind, and with it the
     capabilities the conformance suite checks: shared and atomic (Redis,
-    django-redis, DatabaseCache), :class:`MemcachedStorageBackend`,
+    django-redis), :class:`DatabaseCacheStorageBackend`, :class:`MemcachedStorageBackend`,
     :class:`LocalCacheStorageBackend` (LocMemCache) and
     :class:`FileCacheStorageBackend` (FileBasedCache, and caches it does not
     know).
@@ -83,6 +84,7 @@ class CacheStorageBackend(TriggerStorageBackend):
         shared_state=True,
         cross_process_locking=True,
         fenced_saves=True,
+        skew_safe_leases=True,  # the lock key expires on the cache server's clock
         ttl=True,
         min_lease_seconds=1.0,
     )
@@ -247,9 +249,27 @@ class MemcachedStorageBackend(CacheStorageBackend):
         shared_state=True,
         cross_process_locking=True,
         fenced_saves=True,
+        skew_safe_leases=True,  # the lock key expires on the memcached server's clock
         ttl=True,
         min_lease_seconds=1.0,
         max_session_bytes=MEMCACHED_VALUE_LIMIT,
+    )
+
+
+class DatabaseCacheStorageBackend(CacheStorageBackend):
+    """DatabaseCache: shared and atomic, but keys expire by the Django process's clock.
+
+    Django compares a row's ``expires`` with the process's own ``now()``, so
+    a process whose clock runs ahead takes a live lock key as expired: keep
+    the clocks of every process in sync (NTP), or use a cache with a server.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        shared_state=True,
+        cross_process_locking=True,
+        fenced_saves=True,
+        ttl=True,
+        min_lease_seconds=1.0,
     )
 
 
@@ -289,6 +309,7 @@ class FileCacheStorageBackend(CacheStorageBackend):
 
 _CLASSES: dict[CacheKind, type[CacheStorageBackend]] = {
     CacheKind.SHARED_ATOMIC: CacheStorageBackend,
+    CacheKind.DATABASE: DatabaseCacheStorageBackend,
     CacheKind.MEMCACHED: MemcachedStorageBackend,
     CacheKind.PROCESS_LOCAL: LocalCacheStorageBackend,
     CacheKind.FILE: FileCacheStorageBackend,

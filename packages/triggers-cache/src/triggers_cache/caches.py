@@ -23,7 +23,8 @@ __all__ = ["CacheKind", "cache_for", "kind_of", "truncates_expiry"]
 class CacheKind(Enum):
     """How far a cache's ``add()`` and contents reach."""
 
-    SHARED_ATOMIC = "shared, atomic add"  # Redis, django-redis, DatabaseCache
+    SHARED_ATOMIC = "shared, atomic add"  # Redis, django-redis
+    DATABASE = "database table"  # DatabaseCache: shared, atomic add, expiry by Django's clock
     MEMCACHED = "memcached"  # shared, atomic add, 1 MB values, whole-second expiry
     PROCESS_LOCAL = "one process"  # LocMemCache
     FILE = "files, add not atomic"  # FileBasedCache
@@ -33,7 +34,7 @@ class CacheKind(Enum):
 _KINDS = {
     "django.core.cache.backends.redis.RedisCache": CacheKind.SHARED_ATOMIC,
     "django_redis.cache.RedisCache": CacheKind.SHARED_ATOMIC,
-    "django.core.cache.backends.db.DatabaseCache": CacheKind.SHARED_ATOMIC,
+    "django.core.cache.backends.db.DatabaseCache": CacheKind.DATABASE,
     "django.core.cache.backends.memcached.PyMemcacheCache": CacheKind.MEMCACHED,
     "django.core.cache.backends.memcached.PyLibMCCache": CacheKind.MEMCACHED,
     "django.core.cache.backends.locmem.LocMemCache": CacheKind.PROCESS_LOCAL,
@@ -62,12 +63,7 @@ def truncates_expiry(cache: Any) -> bool:
     and memcached's clock ticks once a second, so a key set with
     ``timeout=n`` can live as little as ``n - 1`` seconds there.
     """
-    if kind_of(cache) is CacheKind.MEMCACHED:
-        return True
-    return any(
-        f"{cls.__module__}.{cls.__qualname__}" == "django.core.cache.backends.db.DatabaseCache"
-        for cls in type(cache).__mro__
-    )
+    return kind_of(cache) in (CacheKind.MEMCACHED, CacheKind.DATABASE)
 
 
 _local = threading.local()

@@ -32,6 +32,13 @@ class Capabilities:
         even if that holder's own clock says its lease is still valid (a
         paused process). Without it, only the holder's local expiry check
         stands between a stale holder and the store.
+    ``skew_safe_leases``
+        Mutual exclusion does not depend on the processes' clocks agreeing: the
+        store judges lease expiry by its own clock (SQL ``now()``, MongoDB
+        ``$$NOW``, a cache server's key expiry), or the backend measures the
+        skew against the store and refuses the lock (``ClockSkewError``) beyond
+        a bound it documents. Without it, a process whose clock runs ahead by
+        more than the lease takes live leases as expired.
     ``incremental_saves``
         A save writes only the records that changed since the load.
     ``partial_loads``
@@ -61,6 +68,7 @@ class Capabilities:
     shared_state: bool = False
     cross_process_locking: bool = False
     fenced_saves: bool = False
+    skew_safe_leases: bool = False
     incremental_saves: bool = False
     partial_loads: bool = False
     ttl: bool = False

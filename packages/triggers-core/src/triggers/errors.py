@@ -16,6 +16,7 @@ import re
 
 __all__ = [
     "BackendNotFoundError",
+    "ClockSkewError",
     "ConfigurationError",
     "CorruptSessionError",
     "InstanceNotFoundError",
@@ -118,6 +119,18 @@ class SessionLimitError(TriggersError, ValueError):
 
 class LockTimeoutError(TriggersError, TimeoutError):
     """The session lock could not be acquired within the bounded wait."""
+
+
+class ClockSkewError(TriggersError, RuntimeError):
+    """This machine's clock disagrees with the store's by more than the backend tolerates.
+
+    Raised when taking the lock, on stores that have no clock of their own to
+    judge lease expiry by (DynamoDB): a process whose clock runs ahead would
+    take live leases as expired, and one whose clock runs behind would write
+    leases that others take at once. Refusing keeps mutual exclusion; nothing
+    was written, and no lease is left behind. Fix the clock (NTP), or raise the
+    backend's ``max_clock_skew`` option if the skew is known to be harmless.
+    """
 
 
 class LockNotHeldError(TriggersError, RuntimeError):

@@ -14,10 +14,14 @@ How each guarantee is kept (the item layout is described in :mod:`.items`):
   items carry the header's version; otherwise it is read again (a save in
   flight finishes in milliseconds). Deletions are written as tombstones for
   the same reason: an absent item could not be counted.
-* **Lock**: the header carries a lease (random token and expiry, judged by the
-  acquiring process's clock like every backend's leases), taken with one
-  conditional ``UpdateItem``: only if no lease is there, it is ours, or it
-  expired. Renewal and release are conditional on the token.
+* **Lock**: the header carries a lease (random token and expiry), taken with
+  one conditional ``UpdateItem`` when no lease is there or it is ours.
+  DynamoDB has no clock a condition can read, so expiry is stamped by the
+  callers' clocks; the skew of each is measured against DynamoDB's ``Date``
+  header and refused beyond ``max_clock_skew`` (:mod:`.skew`), and another
+  holder's lease is taken over (a second conditional update) only once it
+  expired by every clock within that bound. Renewal and release are
+  conditional on the token.
 * **Save**: one ``TransactWriteItems``: an update of the header from the
   loaded version to the next, conditioned on that version *and* the lease
   token (the fence), plus a ``Put`` of every changed record. A stale holder's
@@ -43,6 +47,7 @@ from typing import Any, ClassVar
 from triggers import values
 from triggers.capabilities import Capabilities
 from triggers.errors import (
+    ClockSkewError,
     ConfigurationError,
     CorruptSessionError,
     SessionLimitError,
@@ -57,7 +62,7 @@ from triggers.storage import (
     TriggerStorageBackend,
     is_active_record,
 )
-from triggers_dynamodb import clients, table
+from triggers_dynamodb import clients, skew, table
 from triggers_dynamodb.errors import error_code, store_errors
 from triggers_dynamodb.items import (
     ACTIVE_END,
@@ -128,6 +133,14 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         less than ``ttl`` is left, to ``2 * ttl`` from then: a session expires
         between ``ttl`` and ``2 * ttl`` after its last save. A process
         without ``ttl`` keeps a session's expiry as it is.
+    ``max_clock_skew`` (default 1 s)
+        How far this machine's clock may be from DynamoDB's. Taking the lock
+        measures it (the ``Date`` of DynamoDB's answer) and raises
+        :class:`~triggers.errors.ClockSkewError` beyond it, give or take the
+        header's one-second resolution; an expired lease is taken over
+        ``2 * (max_clock_skew + 1.25)`` seconds after the expiry it carries
+        (4.5 s by default). ``None`` turns the check off (only for tests that
+        simulate time with ``clock``).
     ``create_table`` (default ``False``)
         Create the table (on-demand billing, TTL enabled) if it is missing.
         Off by default so that a typo in ``table_name`` is an error, not a new
@@ -144,6 +157,7 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         shared_state=True,
         cross_process_locking=True,
         fenced_saves=True,
+        skew_safe_leases=True,
         incremental_saves=True,
         partial_loads=True,
         ttl=True,
@@ -161,11 +175,13 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         endpoint_url: str | None = None,
         create_table: bool = False,
         ttl: float | None = None,
+        max_clock_skew: float | None = skew.DEFAULT_MAX_CLOCK_SKEW,
         **options: Any,
     ) -> None:
         super().__init__(uid, **options)
         self.table_name = _table_name(table_name)
         self.ttl = _ttl(ttl)
+        self.max_clock_skew = skew.validated_bound(max_clock_skew)
         _client(client, region_name, endpoint_url)  # refuse bad options now
         self._given_client = client
         self._where = (region_name, endpoint_url)
@@ -553,25 +569,49 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
     # -- leases ------------------------------------------------------------------
 
     def _acquire_lease(self, lease: Lease) -> bool:
-        return self._lease_update(
+        """Take a free lease (one call); take over another's only once it expired by every clock.
+
+        Taking a free lease (or our own) is safe whatever the clocks say, and
+        is the one call of an uncontended fire. Its answer's ``Date`` tells
+        this machine's skew (:mod:`.skew`): out of bounds, the lease just
+        taken is given back and :class:`ClockSkewError` raised. A lease held by
+        another holder is taken over only :func:`.skew.takeover_margin` seconds
+        after the expiry it carries, so clocks within the bound never overlap.
+        """
+        bind = {":token": {"S": lease.token}, ":expires": {"N": repr(lease.expires_at)}}
+        taken, store_now = self._lease_update(
             "acquire the lock",
             "SET #tok = :token, #exp = :expires",
-            "attribute_not_exists(#tok) OR #tok = :token OR #exp <= :now",
-            {
-                ":token": {"S": lease.token},
-                ":expires": {"N": repr(lease.expires_at)},
-                ":now": {"N": repr(lease.acquired_at)},
-            },
+            "attribute_not_exists(#tok) OR #tok = :token",
+            bind,
             ours=False,
         )
+        try:
+            skew.check(self.uid, self.clock(), store_now, self.max_clock_skew)
+        except ClockSkewError:
+            if taken:
+                self._release_lease(lease)
+            raise
+        if taken:
+            return True
+        expired_before = lease.acquired_at - skew.takeover_margin(self.max_clock_skew)
+        taken, _ = self._lease_update(
+            "acquire the lock",
+            "SET #tok = :token, #exp = :expires",
+            "attribute_not_exists(#tok) OR #exp <= :expired",
+            {**bind, ":expired": {"N": repr(expired_before)}},
+            ours=False,
+        )
+        return taken
 
     def _renew_lease(self, lease: Lease) -> bool:
-        return self._lease_update(
+        renewed, _ = self._lease_update(
             "renew the lock",
             "SET #exp = :expires",
             "#tok = :token",
             {":token": {"S": lease.token}, ":expires": {"N": repr(lease.expires_at)}},
         )
+        return renewed
 
     def _release_lease(self, lease: Lease) -> None:
         self._lease_update("release the lock", "REMOVE #tok, #exp", "#tok = :token",
@@ -579,8 +619,8 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
 
     def _lease_update(
         self, action: str, update: str, condition: str, bind: dict[str, Any], *, ours: bool = True
-    ) -> bool:
-        """One conditional update of the header's lease; False if the condition failed.
+    ) -> tuple[bool, float | None]:
+        """One conditional update of the header's lease: (applied, DynamoDB's clock at the answer).
 
         A collision with a save in flight (``TransactionConflict``) means "not
         now" when taking the lease (the base class polls again); renewing or
@@ -591,7 +631,7 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         with store_errors(f"{action} of session {self.uid!r}", self.table_name, self.client):
             for attempt in range(SAVE_ATTEMPTS):
                 try:
-                    self.client.update_item(
+                    answer = self.client.update_item(
                         TableName=self.table_name,
                         Key=self._key(HEADER_SK),
                         UpdateExpression=update,
@@ -599,17 +639,17 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
                         ExpressionAttributeNames=names,
                         ExpressionAttributeValues=bind,
                     )
-                    return True
+                    return True, skew.server_time(answer)
                 except Exception as error:
                     code = error_code(error)
                     if code == "ConditionalCheckFailedException":
-                        return False
+                        return False, skew.server_time(getattr(error, "response", None))
                     if code != "TransactionConflictException":
                         raise
                     if not ours or attempt == SAVE_ATTEMPTS - 1:
-                        return False
+                        return False, skew.server_time(getattr(error, "response", None))
                     time.sleep(0.01 * 2**attempt)
-        return False  # pragma: no cover - the loop returns
+        return False, None  # pragma: no cover - the loop returns
 
     def _key(self, sk: str) -> dict[str, Any]:
         return {"pk": {"S": self.uid}, "sk": {"S": sk}}

@@ -6,8 +6,8 @@ How each guarantee is kept (the documents are described in :mod:`.layout`):
   (``{session, active: True}`` through an index for a fire, ``{session}`` for
   everything), then the header's version again: if a save was committed in
   between, the load starts over, so a reader never mixes two versions.
-* **Lock**: the header carries a lease (random token, expiry judged by the
-  acquiring process's clock like every backend's). Taking it reads the
+* **Lock**: the header carries a lease (random token, expiry written and
+  judged on the server's clock, ``$$NOW``). Taking it reads the
   header, and only if the lease is free or expired writes it with one
   conditional upsert: it matches only a free or expired lease; if another
   process took it meanwhile, the upsert's insert hits the unique ``_id`` and
@@ -108,6 +108,17 @@ _RECORD_BYTES = MAX_DOCUMENT_BYTES - 1024 * 1024
 _PREFIX = re.compile(r"[A-Za-z0-9_]{1,60}\Z")
 _LOAD_ATTEMPTS = 20
 
+_NOW: Document = {"$divide": [{"$toLong": "$$NOW"}, 1000]}
+"""The server's clock in seconds since the epoch, inside an aggregation or pipeline update.
+
+Leases are written (``$$NOW + ttl``) and judged (``lease_expires <= $$NOW``) on
+the server's clock, so a process whose clock is wrong cannot take a live lease
+nor write one that others take at once; its own clock only measures how long
+it may keep working.
+"""
+
+_LEASE_EXPIRES: Document = {"$ifNull": ["$lease_expires", 0]}
+
 _SHORTEST_ATTEMPT = 1.0
 """Seconds one try for the lease may take when the caller's wait is (nearly) spent:
 ``acquire_lock(timeout=0)`` still makes one real attempt."""
@@ -176,6 +187,7 @@ class MongoStorageBackend(TriggerStorageBackend):
         shared_state=True,
         cross_process_locking=True,
         fenced_saves=True,
+        skew_safe_leases=True,
         incremental_saves=True,
         partial_loads=True,
         ttl=True,
@@ -588,24 +600,26 @@ class MongoStorageBackend(TriggerStorageBackend):
         try:
             with driver_errors(action, self._where), pymongo.timeout(budget):
                 self._prepare()
-                current = self.sessions.find_one(
-                    {"_id": self.uid}, {"lease_expires": 1, "lease_session": 1}
-                )
+                current = next(iter(self.sessions.aggregate([
+                    {"$match": {"_id": self.uid}},
+                    {"$project": {"lease_session": 1, "live": {"$gt": [_LEASE_EXPIRES, _NOW]}}},
+                ])), None)
                 if self._spent(lease):
                     return False
                 if current is not None:
-                    expires = current.get("lease_expires")
-                    if isinstance(expires, int | float) and expires > lease.acquired_at:
+                    if current.get("live") is True:
                         return False  # held: poll again, without touching the header
                     if current.get("lease_session"):
                         self._end_abandoned_session(current["lease_session"])
                 session = self.client.start_session()
                 fields: Document = {
-                    "lease_token": lease.token,
-                    "lease_expires": lease.expires_at,
-                    "lease_session": session.session_id,
+                    "lease_token": {"$literal": lease.token},
+                    "lease_expires": {"$add": [_NOW, lease.ttl]},
+                    "lease_session": {"$literal": session.session_id},
                 }
-                new_header: Document = {
+                # What an upsert inserts ($setOnInsert has no pipeline form):
+                # an existing header keeps its own values.
+                new_header: dict[str, object] = {
                     "key": secrets.token_hex(16),
                     "version": None,
                     "writer": None,
@@ -613,10 +627,12 @@ class MongoStorageBackend(TriggerStorageBackend):
                 }
                 if self.ttl is not None:
                     new_header["expires_at"] = _moment(lease.acquired_at + self.ttl)
+                for name, value in new_header.items():
+                    fields[name] = {"$ifNull": [f"${name}", {"$literal": value}]}
                 try:
                     self.sessions.update_one(
-                        {"_id": self.uid, "lease_expires": {"$lte": lease.acquired_at}},
-                        {"$set": fields, "$setOnInsert": new_header},
+                        {"_id": self.uid, "$expr": {"$lte": [_LEASE_EXPIRES, _NOW]}},
+                        [{"$set": fields}],
                         upsert=True,
                     )
                 except DuplicateKeyError:
@@ -668,7 +684,7 @@ class MongoStorageBackend(TriggerStorageBackend):
                 self._bounded():
             renewed = self.sessions.update_one(
                 {"_id": self.uid, "lease_token": lease.token},
-                {"$set": {"lease_expires": lease.expires_at}},
+                [{"$set": {"lease_expires": {"$add": [_NOW, lease.ttl]}}}],
             )
         return renewed.matched_count == 1
 

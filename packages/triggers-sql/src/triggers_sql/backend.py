@@ -7,8 +7,9 @@ How each guarantee is kept (the tables are described in :mod:`.schema`):
   metadata. One round trip, and one statement sees one consistent snapshot on
   every database, so a reader never sees half of a concurrent save. It runs
   without ``BEGIN``/``COMMIT`` around it (see :mod:`.engines`).
-* **Lock**: the session row carries a lease (random token and expiry, judged
-  by the acquiring process's clock like every backend's leases). Taking it is
+* **Lock**: the session row carries a lease (random token and expiry, both
+  written and judged on the database's clock, see :mod:`.clock`, so a
+  process with a wrong clock cannot take a live lease). Taking it is
   a single conditional ``UPDATE``, or an ``INSERT`` for a new session whose
   primary key lets only one process win; renewing and releasing it are one
   ``UPDATE`` conditioned on the token. Each is a statement of its own, atomic
@@ -42,6 +43,7 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Double,
     Engine,
     Table,
     Text,
@@ -78,6 +80,7 @@ from triggers.storage import (
     is_active_record,
 )
 from triggers_sql import engines, schema
+from triggers_sql.clock import store_now
 from triggers_sql.schema import Tables, name_key
 
 __all__ = ["SQLStorageBackend"]
@@ -123,6 +126,7 @@ class SQLStorageBackend(TriggerStorageBackend):
         shared_state=True,
         cross_process_locking=True,
         fenced_saves=True,
+        skew_safe_leases=True,
         incremental_saves=True,
         partial_loads=True,
     )
@@ -290,8 +294,7 @@ class SQLStorageBackend(TriggerStorageBackend):
             "p_key": self._key,
             "p_uid": _text(self.uid),
             "p_token": lease.token,
-            "p_now": lease.acquired_at,
-            "p_expires": lease.expires_at,
+            "p_ttl": lease.ttl,
         }
 
         def attempt(connection: Connection) -> bool:
@@ -313,7 +316,7 @@ class SQLStorageBackend(TriggerStorageBackend):
 
     def _renew_lease(self, lease: Lease) -> bool:
         renew = _statements(self.tables).renew
-        params = {"p_key": self._key, "p_token": lease.token, "p_expires": lease.expires_at}
+        params = {"p_key": self._key, "p_token": lease.token, "p_ttl": lease.ttl}
         return self._run(
             "renew the lock", lambda connection: connection.execute(renew, params).rowcount == 1
         )
@@ -412,6 +415,8 @@ def _statements(t: Tables) -> _Statements:
             ),
         )
 
+    # Expiry on the database's clock (see .clock): the caller sends only the length.
+    expires = store_now() + bindparam("p_ttl", type_=Double)
     held = (sessions.c.uid_key == key, sessions.c.lease_token == token)
     fence = update(sessions).where(*held).values(version=bindparam("p_new_version"))
     return _Statements(
@@ -422,17 +427,17 @@ def _statements(t: Tables) -> _Statements:
         .where(
             sessions.c.lease_token.is_(None)
             | (sessions.c.lease_token == token)
-            | (sessions.c.lease_expires <= bindparam("p_now"))
+            | (sessions.c.lease_expires <= store_now())
         )
-        .values(lease_token=token, lease_expires=bindparam("p_expires")),
+        .values(lease_token=token, lease_expires=expires),
         create=insert(sessions).values(
             uid_key=key,
             uid=bindparam("p_uid"),
             version=None,
             lease_token=token,
-            lease_expires=bindparam("p_expires"),
+            lease_expires=expires,
         ),
-        renew=update(sessions).where(*held).values(lease_expires=bindparam("p_expires")),
+        renew=update(sessions).where(*held).values(lease_expires=expires),
         release=update(sessions).where(*held).values(lease_token=None, lease_expires=None),
         fence=fence.where(sessions.c.version == bindparam("p_version")),
         fence_first=fence.where(sessions.c.version.is_(None)),
