@@ -104,3 +104,8 @@ def sqlite_file(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Data
 @pytest.fixture
 def postgresql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     yield from _database(request, "postgresql", tmp_path)
+
+
+@pytest.fixture
+def mariadb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    yield from _database(request, "mariadb", tmp_path)

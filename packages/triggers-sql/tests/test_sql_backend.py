@@ -7,7 +7,7 @@ from sql_counting import traffic
 from sql_databases import Database, new_prefix
 from sqlalchemy import create_engine, update
 
-from triggers.errors import ConfigurationError, SchemaError, StorageError
+from triggers.errors import ConfigurationError, SchemaError, SessionLimitError, StorageError
 from triggers.manager import TriggerManager
 from triggers.types import InstanceStatus
 from triggers_sql import SQLStorageBackend
@@ -161,3 +161,34 @@ def test_an_existing_engine_can_be_passed(sqlite_file: Database) -> None:
         storage.save()
     assert SQLStorageBackend("e", **sqlite_file.options).metadata["k"] == 1
     engine.dispose()
+
+
+def test_mariadb_refuses_a_record_over_max_allowed_packet_before_sending_it(
+    mariadb: Database,
+) -> None:
+    """17 MiB against the default 16 MiB packet: refused by name, not "server has gone away"."""
+    storage = SQLStorageBackend("big", **mariadb.options)
+    limit = storage.capabilities.max_record_bytes
+    with create_engine(mariadb.url).connect() as connection:
+        packet = connection.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one()
+    assert limit is not None and limit < packet // 2
+    assert SQLStorageBackend.capabilities.max_record_bytes is None  # the class stays general
+    with storage.acquire_lock():
+        storage.update_configuration({"t_a": {"run": NOOP, "after": ["x"]}})
+        storage.metadata["small"] = 1
+        storage.save()
+    huge = "p" * (packet + 1024 * 1024)
+    with storage.acquire_lock():
+        storage.create_instance("t_a", metadata={"pad": huge})
+        with pytest.raises(SessionLimitError, match=r"'t_a#0' takes \d+ bytes.*Nothing was written"):
+            storage.save()
+    with storage.acquire_lock():
+        storage.metadata["huge"] = huge
+        with pytest.raises(SessionLimitError, match=r"metadata 'huge' takes \d+ bytes"):
+            storage.save()
+    # Nothing was sent: the pool's connections still work, and the session is as it was.
+    with storage.acquire_lock():
+        storage.metadata["small"] = 2
+        storage.save()
+    fresh = SQLStorageBackend("big", **mariadb.options)
+    assert fresh.metadata == {"small": 2} and len(fresh.instances) == 0

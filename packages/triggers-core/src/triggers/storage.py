@@ -201,7 +201,12 @@ class TriggerStorageBackend:
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities()
-    """What this backend guarantees; override on subclasses that do more."""
+    """What this backend guarantees; override on subclasses that do more.
+
+    Read it from the object (``storage.capabilities``): a backend whose limits
+    depend on its store (a server variable, say) narrows them per object with
+    :meth:`_declare_capabilities`.
+    """
 
     def __init__(
         self,
@@ -941,6 +946,16 @@ class TriggerStorageBackend:
             deleted_metadata=deleted,
         )
         return changes, snapshot
+
+    def _declare_capabilities(self, capabilities: Capabilities) -> None:
+        """Declare what this object's store guarantees, in place of the class's declaration.
+
+        For limits known only once the store is reached (MariaDB's
+        ``max_allowed_packet``, for instance). The class attribute stays the
+        default for every other object; the base class's checks, and the
+        conformance suite, read the object's.
+        """
+        vars(self)["capabilities"] = capabilities
 
     def _check_limits(self, changes: SessionChanges) -> None:
         caps = self.capabilities

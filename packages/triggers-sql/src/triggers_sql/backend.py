@@ -30,6 +30,7 @@ How each guarantee is kept (the tables are described in :mod:`.schema`):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -67,6 +68,7 @@ from triggers.capabilities import Capabilities
 from triggers.errors import (
     ConfigurationError,
     CorruptSessionError,
+    SessionLimitError,
     StaleSessionError,
     StorageError,
     TriggersError,
@@ -79,7 +81,7 @@ from triggers.storage import (
     TriggerStorageBackend,
     is_active_record,
 )
-from triggers_sql import engines, schema
+from triggers_sql import engines, limits, schema
 from triggers_sql.clock import store_now
 from triggers_sql.schema import Tables, name_key
 
@@ -149,6 +151,11 @@ class SQLStorageBackend(TriggerStorageBackend):
         self.tables = _tables(table_prefix, schema)
         self._key = name_key(self.uid)
         _prepare(self.engine, self.tables, create=create_tables)
+        record_limit = limits.record_limit(self.engine)
+        if record_limit is not None:
+            self._declare_capabilities(
+                dataclasses.replace(type(self).capabilities, max_record_bytes=record_limit)
+            )
 
     @property
     def engine(self) -> Engine:
@@ -241,6 +248,7 @@ class SQLStorageBackend(TriggerStorageBackend):
         ]
         for row in metas:
             del row["record"]
+        self._check_metadata_sizes(metas)
         statements = _statements(t)
         fence = statements.fence_first if changes.base_version is None else statements.fence
         fenced = {
@@ -261,6 +269,20 @@ class SQLStorageBackend(TriggerStorageBackend):
                 connection.execute(statements.delete_metas, {"p_key": key, "p_names": deleted})
 
         self._run("save", save, transaction=True)
+
+    def _check_metadata_sizes(self, metas: list[dict[str, Any]]) -> None:
+        """Refuse a metadata value over the record limit (the base class checks the other records)."""
+        limit = self.capabilities.max_record_bytes
+        if limit is None:
+            return
+        for row in metas:
+            size = len(row["value"].encode("utf-8"))
+            if size > limit:
+                raise SessionLimitError(
+                    f"session {self.uid!r}: metadata {json.loads(row['name'])!r} takes {size} "
+                    f"bytes; this database takes at most {limit} per record (half of "
+                    "max_allowed_packet, less room for the statement). Nothing was written"
+                )
 
     def _row(self, name: str, record: str) -> dict[str, Any]:
         return {
