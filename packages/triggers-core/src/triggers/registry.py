@@ -20,6 +20,7 @@ import inspect
 import json
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -38,6 +39,7 @@ __all__ = [
     "RUNNER_ENV",
     "EntryPointRegistry",
     "manager_from_config",
+    "selection_of",
     "storage_backends",
     "storage_config_from_env",
     "storage_from_config",
@@ -125,7 +127,12 @@ class EntryPointRegistry(Generic[_T]):
         :class:`ConfigurationError` that names them.
         """
         cls = self.check_options(name, *args, **options)
-        return cls(*args, **options)
+        built = cls(*args, **options)
+        try:
+            _SELECTIONS[built] = (self.group, name, dict(options))
+        except TypeError:  # an object that takes no weak reference: nothing remembered
+            pass
+        return built
 
     def check_options(self, name: str, *args: Any, **options: Any) -> type[_T]:
         """Refuse what :meth:`get` would refuse, without building anything; the class.
@@ -147,6 +154,23 @@ class EntryPointRegistry(Generic[_T]):
         except ValueError:  # no signature available (C classes): let the call decide
             pass
         return cls
+
+
+_SELECTIONS: weakref.WeakKeyDictionary[Any, tuple[str, str, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def selection_of(built: object) -> tuple[str, dict[str, Any]] | None:
+    """``(name, options)`` that :meth:`EntryPointRegistry.get` built ``built`` from, if it did.
+
+    A runner that sends work to other processes ships this (a storage
+    backend's registry name and options, as data) so a worker can build the
+    same session's storage; objects built otherwise give None.
+    """
+    try:
+        selection = _SELECTIONS.get(built)
+    except TypeError:
+        return None
+    return None if selection is None else (selection[1], dict(selection[2]))
 
 
 def _accepted_keywords(cls: type) -> set[str] | None:

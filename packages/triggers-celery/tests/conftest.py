@@ -1,0 +1,96 @@
+"""Brokers, a database and real Celery workers for the triggers-celery tests.
+
+RabbitMQ (127.0.0.1:5672, guest/guest) and Redis (127.0.0.1:6379) are the
+machine's servers (override with ``TRIGGERS_CELERY_AMQP_URL`` /
+``TRIGGERS_CELERY_REDIS_URL``), PostgreSQL holds the sessions
+(``TRIGGERS_SQL_POSTGRESQL_URL``). A missing server skips its tests, and
+fails them under ``CI=true``. Every test uses queues and tables of its own,
+deleted afterwards, so parallel runs never meet.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kombu import Connection
+from sqlalchemy import create_engine, text
+
+from triggers_conformance.servers import Server, serve
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))  # the survey demo
+
+from celery_cluster import Cluster, ClusterFactory
+
+AMQP_URL = os.environ.get("TRIGGERS_CELERY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("TRIGGERS_CELERY_REDIS_URL", "redis://127.0.0.1:6379/14")
+POSTGRESQL_URL = os.environ.get(
+    "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _broker_answers(url: str) -> bool:
+    with Connection(url, connect_timeout=2) as connection:
+        connection.ensure_connection(max_retries=1)
+    return True
+
+
+def _postgresql_answers() -> bool:
+    engine = create_engine(POSTGRESQL_URL, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    finally:
+        engine.dispose()
+
+
+BROKERS = {
+    "rabbitmq": Server("RabbitMQ", "127.0.0.1", 5672, ready=lambda: _broker_answers(AMQP_URL),
+                       install="apt-get install rabbitmq-server, or set TRIGGERS_CELERY_AMQP_URL"),
+    "redis": Server("Redis", "127.0.0.1", 6379, ready=lambda: _broker_answers(REDIS_URL),
+                    install="apt-get install redis-server, or set TRIGGERS_CELERY_REDIS_URL"),
+}
+BROKER_URLS = {"rabbitmq": AMQP_URL, "redis": REDIS_URL}
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[str]:
+    server = Server("PostgreSQL", "127.0.0.1", 5432, ready=_postgresql_answers,
+                    install="set TRIGGERS_SQL_POSTGRESQL_URL")
+    with serve(server):
+        yield POSTGRESQL_URL
+
+
+
+
+@pytest.fixture
+def cluster(postgresql: str, tmp_path: Path) -> Iterator[ClusterFactory]:
+    """``cluster("redis", run_lease_ttl=..., duplicate=...)``: a fresh setup on that broker."""
+    made: list[Cluster] = []
+    prefix = f"c{uuid.uuid4().hex[:10]}_"
+
+    def make(broker: str, **settings: Any) -> Cluster:
+        with serve(BROKERS[broker]):
+            pass
+        made.append(Cluster(BROKER_URLS[broker], f"triggers-test-{uuid.uuid4().hex[:12]}",
+                            tmp_path, {"url": postgresql, "table_prefix": prefix}, **settings))
+        return made[-1]
+
+    yield make
+    for item in made:
+        item.close()
+    from triggers_sql.schema import tables
+
+    engine = create_engine(postgresql)
+    try:
+        tables(prefix, None).metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+
