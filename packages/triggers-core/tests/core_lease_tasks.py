@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from triggers import run_leases
+from triggers.manager import TriggerManager
+from triggers.runners import TaskRunner
 from triggers.storage import TriggerStorageBackend
 from triggers.tasks import TaskContext
 
@@ -28,6 +30,21 @@ STARTED: dict[str, threading.Event] = {}
 
 OPENERS: dict[str, Callable[[], TriggerStorageBackend]] = {}
 """Session uid -> a factory of fresh storage objects (for :func:`wait_for_renewal`)."""
+
+
+class HoldingRunner(TaskRunner):
+    """Runs nothing: keeps the names, as a queue holds messages until a worker takes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+
+    def run(self, manager: TriggerManager, instance_name: str) -> None:
+        self.sent.append(instance_name)
+
+
+HOLDING = HoldingRunner()
+"""A runner made in code, for ``--runner core_lease_tasks:HOLDING``."""
 
 
 class WorkerKilled(BaseException):

@@ -21,24 +21,12 @@ from triggers import run_leases
 from triggers.manager import TriggerManager
 from triggers.memory import MemoryStorageBackend
 from triggers.registry import storage_backends
-from triggers.runners import TaskRunner
 from triggers.storage import TriggerStorageBackend
 from triggers.types import InstanceStatus, TaskInstance
 
 TTL = 30.0
 
 Opener = Callable[[], TriggerStorageBackend]
-
-
-class HoldingRunner(TaskRunner):
-    """Runs nothing: keeps the names, as a queue holds messages until a worker takes them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[str] = []
-
-    def run(self, manager: TriggerManager, instance_name: str) -> None:
-        self.sent.append(instance_name)
 
 
 @pytest.fixture(params=["memory", "sql-sqlite"])
@@ -136,7 +124,7 @@ def test_resume_makes_an_instance_with_an_ended_lease_runnable(
     open_session: Opener, uid: str, clock: FakeClock
 ) -> None:
     _killed_worker(open_session, uid)
-    runner = HoldingRunner()
+    runner = tasks.HoldingRunner()
     manager = TriggerManager(open_session(), runner=runner, run_lease_ttl=TTL)
     assert manager.resume() == []
     clock.advance(TTL + 1)
@@ -160,7 +148,7 @@ def test_an_attempt_that_lost_its_lease_cannot_record_an_outcome(
     open_session: Opener, uid: str, clock: FakeClock
 ) -> None:
     tasks.GATES[uid], tasks.STARTED[uid] = threading.Event(), threading.Event()
-    slow = TriggerManager(open_session(), runner=HoldingRunner(), run_lease_ttl=TTL)
+    slow = TriggerManager(open_session(), runner=tasks.HoldingRunner(), run_lease_ttl=TTL)
     _configure(slow, "core_lease_tasks.slow_first")
     slow.fire("start")
     errors: list[BaseException] = []
@@ -176,7 +164,7 @@ def test_an_attempt_that_lost_its_lease_cannot_record_an_outcome(
     try:
         assert tasks.STARTED[uid].wait(timeout=60)
         clock.advance(TTL)
-        fast_runner = HoldingRunner()
+        fast_runner = tasks.HoldingRunner()
         TriggerManager(open_session(), runner=fast_runner, run_lease_ttl=TTL).run_instance("t_work#0")
     finally:
         tasks.GATES[uid].set()

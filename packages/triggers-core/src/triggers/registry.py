@@ -16,6 +16,7 @@ Configuration picks a backend by name too, from a mapping
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
@@ -39,6 +40,7 @@ __all__ = [
     "RUNNER_ENV",
     "EntryPointRegistry",
     "manager_from_config",
+    "runner_from_spec",
     "selection_of",
     "storage_backends",
     "storage_config_from_env",
@@ -270,8 +272,8 @@ def manager_from_config(
     """Build the trigger manager for ``storage`` by registry names.
 
     ``config`` may name ``"manager"`` (a ``triggers.managers`` entry point,
-    default ``"default"``) and ``"runner"`` (a ``triggers.runners`` entry
-    point, default ``"eager"``); a name missing from ``config`` is taken from
+    default ``"default"``) and ``"runner"`` (see :func:`runner_from_spec`,
+    default ``"eager"``); a name missing from ``config`` is taken from
     ``TRIGGERS_MANAGER`` / ``TRIGGERS_RUNNER`` in the environment.
     """
     config = config or {}
@@ -283,4 +285,35 @@ def manager_from_config(
     env = os.environ if environ is None else environ
     manager_name = config.get("manager") or env.get(MANAGER_ENV) or "default"
     runner_name = config.get("runner") or env.get(RUNNER_ENV) or "eager"
-    return trigger_managers.get(manager_name, storage, runner=task_runners.get(runner_name))
+    return trigger_managers.get(manager_name, storage, runner=runner_from_spec(runner_name))
+
+
+def runner_from_spec(spec: str) -> TaskRunner:
+    """The task runner ``spec`` names: a registry name, or ``module:attribute``.
+
+    ``module:attribute`` reaches a runner the application configured in code
+    (``proj.tasks:runner``), or a runner class or factory, called without
+    arguments. It is how the ``triggers`` command and ``TRIGGERS_RUNNER`` use
+    a runner that is not an entry point.
+    """
+    from triggers.runners import TaskRunner
+
+    if ":" not in spec:
+        return task_runners.get(spec)
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"runner {spec!r}: expected a registry name or module:attribute")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"runner {spec!r} cannot be imported: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(found, TaskRunner) and callable(found):
+        found = found()
+    if not isinstance(found, TaskRunner):
+        raise ConfigurationError(
+            f"runner {spec!r} is a {type(found).__name__}, not a TaskRunner (nor a class or "
+            "factory making one)"
+        )
+    return found
