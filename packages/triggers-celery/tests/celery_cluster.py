@@ -46,11 +46,16 @@ class Cluster:
         self.queues.append(name)
         return name
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables ``celery_test_app`` builds this cluster's app from."""
+        return {"TRIGGERS_TEST_BROKER": self.broker, "TRIGGERS_TEST_QUEUE": self.queue,
+                "TRIGGERS_TEST_RUN_LEASE_TTL": str(self.run_lease_ttl),
+                "TRIGGERS_TEST_DUPLICATE": "1" if self.duplicate else "0",
+                "TRIGGERS_TEST_RUN_LOG": str(self.run_log), "TRIGGERS_TEST_RELEASE": str(self.release)}
+
     def start(self, count: int, *, pool: str = "solo", concurrency: int = 1) -> list[Worker]:
-        env = {"TRIGGERS_TEST_BROKER": self.broker, "TRIGGERS_TEST_QUEUE": self.queue,
-               "TRIGGERS_TEST_RUN_LEASE_TTL": str(self.run_lease_ttl),
-               "TRIGGERS_TEST_DUPLICATE": "1" if self.duplicate else "0",
-               "TRIGGERS_TEST_RUN_LOG": str(self.run_log), "TRIGGERS_TEST_RELEASE": str(self.release)}
+        env = self.env
         started = [start_worker(f"w{len(self.workers) + i}-{self.queue}", self.directory, env,
                                 self.queues, pool=pool, concurrency=concurrency) for i in range(count)]
         self.workers += started

@@ -54,11 +54,18 @@ class Worker:
 
 
 def start_worker(name: str, directory: Path, env: Mapping[str, str], queues: list[str], *,
-                 pool: str = "solo", concurrency: int = 1) -> Worker:
-    """Start ``celery -A celery_test_app worker`` consuming ``queues``."""
+                 pool: str = "solo", concurrency: int = 1, app: str = "celery_test_app",
+                 workdir: Path | None = None) -> Worker:
+    """Start ``celery -A APP worker`` consuming ``queues``.
+
+    With ``workdir``, as the demo's README says: ``celery --workdir DIR -A APP``,
+    nothing added to ``PYTHONPATH``.
+    """
     log = directory / f"worker-{name}.log"
-    path = os.pathsep.join([str(TESTS_DIR), str(EXAMPLES_DIR), os.environ.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "celery", "-A", "celery_test_app", "worker",
+    paths = [] if workdir else [str(TESTS_DIR), str(EXAMPLES_DIR)]
+    path = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])
+    where = ["--workdir", str(workdir)] if workdir else []
+    command = [sys.executable, "-m", "celery", *where, "-A", app, "worker",
                f"--pool={pool}", f"--concurrency={concurrency}", "-Q", ",".join(queues),
                "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
                "-l", "INFO"]

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu import Connection
 from sqlalchemy import create_engine, text
 
 from triggers_conformance.servers import Server, serve
@@ -27,18 +26,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))  # the survey demo
 
 from celery_cluster import Cluster, ClusterFactory
+from celery_servers import BROKER_URLS, BROKERS
 
-AMQP_URL = os.environ.get("TRIGGERS_CELERY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
-REDIS_URL = os.environ.get("TRIGGERS_CELERY_REDIS_URL", "redis://127.0.0.1:6379/14")
 POSTGRESQL_URL = os.environ.get(
     "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-
-
-def _broker_answers(url: str) -> bool:
-    with Connection(url, connect_timeout=2) as connection:
-        connection.ensure_connection(max_retries=1)
-    return True
 
 
 def _postgresql_answers() -> bool:
@@ -49,15 +41,6 @@ def _postgresql_answers() -> bool:
         return True
     finally:
         engine.dispose()
-
-
-BROKERS = {
-    "rabbitmq": Server("RabbitMQ", "127.0.0.1", 5672, ready=lambda: _broker_answers(AMQP_URL),
-                       install="apt-get install rabbitmq-server, or set TRIGGERS_CELERY_AMQP_URL"),
-    "redis": Server("Redis", "127.0.0.1", 6379, ready=lambda: _broker_answers(REDIS_URL),
-                    install="apt-get install redis-server, or set TRIGGERS_CELERY_REDIS_URL"),
-}
-BROKER_URLS = {"rabbitmq": AMQP_URL, "redis": REDIS_URL}
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,9 @@ has nothing scheduled or running), never by a fixed sleep.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -15,6 +18,7 @@ from collections import Counter
 import pytest
 from celery import Celery
 from celery_cluster import ClusterFactory
+from celery_workers import TESTS_DIR
 
 from triggers import run_leases
 from triggers.errors import ConfigurationError
@@ -195,3 +199,23 @@ def test_wait_until_idle_gives_up_on_a_busy_session() -> None:
         storage.create_instance("t", status="scheduled", kwargs={"go": {}})
         storage.save()
     assert wait_until_idle(storage, 0) is False
+
+
+def test_the_triggers_command_sends_to_the_workers_with_runner_celery(cluster: ClusterFactory) -> None:
+    setup = cluster("redis")
+    setup.start(1)
+    uid = _uid()
+    with setup.storage(uid) as storage:
+        TriggerManager(storage, runners={"celery": setup.runner}).update_configuration(CHAIN)
+    flags = ["--backend", "sql", "--option", f"url={setup.storage_options['url']}",
+             "--option", f"table_prefix={setup.storage_options['table_prefix']}"]
+    env = {**os.environ, **setup.env, "TRIGGERS_CELERY_APP": "celery_test_app:app",
+           "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-m", "triggers", *flags, "fire", uid, "start", "--runner", "celery"],
+                            capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert result.returncode == 0, (result.stderr, setup.logs())
+    # The command's runner waits (join_all) until the workers ran t_first and its cascades.
+    assert "scheduled: t_first#0 (now finished)" in result.stdout
+    with setup.storage(uid) as storage:
+        assert storage["t_third#0"].status is InstanceStatus.FINISHED
+    assert {run["pid"] for run in setup.runs()} == {setup.workers[0].process.pid}
