@@ -6,14 +6,17 @@ puts the message back), so a worker killed mid-task loses nothing: the
 message is delivered again. Whatever arrives, the session decides what
 happens, under its lock:
 
-* the instance is ``scheduled`` and the message is for its next attempt: it
-  runs (the manager claims it, runs it, records the outcome, cascades);
+* the instance is ``scheduled``: it runs (the manager claims it, runs it,
+  records the outcome, cascades);
 * it is ``running`` on a live run lease: its worker may be alive, so the
   message is sent again to arrive when the lease would end, and looked at
   then (a finished instance makes it a no-op; an ended lease a takeover);
 * it is ``running`` on an ended lease: this message takes it over as the
   next attempt (:mod:`triggers.run_leases`);
-* anything else (finished, failed, a stale duplicate): nothing happens.
+* anything else (finished, failed, rescheduled and run by another message):
+  nothing happens.
+
+The message's ``attempt`` is the attempt it was sent for, for the logs.
 """
 
 from __future__ import annotations
@@ -66,9 +69,11 @@ def _task_body(task: Task, body: object) -> str:
 def run_message(app: Celery, body: object) -> str:
     """Act on one received message; returns what happened (for logs and tests).
 
-    ``"ran"``, ``"waiting"`` (sent again for when the lease ends),
-    ``"stale"`` (a duplicate of an attempt that already started), ``"done"``
-    (nothing left to run) or ``"unknown"`` (no such instance).
+    ``"done"`` (this message ran the instance, or found it finished, failed
+    or run by another: nothing left for it), ``"waiting"`` (running on a live lease:
+    sent again for when the lease ends) or ``"unknown"`` (no such instance).
+    The manager decides under the session lock, in the one load its claim
+    makes; the state it saw is then read from that load, not loaded again.
     """
     from triggers_celery.runner import runner_for_app
 
@@ -76,30 +81,24 @@ def run_message(app: Celery, body: object) -> str:
     runner = runner_for_app(app)
     storage = storage_from_config(message.uid, runner.storage_config_for(message))
     try:
+        manager = trigger_managers.get(runner.manager_name, storage, runner=runner,
+                                       runners={"celery": runner}, run_lease_ttl=runner.run_lease_ttl)
         try:
-            instance = storage[message.instance]
+            manager.run_instance(message.instance)
+            instance = storage[message.instance]  # as the claim (or the outcome) left it
         except InstanceNotFoundError:
             logger.error("session %r has no instance %r; dropping the message",
                          message.uid, message.instance)
             return "unknown"
-        now = storage.now()
-        wait = run_leases.remaining(instance, now)
+        # Our own attempt released its lease when it recorded the outcome, so a
+        # lease still running belongs to another attempt that may be alive.
+        wait = run_leases.remaining(instance, storage.now())
         if wait:
             routing = runner.routing_for(instance.config)
             routing.pop("countdown", None)
             routing.pop("retry_countdown", None)
             runner.send(message, countdown=wait + LEASE_MARGIN, routing=routing)
             return "waiting"
-        if instance.can_run and message.attempt <= run_leases.attempt_of(instance):
-            logger.info("session %r: %s is scheduled for attempt %d; attempt %d's message is stale",
-                        message.uid, message.instance, run_leases.attempt_of(instance) + 1,
-                        message.attempt)
-            return "stale"
-        if not instance.can_run and not run_leases.expired(instance, now):
-            return "done"
-        manager = trigger_managers.get(runner.manager_name, storage, runner=runner,
-                                       runners={"celery": runner}, run_lease_ttl=runner.run_lease_ttl)
-        manager.run_instance(message.instance)
-        return "ran"
+        return "done"
     finally:
         storage.close()
