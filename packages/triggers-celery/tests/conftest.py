@@ -60,9 +60,12 @@ def cluster(postgresql: str, tmp_path: Path) -> Iterator[ClusterFactory]:
     prefix = f"c{uuid.uuid4().hex[:10]}_"
 
     def make(broker: str, **settings: Any) -> Cluster:
-        with serve(BROKERS[broker]):
-            pass
-        made.append(Cluster(BROKER_URLS[broker], f"triggers-test-{uuid.uuid4().hex[:12]}",
+        """``broker`` is ``rabbitmq``, ``redis`` (the machine's) or a broker URL of the test's own."""
+        if "://" not in broker:
+            with serve(BROKERS[broker]):
+                pass
+        url = broker if "://" in broker else BROKER_URLS[broker]
+        made.append(Cluster(url, f"triggers-test-{uuid.uuid4().hex[:12]}",
                             tmp_path, {"url": postgresql, "table_prefix": prefix}, **settings))
         return made[-1]
 
