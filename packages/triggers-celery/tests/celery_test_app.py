@@ -27,7 +27,10 @@ class DuplicatingRunner(CeleryTaskRunner):
 
 def make_app(broker: str, queue: str, *, run_lease_ttl: float = 60.0,
              duplicate: bool = False) -> tuple[Celery, CeleryTaskRunner]:
-    """A Celery app on ``broker`` whose default queue is ``queue``, and its triggers runner."""
+    """A Celery app on ``broker`` whose default queue is ``queue``, and its triggers runner.
+
+    A second runner, ``using: "side"``, sends to the queue ``QUEUE-side``.
+    """
     app = Celery(f"triggers-tests-{queue}", broker=broker, set_as_current=False)
     app.conf.update(
         task_default_queue=queue,
@@ -38,7 +41,9 @@ def make_app(broker: str, queue: str, *, run_lease_ttl: float = 60.0,
         accept_content=["json"],
     )
     runner_class = DuplicatingRunner if duplicate else CeleryTaskRunner
-    return app, runner_class(app, run_lease_ttl=run_lease_ttl)
+    default = runner_class(app, run_lease_ttl=run_lease_ttl)
+    runner_class(app, run_lease_ttl=run_lease_ttl, name="side", queue=f"{queue}-side")
+    return app, default
 
 
 if "TRIGGERS_TEST_BROKER" in os.environ:

@@ -27,6 +27,7 @@ from triggers.memory import MemoryStorageBackend
 from triggers.registry import storage_backends
 from triggers.types import InstanceStatus
 from triggers_celery import CeleryTaskRunner, RunMessage, run_message, wait_until_idle
+from triggers_celery.runner import named_runners
 
 WAIT = 90.0
 
@@ -47,10 +48,12 @@ def _uid() -> str:
 def test_tasks_and_cascades_run_on_the_workers(cluster: ClusterFactory, broker: str) -> None:
     setup = cluster(broker)
     other_queue = setup.extra_queue("other")
+    side_queue = setup.extra_queue("side")
     setup.start(1)
     storage = setup.storage(_uid())
-    manager = TriggerManager(storage, runners={"celery": setup.runner})
-    configuration = {**CHAIN, "t_third": {**CHAIN["t_third"], "celery": {"queue": other_queue}}}
+    manager = TriggerManager(storage, runners=named_runners(setup.app))
+    configuration = {**CHAIN, "t_third": {**CHAIN["t_third"], "celery": {"queue": other_queue}},
+                     "t_second": {**CHAIN["t_second"], "using": "side"}}
     manager.update_configuration(configuration)
     assert manager.fire("start") == ["t_first#0"]
     for page in range(2):
@@ -68,6 +71,7 @@ def test_tasks_and_cascades_run_on_the_workers(cluster: ClusterFactory, broker: 
     assert {run["pid"] for run in runs} == {worker_pid}  # solo pool: the worker process itself
     routed = {run["instance"]: run["routingKey"] for run in runs}
     assert routed["t_third#0"] == other_queue  # the task's celery directive
+    assert routed["t_second#0"] == side_queue  # using: side, sent by the worker's 'side' runner
     assert routed["t_first#0"] == setup.queue
     # The cascade t_second -> t_third was sent by the worker, not by this process.
     assert storage["t_second#0"].kwargs["t_first"] == {"pid": worker_pid}

@@ -27,6 +27,7 @@ __all__ = [
     "CeleryTaskRunner",
     "RunMessage",
     "install",
+    "named_runners",
     "run_message",
     "runner_for_app",
     "wait_until_idle",

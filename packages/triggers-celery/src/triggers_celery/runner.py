@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
     from triggers.manager import TriggerManager
 
-__all__ = ["APP_ENV", "DIRECTIVE", "TASK_NAME", "CeleryTaskRunner", "install", "runner_for_app"]
+__all__ = ["APP_ENV", "DIRECTIVE", "TASK_NAME", "CeleryTaskRunner", "install", "named_runners",
+           "runner_for_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ _ROUTING: dict[str, type | tuple[type, ...]] = {"queue": str, "routing_key": str
             "countdown": (int, float), "retry_countdown": (int, float)}
 
 _RUNNERS: weakref.WeakKeyDictionary[Any, CeleryTaskRunner] = weakref.WeakKeyDictionary()
+_NAMED: weakref.WeakKeyDictionary[Any, dict[str, CeleryTaskRunner]] = weakref.WeakKeyDictionary()
 
 
 def _app_from_env() -> Celery:
@@ -120,6 +122,12 @@ class CeleryTaskRunner(TaskRunner):
     ``manager``, ``run_lease_ttl``
         The trigger manager (registry name) workers run instances with, and
         its run lease length (:mod:`triggers.run_leases`).
+    ``name``
+        The ``using`` name this runner answers to on the workers (default
+        ``celery``). Several runners of one app (a ``gpu`` queue beside the
+        default, say) each take a name; give the firing manager the same
+        ``runners={name: runner}``, and the workers send each cascaded task
+        through the runner its ``using`` names.
     """
 
     def __init__(
@@ -137,8 +145,12 @@ class CeleryTaskRunner(TaskRunner):
         retry_countdown: float | None = None,
         manager: str = "default",
         run_lease_ttl: float = run_leases.DEFAULT_RUN_LEASE_TTL,
+        name: str = "celery",
     ) -> None:
         super().__init__()
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"CeleryTaskRunner: name must be a non-empty string, not {name!r}")
+        self.name = name
         self.app: Celery = app if app is not None else _app_from_env()
         self.storage = self._storage_config("storage", storage)
         self.worker_storage = self._storage_config("worker_storage", worker_storage)
@@ -267,7 +279,15 @@ def install(app: Celery, runner: CeleryTaskRunner, *, replace: bool = True) -> N
 
     if replace or app not in _RUNNERS:
         _RUNNERS[app] = runner
+    named = _NAMED.setdefault(app, {})
+    if replace or runner.name not in named:
+        named[runner.name] = runner
     register_task(app)
+
+
+def named_runners(app: Celery) -> dict[str, CeleryTaskRunner]:
+    """The runners made for ``app`` by their ``using`` names (what a worker's manager gets)."""
+    return {"celery": runner_for_app(app), **_NAMED.get(app, {})}
 
 
 def runner_for_app(app: Celery) -> CeleryTaskRunner:

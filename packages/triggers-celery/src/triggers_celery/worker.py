@@ -75,14 +75,14 @@ def run_message(app: Celery, body: object) -> str:
     The manager decides under the session lock, in the one load its claim
     makes; the state it saw is then read from that load, not loaded again.
     """
-    from triggers_celery.runner import runner_for_app
+    from triggers_celery.runner import named_runners, runner_for_app
 
     message = RunMessage.from_data(body)
     runner = runner_for_app(app)
     storage = storage_from_config(message.uid, runner.storage_config_for(message))
     try:
         manager = trigger_managers.get(runner.manager_name, storage, runner=runner,
-                                       runners={"celery": runner}, run_lease_ttl=runner.run_lease_ttl)
+                                       runners=named_runners(app), run_lease_ttl=runner.run_lease_ttl)
         try:
             manager.run_instance(message.instance)
             instance = storage[message.instance]  # as the claim (or the outcome) left it
