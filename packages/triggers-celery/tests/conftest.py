@@ -80,3 +80,13 @@ def cluster(postgresql: str, tmp_path: Path) -> Iterator[ClusterFactory]:
     finally:
         engine.dispose()
 
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    """A memory-backend namespace of this test alone, emptied afterwards."""
+    from triggers.memory import MemoryStorageBackend
+
+    name = f"celery-tests-{uuid.uuid4().hex}"
+    yield name
+    MemoryStorageBackend.clear(name)

@@ -223,3 +223,26 @@ def test_the_triggers_command_sends_to_the_workers_with_runner_celery(cluster: C
     with setup.storage(uid) as storage:
         assert storage["t_third#0"].status is InstanceStatus.FINISHED
     assert {run["pid"] for run in setup.runs()} == {setup.workers[0].process.pid}
+
+
+def test_a_rerun_after_retry_task_waits_retry_countdown(namespace: str) -> None:
+    # kombu's in-process memory transport: a real broker transport, no server.
+    app = Celery("offline-retry", broker="memory://", set_as_current=False)
+    runner = CeleryTaskRunner(app, queue=f"q-{namespace}")
+    storage = storage_backends.get("memory", "s-6", namespace=namespace)
+    manager = TriggerManager(storage, runners={"celery": runner})
+    manager.update_configuration({"t": {"after": ["go"], "run": "celery_test_tasks.step", "using": "celery",
+                                        "celery": {"retry_countdown": 30}}})
+    manager.fire("go")
+    with storage.acquire_lock():  # what RetryTask leaves: rescheduled, one retry counted
+        storage["t#0"].metadata["retries"] = 1
+        storage.save()
+    runner.run(manager, "t#0")
+    with app.connection_for_read() as connection:
+        queue = connection.SimpleQueue(f"q-{namespace}")
+        first, rerun = queue.get(timeout=5), queue.get(timeout=5)
+        for message in (first, rerun):
+            message.ack()
+    assert first.headers.get("eta") is None
+    assert rerun.headers["eta"] is not None  # sent to run 30 s later
+    assert first.payload[0][0]["instance"] == rerun.payload[0][0]["instance"] == "t#0"
