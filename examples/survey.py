@@ -174,7 +174,10 @@ class SurveyWorkflow:
         sees every page.
         """
         if not self.runner.join_all(timeout=JOIN_TIMEOUT):
-            raise TimeoutError(f"tasks still running after {JOIN_TIMEOUT:g} s")
+            hint = ""
+            if type(self.runner).__name__ == "CeleryTaskRunner":
+                hint = " (is a Celery worker running? see examples/survey_celery.py)"
+            raise TimeoutError(f"tasks still running after {JOIN_TIMEOUT:g} s{hint}")
         if self.runner.errors:
             raise self.runner.errors[0]
 
@@ -263,6 +266,7 @@ continuing a session:
 examples:
   ./run demo
   ./run demo --runner threading --verbose
+  ./run demo --runner celery    (start a worker first: see examples/survey_celery.py)
   ./run demo --backend memory --option namespace=x
   ./run demo --backend sql --option url=postgresql+psycopg://postgres@127.0.0.1/test
   ./run demo --session s-42 --until questionnaire   (then again without --until)
@@ -311,9 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--runner", choices=("eager", "threading"), default="eager",
+        "--runner", choices=("eager", "threading", "celery"), default="eager",
         help="eager: tasks run in this thread as triggers fire; threading: in a thread pool, "
-        "waited for after each step (default: eager)",
+        "waited for after each step; celery: on Celery workers (start one first: see "
+        "examples/survey_celery.py), waited for after each step (default: eager)",
     )
     parser.add_argument(
         "--until", metavar="STEP", choices=[step.name for step in STEPS], default=STEPS[-1].name,
@@ -355,10 +360,27 @@ def configure_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
+def make_runner(name: str) -> TaskRunner:
+    """The runner ``--runner`` names; celery's comes from the demo's Celery app."""
+    if name == "threading":
+        return ThreadingTaskRunner()
+    if name == "celery":
+        try:
+            from survey_celery import runner as celery_runner
+        except ImportError as exc:
+            raise ConfigurationError(f"--runner celery needs triggers-celery installed: {exc}") from exc
+        return celery_runner
+    return EagerTaskRunner()
+
+
 def run(args: argparse.Namespace) -> int:
     uid = args.session if args.session is not None else f"survey-{uuid.uuid4().hex[:12]}"
-    storage = open_storage(args.backend, uid, args.option)
-    runner: TaskRunner = ThreadingTaskRunner() if args.runner == "threading" else EagerTaskRunner()
+    options = list(args.option)
+    if args.runner == "celery" and args.backend is None:
+        # Workers resolve a relative SQLite path in their own working directory.
+        options.insert(0, ("url", f"sqlite:///{Path.cwd() / 'triggers-demo.db'}"))
+    storage = open_storage(args.backend, uid, options)
+    runner = make_runner(args.runner)
     try:
         existing = len(storage.tasks), len(storage)
         state = "new" if existing == (0, 0) else f"continuing: {existing[0]} tasks, {existing[1]} instances"

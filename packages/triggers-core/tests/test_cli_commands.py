@@ -56,7 +56,7 @@ def assert_one_line_error(result: object, *needles: str) -> str:
 def test_help_lists_every_command() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("backends", "inspect", "fire", "replay", "skip", "resolve-logs", "export",
+    for command in ("backends", "inspect", "fire", "replay", "skip", "resolve-logs", "set-status", "resume", "list", "export",
                     "import", "migrate", "conformance", "schema", "TRIGGERS_STORAGE_BACKEND"):
         assert command in result.stdout
 

@@ -271,6 +271,29 @@ def test_manager_from_config_picks_manager_and_runner_by_name(memory_storage: Me
 
 def test_manager_from_config_refuses_unknown_names_and_keys(memory_storage: MemoryStorageBackend) -> None:
     with pytest.raises(BackendNotFoundError, match="eager"):
-        manager_from_config(memory_storage, {"runner": "celery"}, environ={})
+        manager_from_config(memory_storage, {"runner": "no-such-runner"}, environ={})
     with pytest.raises(ConfigurationError, match="unknown keys"):
         manager_from_config(memory_storage, {"runnr": "eager"}, environ={})
+
+
+def test_selection_of_remembers_how_the_registry_built_an_object(namespace: str) -> None:
+    from triggers.registry import selection_of
+
+    built = storage_backends.get("memory", "sel-1", namespace=namespace, lease_ttl=5)
+    assert selection_of(built) == ("memory", {"namespace": namespace, "lease_ttl": 5})
+    assert selection_of(MemoryStorageBackend("sel-2", namespace=namespace)) is None
+    assert selection_of(42) is None  # takes no weak reference
+
+
+def test_runner_from_spec_takes_names_objects_and_factories() -> None:
+    from triggers.registry import runner_from_spec
+    from triggers.runners import EagerTaskRunner, ThreadingTaskRunner
+
+    assert isinstance(runner_from_spec("eager"), EagerTaskRunner)
+    made = runner_from_spec("triggers.runners:ThreadingTaskRunner")  # a class: called
+    assert isinstance(made, ThreadingTaskRunner)
+    made.close()
+    with pytest.raises(ConfigurationError, match="is a str, not a TaskRunner"):
+        runner_from_spec("triggers.registry:RUNNER_ENV")
+    with pytest.raises(ConfigurationError, match="expected a registry name or module:attribute"):
+        runner_from_spec(":x")

@@ -37,7 +37,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from triggers import observability, values
+from triggers import observability, run_leases, values
 from triggers.errors import (
     ConfigurationError,
     InvalidTransitionError,
@@ -67,7 +67,9 @@ class TriggerManager:
     ``runner`` is the default :class:`TaskRunner` (or its registry name);
     ``runners`` maps names to runner objects for tasks whose ``using``
     directive names them. A ``using`` name not given there is looked up in the
-    ``triggers.runners`` registry.
+    ``triggers.runners`` registry. ``run_lease_ttl`` is how long a running
+    instance's run lease lasts between heartbeats (:mod:`triggers.run_leases`):
+    after a worker dies, its instance is runnable again that long later.
     """
 
     def __init__(
@@ -76,8 +78,14 @@ class TriggerManager:
         *,
         runner: TaskRunner | str | None = None,
         runners: Mapping[str, TaskRunner] | None = None,
+        run_lease_ttl: float = run_leases.DEFAULT_RUN_LEASE_TTL,
     ) -> None:
+        if isinstance(run_lease_ttl, bool) or not isinstance(run_lease_ttl, int | float) or not (
+            run_lease_ttl > 0
+        ):
+            raise ValueError(f"run_lease_ttl must be a positive number of seconds, not {run_lease_ttl!r}")
         self.storage = storage
+        self.run_lease_ttl = float(run_lease_ttl)
         self._runners: dict[str, TaskRunner] = dict(runners or {})
         if isinstance(runner, str):
             runner = self._runner_named(runner)
@@ -201,12 +209,23 @@ class TriggerManager:
         """Hand every scheduled instance to its runner again.
 
         A process that dies after saving a fire but before its tasks started
-        leaves them scheduled; call this (from any process) to run them. It
-        is safe to call at any time: an instance runs only if it is still
+        leaves them scheduled; call this (from any process) to run them. A
+        running instance whose run lease has ended (its worker died) is set
+        back to scheduled first, its attempt recorded in ``expiredAttempts``.
+        It is safe to call at any time: an instance runs only if it is still
         scheduled when a runner takes it.
         """
         with self.storage.acquire_lock():
-            scheduled = [i for i in self.storage.get_unresolved_instances() if i.can_run]
+            now = self.storage.now()
+            unresolved = self.storage.get_unresolved_instances()
+            stuck = [i for i in unresolved if run_leases.expired(i, now)]
+            for instance in stuck:
+                run_leases.note_expired(instance)
+                run_leases.release(instance)
+                self._set_status(instance, InstanceStatus.SCHEDULED)
+            if stuck:
+                self.storage.save()
+            scheduled = [i for i in unresolved if i.can_run]
         self._dispatch(scheduled)
         return [instance.name for instance in scheduled]
 
@@ -304,7 +323,10 @@ class TriggerManager:
         """Run a scheduled instance (runners call this where the work happens).
 
         Does nothing if the instance is no longer scheduled (another worker
-        took it). Records the outcome and cascades, in one locked save. An
+        took it), unless it is running on a run lease that has ended: then
+        this call takes it over as the next attempt. Records the outcome and
+        cascades, in one locked save, only while its attempt still holds the
+        instance (:mod:`triggers.run_leases`). An
         instance that this manager already marked running when it scheduled
         it (for an inline runner, see :attr:`TaskRunner.inline
         <triggers.runners.TaskRunner.inline>`) runs without a lock cycle of
@@ -316,12 +338,15 @@ class TriggerManager:
         else:
             with self.storage.acquire_lock():
                 instance = self.storage[instance_name]
-                if not instance.can_run:
+                now = self.storage.now()
+                if not instance.can_run and not run_leases.expired(instance, now):
                     logger.info("session %r: %s is %s, not running it", self.storage.uid,
                                 instance_name, instance.status.value)
                     return
+                run_leases.start(instance, now, self.run_lease_ttl)
                 self._set_status(instance, InstanceStatus.RUNNING)
                 self.storage.save()
+        attempt = run_leases.attempt_of(instance)
         metadata_before = {
             key: values.canonical_json(values.encode(value)) for key, value in instance.metadata.items()
         }
@@ -329,7 +354,9 @@ class TriggerManager:
         attributes = {**observability.session_attributes(self.storage, self.storage.uid),
                       "triggers.instance": instance_name,
                       "triggers.attempt": int(instance.metadata.get("retries", 0)) + 1}
-        with observability.span("triggers.task", attributes) as span:
+        with observability.span("triggers.task", attributes) as span, run_leases.heartbeat(
+            self, instance_name, attempt, self.run_lease_ttl
+        ):
             outcome, result, error = self._execute(context)
             span.set_attribute("triggers.outcome", outcome)
         try:
@@ -339,11 +366,13 @@ class TriggerManager:
         try:
             with self.storage.acquire_lock():
                 instance = self.storage[instance_name]
-                if instance.status is not InstanceStatus.RUNNING:
-                    logger.warning("session %r: %s became %s while it ran; keeping that",
-                                   self.storage.uid, instance_name, instance.status.value)
+                if not run_leases.held_by(instance, attempt):
+                    logger.warning("session %r: %s became %s (attempt %d) while attempt %d ran; "
+                                   "keeping that", self.storage.uid, instance_name,
+                                   instance.status.value, run_leases.attempt_of(instance), attempt)
                     return
                 instance.metadata.update(added_metadata)
+                run_leases.release(instance)
                 scheduled = self._record_outcome(instance, context, outcome, result, error)
                 self.storage.save()
         except TriggersError as exc:
@@ -478,6 +507,7 @@ class TriggerManager:
         first = scheduled[0]
         if not self._runner_for(first).inline:
             return
+        run_leases.start(first, self.storage.now(), self.run_lease_ttl)
         self._set_status(first, InstanceStatus.RUNNING)
 
     def _set_status(self, instance: TaskInstance, status: InstanceStatus) -> None:

@@ -16,10 +16,12 @@ Configuration picks a backend by name too, from a mapping
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -38,6 +40,8 @@ __all__ = [
     "RUNNER_ENV",
     "EntryPointRegistry",
     "manager_from_config",
+    "runner_from_spec",
+    "selection_of",
     "storage_backends",
     "storage_config_from_env",
     "storage_from_config",
@@ -125,7 +129,12 @@ class EntryPointRegistry(Generic[_T]):
         :class:`ConfigurationError` that names them.
         """
         cls = self.check_options(name, *args, **options)
-        return cls(*args, **options)
+        built = cls(*args, **options)
+        try:
+            _SELECTIONS[built] = (self.group, name, dict(options))
+        except TypeError:  # an object that takes no weak reference: nothing remembered
+            pass
+        return built
 
     def check_options(self, name: str, *args: Any, **options: Any) -> type[_T]:
         """Refuse what :meth:`get` would refuse, without building anything; the class.
@@ -147,6 +156,23 @@ class EntryPointRegistry(Generic[_T]):
         except ValueError:  # no signature available (C classes): let the call decide
             pass
         return cls
+
+
+_SELECTIONS: weakref.WeakKeyDictionary[Any, tuple[str, str, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def selection_of(built: object) -> tuple[str, dict[str, Any]] | None:
+    """``(name, options)`` that :meth:`EntryPointRegistry.get` built ``built`` from, if it did.
+
+    A runner that sends work to other processes ships this (a storage
+    backend's registry name and options, as data) so a worker can build the
+    same session's storage; objects built otherwise give None.
+    """
+    try:
+        selection = _SELECTIONS.get(built)
+    except TypeError:
+        return None
+    return None if selection is None else (selection[1], dict(selection[2]))
 
 
 def _accepted_keywords(cls: type) -> set[str] | None:
@@ -246,8 +272,8 @@ def manager_from_config(
     """Build the trigger manager for ``storage`` by registry names.
 
     ``config`` may name ``"manager"`` (a ``triggers.managers`` entry point,
-    default ``"default"``) and ``"runner"`` (a ``triggers.runners`` entry
-    point, default ``"eager"``); a name missing from ``config`` is taken from
+    default ``"default"``) and ``"runner"`` (see :func:`runner_from_spec`,
+    default ``"eager"``); a name missing from ``config`` is taken from
     ``TRIGGERS_MANAGER`` / ``TRIGGERS_RUNNER`` in the environment.
     """
     config = config or {}
@@ -259,4 +285,35 @@ def manager_from_config(
     env = os.environ if environ is None else environ
     manager_name = config.get("manager") or env.get(MANAGER_ENV) or "default"
     runner_name = config.get("runner") or env.get(RUNNER_ENV) or "eager"
-    return trigger_managers.get(manager_name, storage, runner=task_runners.get(runner_name))
+    return trigger_managers.get(manager_name, storage, runner=runner_from_spec(runner_name))
+
+
+def runner_from_spec(spec: str) -> TaskRunner:
+    """The task runner ``spec`` names: a registry name, or ``module:attribute``.
+
+    ``module:attribute`` reaches a runner the application configured in code
+    (``proj.tasks:runner``), or a runner class or factory, called without
+    arguments. It is how the ``triggers`` command and ``TRIGGERS_RUNNER`` use
+    a runner that is not an entry point.
+    """
+    from triggers.runners import TaskRunner
+
+    if ":" not in spec:
+        return task_runners.get(spec)
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"runner {spec!r}: expected a registry name or module:attribute")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"runner {spec!r} cannot be imported: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(found, TaskRunner) and callable(found):
+        found = found()
+    if not isinstance(found, TaskRunner):
+        raise ConfigurationError(
+            f"runner {spec!r} is a {type(found).__name__}, not a TaskRunner (nor a class or "
+            "factory making one)"
+        )
+    return found

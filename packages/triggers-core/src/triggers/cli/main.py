@@ -20,11 +20,14 @@ from rich.console import Console
 
 import triggers
 from triggers.cli.render import printable
-from triggers.errors import TriggersError
+from triggers.errors import ConfigurationError, TriggersError
 
 __all__ = ["CommandContext", "UsageError", "build_parser", "main"]
 
 PROG = "triggers"
+
+IMPORT_ENV = "TRIGGERS_IMPORT"
+"""Modules (comma-separated) the command imports before it runs, for their registrations."""
 
 DESCRIPTION = """\
 Inspect, repair, copy and check Triggers sessions in any installed storage backend.
@@ -32,7 +35,9 @@ Inspect, repair, copy and check Triggers sessions in any installed storage backe
 Every command that works on sessions selects the backend as the library does:
 --backend NAME with --option key=value (repeatable; values are JSON when they
 parse), or else the TRIGGERS_STORAGE_BACKEND and TRIGGERS_STORAGE_OPTIONS
-(a JSON object) environment variables.
+(a JSON object) environment variables. TRIGGERS_IMPORT names modules
+(comma-separated) to import first, so the backends and runners they register
+in code (task_runners.register) are known to every command.
 """
 
 EPILOG = """\
@@ -76,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         backends,
         conformance,
         inspection,
+        listing,
         migrate,
         operations,
         schema,
@@ -95,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_selection_arguments(parser)
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subcommands.required = True
-    for module in (backends, inspection, operations, transfer, migrate, schema, conformance):
+    for module in (backends, inspection, listing, operations, transfer, migrate, schema, conformance):
         module.register(subcommands)
     for name, subparser in subcommands.choices.items():
         if name not in ("migrate", "conformance"):  # they name their backends themselves
@@ -133,6 +139,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
                              environ=os.environ if environ is None else environ)
     handler: Handler = args.handler
     try:
+        _import_configured_modules(context.environ)
         return handler(args, context)
     except UsageError as exc:
         print(f"{PROG} {args.command}: error: {printable(exc)}", file=sys.stderr)
@@ -144,6 +151,18 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         return _fail(exc, args.debug, expected=True)
     except Exception as exc:
         return _fail(exc, args.debug, expected=False)
+
+
+def _import_configured_modules(environ: Mapping[str, str]) -> None:
+    """Import the modules ``TRIGGERS_IMPORT`` names (an application's registrations)."""
+    import importlib
+
+    for name in filter(None, (part.strip() for part in environ.get(IMPORT_ENV, "").split(","))):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise ConfigurationError(f"{IMPORT_ENV} names {name!r}, which cannot be imported: "
+                                     f"{type(exc).__name__}: {exc}") from exc
 
 
 def _fail(exc: BaseException, debug: bool, *, expected: bool) -> int:

@@ -1,8 +1,10 @@
 """The manager's operations, for operators recovering a session by hand.
 
-``fire``, ``replay``, ``skip`` and ``resolve-logs`` go through the trigger
-manager built by :func:`triggers.registry.manager_from_config` (``--manager``
-/ ``--runner``, or ``TRIGGERS_MANAGER`` / ``TRIGGERS_RUNNER``), so they take
+``fire``, ``replay``, ``skip``, ``resolve-logs``, ``set-status`` and
+``resume`` go through the trigger manager built by
+:func:`triggers.registry.manager_from_config` (``--manager`` / ``--runner``,
+or ``TRIGGERS_MANAGER`` / ``TRIGGERS_RUNNER``; a runner may be
+``module:attribute``), so they take
 the session lock and save exactly as an application's call would. Tasks that
 become ready run on that runner: the default ``eager`` runner runs them in
 this process, which must then be able to import them. A command whose
@@ -82,20 +84,41 @@ def register(subcommands: Any) -> None:
     resolve.add_argument("instance", metavar="INSTANCE", help="the instance")
     resolve.set_defaults(handler=run_resolve_logs)
 
-    for parser in (fire, replay, skip, resolve):
+    set_status = add("set-status", "set an instance's status (an operator's repair)",
+                     "Set an instance's status, as TriggerManager.update_instance_status() does: "
+                     "only the allowed changes (running -> scheduled, failed or skipped, say); "
+                     "'finished' fires the instance's trigger, 'scheduled' hands it to the runner.")
+    set_status.add_argument("instance", metavar="INSTANCE", help="the instance, e.g. t_import#0")
+    set_status.add_argument("status", metavar="STATUS", choices=[status.value for status in InstanceStatus],
+                            help=f"the new status ({', '.join(status.value for status in InstanceStatus)})")
+    set_status.set_defaults(handler=run_set_status)
+
+    resume: argparse.ArgumentParser = subcommands.add_parser(
+        "resume", help="hand scheduled instances, and those whose worker died, to the runner again",
+        description="TriggerManager.resume() on each session: every scheduled instance, and every "
+        "running one whose run lease has ended (its worker died), is handed to the runner again. "
+        "--all resumes every session of the backend (where the backend can list them).")
+    resume.add_argument("uids", metavar="UID", nargs="*", help="the sessions' uids")
+    resume.add_argument("--all", action="store_true", dest="all_sessions",
+                        help="every session the backend holds")
+    resume.set_defaults(handler=run_resume)
+
+    for parser in (fire, replay, skip, resolve, set_status, resume):
         parser.add_argument("--manager", metavar="NAME",
                             help="trigger manager entry point (default: $TRIGGERS_MANAGER or 'default')")
         parser.add_argument("--runner", metavar="NAME",
-                            help="task runner entry point (default: $TRIGGERS_RUNNER or 'eager')")
+                            help="task runner: an entry point, or module:attribute of a runner made "
+                            "in code (default: $TRIGGERS_RUNNER or 'eager')")
 
 
-def _manager(args: argparse.Namespace, context: CommandContext) -> TriggerManager:
+def _manager(args: argparse.Namespace, context: CommandContext, uid: str | None = None) -> TriggerManager:
     """The manager of an existing session (operations on a mistyped uid are refused)."""
-    storage = selection_from_args(args, context.environ).open(args.uid)
+    uid = args.uid if uid is None else uid
+    storage = selection_from_args(args, context.environ).open(uid)
     if not storage.tasks:
         storage.close()
         raise MissingSessionError(
-            f"session {args.uid!r} has no tasks (nothing is stored under this uid); check the uid"
+            f"session {uid!r} has no tasks (nothing is stored under this uid); check the uid"
         )
     config = {key: value for key, value in (("manager", args.manager), ("runner", args.runner)) if value}
     return manager_from_config(storage, config, context.environ)
@@ -217,3 +240,58 @@ def run_resolve_logs(args: argparse.Namespace, context: CommandContext) -> int:
         _finish(manager)
     return _report(args, context, f"marked the logs of {args.instance!r} resolved", _Outcome(),
                    logsResolved=args.instance)
+
+
+def run_set_status(args: argparse.Namespace, context: CommandContext) -> int:
+    manager = _manager(args, context)
+    try:
+        def set_status() -> list[str]:
+            """The instance (if set to scheduled) and the instances its cascade scheduled."""
+            unstarted = InstanceStatus.UNSTARTED
+            before = {name: i.status for name, i in manager.storage.instances.items()}
+            manager.update_instance_status(args.instance, args.status)
+            manager.storage.invalidate_cache()
+            cascaded = sorted(
+                name for name, i in manager.storage.instances.items()
+                if name != args.instance and before.get(name, unstarted) is unstarted
+                and i.status is not unstarted
+            )
+            return ([args.instance] if args.status == InstanceStatus.SCHEDULED.value else []) + cascaded
+
+        outcome = _operate(manager, set_status)
+    finally:
+        _finish(manager)
+    text = f"set {args.instance!r} to {args.status}; scheduled: {outcome.shown()}"
+    return _report(args, context, text, outcome, instance=args.instance, status=args.status)
+
+
+def run_resume(args: argparse.Namespace, context: CommandContext) -> int:
+    if args.all_sessions == bool(args.uids):
+        raise UsageError("name the sessions to resume (UID ...) or pass --all, not both")
+    uids: list[str] = list(args.uids)
+    if args.all_sessions:
+        selection = selection_from_args(args, context.environ)
+        try:
+            uids = sorted(selection.backend_class().session_uids(**selection.admin_options()))
+        except NotImplementedError as exc:
+            raise UsageError(f"backend {selection.name!r} cannot list its sessions ({exc}); "
+                             "name the sessions to resume") from None
+    sessions: list[dict[str, Any]] = []
+    failed = 0
+    for uid in uids:
+        manager = _manager(args, context, uid)
+        try:
+            outcome = _operate(manager, manager.resume)
+        finally:
+            _finish(manager)
+        failed += bool(outcome.newly_failed)
+        sessions.append({"uid": uid, **outcome.to_json()})
+        if not wants_json(args):
+            render.say(context.out, f"resumed {uid!r}: {outcome.shown()}")
+            for name, message in sorted(outcome.newly_failed.items()):
+                render.say(context.err, f"triggers: task instance {name} failed: {message}")
+    if wants_json(args):
+        print_json(context, {"sessions": sessions})
+    elif not uids:
+        render.say(context.out, "no sessions to resume")
+    return 1 if failed else 0
