@@ -97,15 +97,28 @@ def test_trigger_kwargs_merge_with_params_under_fired_kwargs(manager: TriggerMan
         {
             "after": ["start", "other"],
             "run": "core_sample_tasks.name_of_instance",
-            "withParams": {"start": {"page": 0, "size": 10}, "never": {"z": 1}},
+            "withParams": {
+                "start": {"page": 0, "size": 10, "filter": {"lang": "en", "tags": ["a"]}},
+                "never": {"z": 1},
+            },
         },
     )
-    instance = TaskInstance("t_x#0", config, kwargs={"start": {"page": 3}, "other": {"b": 2}})
+    instance = TaskInstance(
+        "t_x#0", config,
+        kwargs={"start": {"page": 3, "filter": {"tags": ["b"]}}, "other": {"b": 2}},
+    )
     context = TaskContext(manager, instance)
-    assert context.trigger_kwargs == {"start": {"page": 3, "size": 10}, "other": {"b": 2}}
+    # As in Triggers 2.0: merged recursively (fired kwargs win, lists are
+    # replaced), and a withParams entry of a trigger that is not the task's
+    # is passed along as it is.
+    assert context.trigger_kwargs == {
+        "start": {"page": 3, "size": 10, "filter": {"lang": "en", "tags": ["b"]}},
+        "other": {"b": 2},
+        "never": {"z": 1},
+    }
     # The instance and the config are not modified by the merge.
-    assert instance.kwargs == {"start": {"page": 3}, "other": {"b": 2}}
-    assert config.with_params["start"] == {"page": 0, "size": 10}
+    assert instance.kwargs == {"start": {"page": 3, "filter": {"tags": ["b"]}}, "other": {"b": 2}}
+    assert config.with_params["start"] == {"page": 0, "size": 10, "filter": {"lang": "en", "tags": ["a"]}}
 
 
 def test_context_exposes_manager_instance_and_session(manager: TriggerManager) -> None:

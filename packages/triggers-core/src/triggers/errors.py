@@ -13,6 +13,8 @@ driver's exception as ``__cause__``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "BackendNotFoundError",
@@ -24,9 +26,12 @@ __all__ = [
     "LeaseExpiredError",
     "LockNotHeldError",
     "LockTimeoutError",
+    "MaxRetriesExceeded",
+    "Retry",
     "RetryTask",
     "SessionLimitError",
     "StaleSessionError",
+    "StatusChange",
     "StorageError",
     "TriggersError",
     "UnsupportedValueError",
@@ -166,6 +171,51 @@ class RetryTask(TriggersError):
         super().__init__(reason or "task asked to be retried")
         self.reason = reason
         self.max_retries = max_retries
+
+
+class StatusChange(TriggersError):
+    """Raised by a task to end with ``status`` instead of ``finished``, as in Triggers 2.0.
+
+    ``metadata`` is merged into the instance's metadata. The usual way to
+    raise one is ``raise self.skip({...})`` in a
+    :class:`~triggers.tasks.TriggerTask`; it is the exception form of
+    :meth:`TaskContext.set_status <triggers.tasks.TaskContext.set_status>`
+    and allows the same statuses.
+    """
+
+    def __init__(self, status: str, metadata: Mapping[str, Any] | None = None) -> None:
+        super().__init__(f"task asked to end {status}")
+        self.status = status
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+
+class Retry(StatusChange):
+    """Raised by a task to be replayed, as ``TriggerTask.retry()`` did in Triggers 2.0.
+
+    The instance is marked failed (with ``metadata``) and then replayed at
+    once, in the same save: it becomes ``replayed`` and its clone
+    (``task#N+1``, ``depth`` + 1) is scheduled, with ``replacement_kwargs``
+    instead of the original kwargs if given. Unlike :class:`RetryTask`,
+    which runs the *same* instance again, every attempt leaves an instance
+    behind. ``cooldown`` is recorded in the failed instance's metadata
+    (``cooldown``); the runners of this package do not wait for it.
+    """
+
+    def __init__(
+        self,
+        metadata: Mapping[str, Any] | None = None,
+        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+        cooldown: float | None = None,
+    ) -> None:
+        merged: dict[str, Any] = dict(metadata or {})
+        merged.setdefault("cooldown", cooldown)
+        super().__init__("failed", merged)
+        self.replacement_kwargs = None if replacement_kwargs is None else dict(replacement_kwargs)
+        self.cooldown = cooldown
+
+
+class MaxRetriesExceeded(TriggersError):
+    """A task asked to be retried (``TriggerTask.retry()``) more than its ``max_retries``."""
 
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")

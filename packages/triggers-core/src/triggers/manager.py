@@ -10,17 +10,20 @@ Semantics of a fire (``fire(name, kwargs)``):
 1. The trigger's kwargs are validated (before anything is locked or written)
    and remembered as the latest kwargs of that trigger (session metadata
    ``triggerKwargs``).
-2. For each task: if all of its ``unless`` triggers have fired, its unstarted
-   instances are abandoned and it gets no new instances. Otherwise, if the
-   trigger is one it needs:
+2. For each task that listens to the trigger (``after``, ``andEvery`` or
+   ``unless``), as in Triggers 2.0:
 
    * its ``andEvery`` trigger goes to the oldest unstarted instance still
      waiting for it, or else creates a new instance;
-   * any other trigger goes to every unstarted instance still waiting for
-     it, and creates the task's first instance if it has none yet.
+   * any other trigger it needs goes to every unstarted instance still
+     waiting for it;
+   * any trigger it listens to creates the task's first instance if it has
+     none yet.
 
    New instances start with the latest kwargs of every trigger they need that
-   has already fired.
+   has already fired. Then, if all of the task's ``unless`` triggers have
+   fired, its unstarted instances (one created just now included) are
+   abandoned.
 3. Every instance that now holds all the triggers it needs is scheduled; the
    session is saved; the scheduled instances go to their runners.
 
@@ -41,7 +44,9 @@ from triggers import observability, run_leases, values
 from triggers.errors import (
     ConfigurationError,
     InvalidTransitionError,
+    Retry,
     RetryTask,
+    StatusChange,
     TriggersError,
     ValueDomainError,
 )
@@ -100,14 +105,26 @@ class TriggerManager:
     # Hooks for subclasses
     # ------------------------------------------------------------------
 
-    def _post_fire(self, trigger_name: str, trigger_kwargs: Mapping[str, Any]) -> None:
-        """Called after a fire was saved, before its tasks are dispatched."""
+    # Their signatures and when they are called are Triggers 2.0's, so a
+    # custom manager written for it keeps working. Each is called after the
+    # save it reports (the lock is released) and before the instances that
+    # save scheduled are handed to their runners.
+
+    def _post_fire(self, trigger_name: str, tasks_scheduled: list[TaskInstance]) -> None:
+        """Called after a trigger was applied, with the instances it scheduled.
+
+        Every trigger counts: one fired by the application, the cascade of a
+        finished task (its own name), and that of a skip with ``cascade``.
+        """
 
     def _post_replay(self, task_instance: TaskInstance) -> None:
-        """Called with the new instance after a replay was saved."""
+        """Called with the failed instance (now ``replayed``) after a replay was saved.
+
+        Also after a task replayed itself (``raise self.retry()``).
+        """
 
     def _post_skip(self, task_instance: TaskInstance, cascade: bool) -> None:
-        """Called after a failed instance was marked skipped."""
+        """Called after a failed instance was marked skipped (after its cascade, if any)."""
 
     # ------------------------------------------------------------------
     # Public operations
@@ -176,11 +193,11 @@ class TriggerManager:
                 metadata[IDEMPOTENCY_KEYS_KEY] = applied_keys[-IDEMPOTENCY_KEYS_KEPT:]
             scheduled = self._schedule_ready()
             self.storage.save()
-        self._post_fire(trigger_name, kwargs)
+        self._post_fire(trigger_name, scheduled)
         self._dispatch(scheduled)
         return [instance.name for instance in scheduled]
 
-    def update_instance_status(self, instance_name: str, status: InstanceStatus | str) -> TaskInstance:
+    def update_instance_status(self, task_instance: TaskInstance | str, status: InstanceStatus | str) -> TaskInstance:
         """Set an instance's status (an operator's or an external worker's call).
 
         Only the changes in :data:`~triggers.types.TRANSITIONS` are allowed,
@@ -192,7 +209,7 @@ class TriggerManager:
         new_status = InstanceStatus(status)
         scheduled: list[TaskInstance] = []
         with self.storage.acquire_lock():
-            instance = self.storage[instance_name]
+            instance = self.storage[_name_of(task_instance)]
             if instance.status is new_status:
                 return instance
             self._set_status(instance, new_status)
@@ -202,6 +219,8 @@ class TriggerManager:
             elif new_status is InstanceStatus.SCHEDULED:
                 scheduled = [instance]
             self.storage.save()
+        if new_status is InstanceStatus.FINISHED:
+            self._post_fire(instance.config.name, scheduled)
         self._dispatch(scheduled)
         return instance
 
@@ -239,9 +258,13 @@ class TriggerManager:
         return done
 
     def update_instance_metadata(
-        self, instance_name: str, metadata: Mapping[str, Any], *, replace: bool = False
+        self, task_instance: TaskInstance | str, metadata: Mapping[str, Any], *, replace: bool = False
     ) -> TaskInstance:
-        """Merge ``metadata`` into an instance's metadata (or replace it)."""
+        """Merge ``metadata`` into an instance's metadata (or replace it).
+
+        The status does not change; ``lastModified`` is bumped.
+        """
+        instance_name = _name_of(task_instance)
         checked = self._checked_kwargs(metadata, f"instance {instance_name!r} metadata", depth=0)
         with self.storage.acquire_lock():
             instance = self.storage[instance_name]
@@ -256,12 +279,15 @@ class TriggerManager:
         return instance
 
     def replay_failed_instance(
-        self, instance_name: str, replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None
+        self,
+        failed_instance: TaskInstance | str,
+        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> TaskInstance:
         """Replay a failed instance: it becomes ``replayed`` and a clone
         (``depth`` + 1, ``parent`` set) is scheduled, with
         ``replacement_kwargs`` (``{trigger: kwargs}``) instead of the
-        original kwargs if given."""
+        original kwargs if given. Returns the clone."""
+        instance_name = _name_of(failed_instance)
         replacement = None
         if replacement_kwargs is not None:
             replacement = self._checked_kwargs(
@@ -282,21 +308,19 @@ class TriggerManager:
                         f"{missing} that task {original.config.name!r} needs; the clone could "
                         "never run. Pass the kwargs of every trigger it needs"
                     )
-            self._set_status(original, InstanceStatus.REPLAYED)
-            clone = self.storage.clone_instance(original)
-            if replacement is not None:
-                clone.kwargs = replacement
+            clone = self._replay(original, replacement)
             scheduled = self._schedule_ready()
             self.storage.save()
-        self._post_replay(clone)
+        self._post_replay(original)
         self._dispatch(scheduled)
         return clone
 
     def skip_failed_instance(
-        self, instance_name: str, cascade: bool = False, result: Mapping[str, Any] | None = None
+        self, failed_instance: TaskInstance | str, cascade: bool = False, result: Mapping[str, Any] | None = None
     ) -> TaskInstance:
         """Mark a failed instance skipped; with ``cascade``, fire its trigger
         with ``result`` as kwargs as if it had finished."""
+        instance_name = _name_of(failed_instance)
         kwargs = self._checked_kwargs(result, f"skip of {instance_name!r} result")
         with self.storage.acquire_lock():
             instance = self._failed_instance(instance_name, "skipped")
@@ -306,14 +330,16 @@ class TriggerManager:
                 self._apply_trigger(instance.config.name, kwargs)
                 scheduled = self._schedule_ready()
             self.storage.save()
+        if cascade:
+            self._post_fire(instance.config.name, scheduled)
         self._post_skip(instance, cascade)
         self._dispatch(scheduled)
         return instance
 
-    def mark_instance_logs_resolved(self, instance_name: str) -> TaskInstance:
+    def mark_instance_logs_resolved(self, task_instance: TaskInstance | str) -> TaskInstance:
         """Acknowledge an instance's warnings and errors."""
         with self.storage.acquire_lock():
-            instance = self.storage[instance_name]
+            instance = self.storage[_name_of(task_instance)]
             instance.metadata["logsResolved"] = True
             instance.metadata["lastModified"] = self.storage.now()
             self.storage.save()
@@ -374,10 +400,15 @@ class TriggerManager:
                 instance.metadata.update(added_metadata)
                 run_leases.release(instance)
                 scheduled = self._record_outcome(instance, context, outcome, result, error)
+                ended = self.storage[instance_name].status
                 self.storage.save()
         except TriggersError as exc:
             self._record_unrecordable_outcome(instance_name, exc)
             return
+        if ended is InstanceStatus.FINISHED:
+            self._post_fire(instance.config.name, scheduled)
+        elif ended is InstanceStatus.REPLAYED:
+            self._post_replay(instance)
         self._dispatch(scheduled)
 
     def _record_unrecordable_outcome(self, instance_name: str, problem: TriggersError) -> None:
@@ -450,28 +481,32 @@ class TriggerManager:
         for config in self.storage.tasks.values():
             if trigger_name not in config.listens_to:
                 continue
-            instances = waiting_by_task.get(config.name, [])
-            if config.unless_met(fired):
-                for instance in instances:
-                    if instance.can_abandon:
-                        instance.abandon_state = {"status": instance.status.value}
-                        self._set_status(instance, InstanceStatus.ABANDONED)
-                continue
-            if trigger_name not in config.required_triggers:
-                continue
-            waiting = [
-                i for i in instances if i.status is InstanceStatus.UNSTARTED and trigger_name not in i.kwargs
+            unstarted = [
+                i for i in waiting_by_task.get(config.name, []) if i.status is InstanceStatus.UNSTARTED
             ]
-            if trigger_name == config.and_every:
-                if waiting:
-                    self._give(waiting[0], trigger_name, kwargs)
+            # As in Triggers 2.0: a task's first instance is made by the first
+            # trigger it listens to (an ``unless`` one included), and each
+            # ``andEvery`` fire that no waiting instance takes makes another.
+            create = self.storage.instance_count(config) == 0
+            if trigger_name in config.required_triggers:
+                waiting = [i for i in unstarted if trigger_name not in i.kwargs]
+                if trigger_name == config.and_every:
+                    if waiting:
+                        self._give(waiting[0], trigger_name, kwargs)
+                    else:
+                        create = True
                 else:
-                    self._new_instance(config, fired)
-            else:
-                for instance in waiting:
-                    self._give(instance, trigger_name, kwargs)
-                if self.storage.instance_count(config) == 0:
-                    self._new_instance(config, fired)
+                    for instance in waiting:
+                        self._give(instance, trigger_name, kwargs)
+            if create:
+                unstarted.append(self._new_instance(config, fired))
+            # Once every ``unless`` trigger has fired, whatever has not started
+            # is abandoned, an instance made just now included: the session
+            # shows that the task would have run, and why it did not.
+            if config.unless_met(fired):
+                for instance in unstarted:
+                    instance.abandon_state = {"status": instance.status.value}
+                    self._set_status(instance, InstanceStatus.ABANDONED)
 
     def _give(self, instance: TaskInstance, trigger_name: str, kwargs: dict[str, Any]) -> None:
         instance.kwargs[trigger_name] = values.decode(values.encode(kwargs))
@@ -538,8 +573,44 @@ class TriggerManager:
             return "finished", self._checked_kwargs(returned, f"task {config.name!r} result"), None
         except RetryTask as retry:
             return "retry", {}, retry
+        except Retry as retry:
+            return self._requested_replay(context, retry)
+        except StatusChange as change:
+            context.task_instance.metadata.update(change.metadata)
+            try:
+                context.set_status(change.status)
+            except (InvalidTransitionError, ValueError) as exc:
+                return "failed", {}, exc
+            return "finished", {}, None
         except Exception as exc:
             return "failed", {}, exc
+
+    def _requested_replay(
+        self, context: TaskContext, retry: Retry
+    ) -> tuple[str, dict[str, Any], BaseException | None]:
+        """The outcome of a task that raised :class:`~triggers.errors.Retry`.
+
+        Its metadata goes where a task's own metadata changes go (validated
+        with them); its replacement kwargs are checked here, outside the
+        lock, like those of :meth:`replay_failed_instance`.
+        """
+        instance = context.task_instance
+        instance.metadata.update(retry.metadata)
+        if retry.replacement_kwargs is not None:
+            try:
+                replacement = self._checked_kwargs(
+                    retry.replacement_kwargs, f"retry of {instance.name!r} replacement_kwargs", depth=0
+                )
+                missing = [t for t in instance.config.required_triggers if t not in replacement]
+                if missing:
+                    raise ValueError(
+                        f"retry of {instance.name!r}: replacement_kwargs lack the triggers {missing} "
+                        f"that task {instance.config.name!r} needs; the replay could never run"
+                    )
+            except (TypeError, ValueError) as exc:
+                return "failed", {}, exc
+            retry.replacement_kwargs = replacement
+        return "replay", {}, retry
 
     @staticmethod
     def _metadata_added_by_task(context: TaskContext, before: Mapping[str, str]) -> dict[str, Any]:
@@ -565,6 +636,13 @@ class TriggerManager:
         error: BaseException | None,
     ) -> list[TaskInstance]:
         level = max(instance.log_level, context.max_log_level)
+        if outcome == "replay" and isinstance(error, Retry):
+            actual_kwargs = self._storable_actual_kwargs(instance, context)
+            if actual_kwargs is not None:
+                instance.metadata[TaskInstance.META_ACTUAL_KWARGS] = actual_kwargs
+            self._set_status(instance, InstanceStatus.FAILED)
+            self._replay(instance, error.replacement_kwargs)
+            return self._schedule_ready()
         if outcome == "retry" and isinstance(error, RetryTask):
             retries = int(instance.metadata.get("retries", 0))
             if retries < error.max_retries:
@@ -598,6 +676,14 @@ class TriggerManager:
             self._apply_trigger(instance.config.name, result)
             return self._schedule_ready()
         return []
+
+    def _replay(self, failed: TaskInstance, replacement: Mapping[str, Any] | None) -> TaskInstance:
+        """Mark ``failed`` replayed and add its clone (to be scheduled by the caller)."""
+        self._set_status(failed, InstanceStatus.REPLAYED)
+        clone = self.storage.clone_instance(failed)
+        if replacement is not None:
+            clone.kwargs = dict(replacement)
+        return clone
 
     @staticmethod
     def _storable_actual_kwargs(instance: TaskInstance, context: TaskContext) -> dict[str, Any] | None:
@@ -667,3 +753,8 @@ class TriggerManager:
                 logger.error("session %r: could not run %s", self.storage.uid, instance.name,
                              exc_info=exc)
                 runner.errors.append(exc)
+
+
+def _name_of(task_instance: TaskInstance | str) -> str:
+    """The instance name; Triggers 2.0's methods took an instance or its name."""
+    return task_instance.name if isinstance(task_instance, TaskInstance) else task_instance

@@ -10,23 +10,40 @@ A task's ``run`` directive is a dotted path (``package.module.function`` or
 The task returns ``None`` or a mapping. A mapping becomes the kwargs of the
 trigger the finished task fires (its own name), so the next tasks receive it.
 Raising marks the instance failed; raising :class:`~triggers.errors.RetryTask`
-asks to be run again.
+asks to be run again. A :class:`TriggerTask` may also end itself as Triggers
+2.0 tasks did: ``raise self.skip(metadata)`` or ``raise self.retry(...)``.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import traceback
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from triggers.errors import ConfigurationError, InvalidTransitionError
+from triggers.errors import (
+    ConfigurationError,
+    InvalidTransitionError,
+    MaxRetriesExceeded,
+    Retry,
+    StatusChange,
+)
 from triggers.types import InstanceStatus, TaskInstance
 
 if TYPE_CHECKING:
     from triggers.manager import TriggerManager
 
-__all__ = ["TaskContext", "TaskFunction", "TaskLogger", "TriggerTask", "resolve_task"]
+__all__ = [
+    "TaskContext",
+    "TaskFunction",
+    "TaskLogger",
+    "TaskRequest",
+    "TriggerTask",
+    "merge_params",
+    "resolve_task",
+]
 
 TaskFunction = Callable[["TaskContext"], Mapping[str, Any] | None]
 
@@ -61,12 +78,31 @@ class TaskLogger(logging.LoggerAdapter[logging.Logger]):
         return msg, kwargs
 
 
+def merge_params(params: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with ``kwargs`` merged over them, recursively, as Triggers 2.0 did.
+
+    Mappings present on both sides are merged key by key (``kwargs`` win);
+    any other value (a list, a string) from ``kwargs`` replaces the one in
+    ``params``. Neither argument is modified.
+    """
+    merged: dict[str, Any] = dict(params)
+    for key, value in kwargs.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = merge_params(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class TaskContext:
     """Everything a running task may use.
 
     ``trigger_kwargs``
         ``{trigger_name: kwargs}`` for every trigger the instance received,
-        with the task's ``withParams`` merged underneath (fired kwargs win).
+        merged recursively over the task's ``withParams`` (fired kwargs win;
+        see :func:`merge_params`). A ``withParams`` entry for a name that is
+        not one of the task's triggers is passed as it is.
     ``manager``
         The trigger manager, to fire further triggers.
     ``task_instance``
@@ -76,11 +112,9 @@ class TaskContext:
     def __init__(self, manager: TriggerManager, task_instance: TaskInstance) -> None:
         self.manager = manager
         self.task_instance = task_instance
-        params = task_instance.config.with_params
-        self.trigger_kwargs: dict[str, dict[str, Any]] = {
-            trigger: {**params.get(trigger, {}), **kwargs}
-            for trigger, kwargs in task_instance.kwargs.items()
-        }
+        self.trigger_kwargs: dict[str, dict[str, Any]] = merge_params(
+            task_instance.config.with_params, task_instance.kwargs
+        )
         self.requested_status: InstanceStatus | None = None
         self._logger: TaskLogger | None = None
 
@@ -121,14 +155,77 @@ class TaskContext:
         self.requested_status = requested
 
 
+@dataclass(frozen=True)
+class TaskRequest:
+    """What Triggers 2.0 tasks read from Celery's ``self.request``.
+
+    ``retries`` is the instance's ``depth``: how many replays came before it.
+    """
+
+    retries: int
+    instance_name: str
+
+
 class TriggerTask:
-    """Base class for class-based tasks: implement :meth:`_run`."""
+    """Base class for class-based tasks: implement :meth:`_run`.
+
+    A fresh object runs each instance; while :meth:`_run` runs,
+    :attr:`context` is that instance's :class:`TaskContext`.
+    """
+
+    max_retries: int = 3
+    """How many times :meth:`retry` may replay an instance (Celery's default, as in Triggers 2.0)."""
+
+    context: TaskContext
 
     def _run(self, context: TaskContext) -> Mapping[str, Any] | None:
         raise NotImplementedError(f"{type(self).__qualname__} must implement _run(context)")
 
     def __call__(self, context: TaskContext) -> Mapping[str, Any] | None:
+        self.context = context
         return self._run(context)
+
+    @property
+    def request(self) -> TaskRequest:
+        """The running instance's retry count, where Triggers 2.0 tasks looked for it."""
+        instance = self.context.task_instance
+        return TaskRequest(retries=instance.depth, instance_name=instance.name)
+
+    @staticmethod
+    def skip(metadata: Mapping[str, Any] | None = None) -> StatusChange:
+        """An exception that, raised by the task, marks its instance skipped.
+
+        ``raise self.skip({"skippedBecause": "..."})``: ``metadata`` is merged
+        into the instance's metadata. Nothing cascades from a skipped instance.
+        """
+        return StatusChange(InstanceStatus.SKIPPED.value, metadata)
+
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        replacement_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+        cooldown: float | None = None,
+    ) -> Retry:
+        """An exception that, raised by the task, replays its instance (see :class:`~triggers.errors.Retry`).
+
+        ``exc`` (the error that made the task retry) is recorded in the failed
+        instance's metadata like the error of a failed run. Raises
+        :class:`~triggers.errors.MaxRetriesExceeded` instead once the instance
+        has already been replayed :attr:`max_retries` times, so the instance
+        fails for good.
+        """
+        recorded: dict[str, Any] = dict(metadata or {})
+        if exc is not None:
+            recorded[TaskInstance.META_EXCEPTION_TYPE] = f"{type(exc).__module__}.{type(exc).__qualname__}"
+            recorded[TaskInstance.META_EXCEPTION_INFO] = "".join(traceback.format_exception(exc))
+        retries = self.request.retries
+        if retries >= self.max_retries:
+            raise MaxRetriesExceeded(
+                f"{self.request.instance_name}: attempting retry #{retries + 1}, but "
+                f"{type(self).__qualname__}.max_retries is {self.max_retries}"
+            )
+        return Retry(recorded, replacement_kwargs, cooldown)
 
 
 def resolve_task(task_name: str, path: str) -> TaskFunction:
@@ -149,7 +246,7 @@ def resolve_task(task_name: str, path: str) -> TaskFunction:
         raise ConfigurationError(f"task {task_name!r}: directive 'run' {path!r} cannot be imported: {exc}") from exc
     if isinstance(target, type) and issubclass(target, TriggerTask):
         task_class = target
-        return lambda context: task_class()._run(context)
+        return lambda context: task_class()(context)
     if not callable(target):
         raise ConfigurationError(f"task {task_name!r}: directive 'run' {path!r} is not callable")
     function: TaskFunction = target

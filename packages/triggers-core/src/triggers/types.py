@@ -278,7 +278,18 @@ class TaskInstance:
     remembers what an abandoned instance looked like before it was abandoned.
     """
 
-    __slots__ = ("abandon_state", "config", "kwargs", "metadata", "name", "status")
+    __slots__ = ("_status", "abandon_state", "config", "kwargs", "metadata", "name")
+
+    # The status values by the names Triggers 2.0 gave them; each equals the
+    # :class:`InstanceStatus` member (a ``str`` enum), so either compares.
+    STATUS_ABANDONED = InstanceStatus.ABANDONED
+    STATUS_FAILED = InstanceStatus.FAILED
+    STATUS_FINISHED = InstanceStatus.FINISHED
+    STATUS_REPLAYED = InstanceStatus.REPLAYED
+    STATUS_RUNNING = InstanceStatus.RUNNING
+    STATUS_SCHEDULED = InstanceStatus.SCHEDULED
+    STATUS_SKIPPED = InstanceStatus.SKIPPED
+    STATUS_UNSTARTED = InstanceStatus.UNSTARTED
 
     LOG_LEVEL_THRESHOLD = logging.ERROR
     """Lowest log level that needs to be marked resolved (as in Triggers 2.0).
@@ -291,6 +302,9 @@ class TaskInstance:
     # so code that reads them keeps working).
     META_ACTUAL_KWARGS = "actualKwargs"
     """The kwargs the task ran with (``withParams`` merged), set when it finishes or fails."""
+    META_COOLDOWN = "cooldown"
+    """Seconds a task asked to wait before its replay (``TriggerTask.retry(cooldown=...)``)."""
+    META_CREATED = "created"
     META_DEPTH = "depth"
     META_ERROR = "error"
     """``{type, message, traceback}`` of a failed run."""
@@ -307,6 +321,16 @@ class TaskInstance:
     META_RETRIES = "retries"
     META_STATUS_TIMES = "statusTimes"
     """``{status: datetime}`` of every status the instance reached."""
+    META_TIMESTAMPS = META_STATUS_TIMES
+    """Triggers 2.0's name for the timestamps of status changes.
+
+    There, ``metadata["timestamps"]`` also held ``created`` and
+    ``lastModified``; here those two are metadata keys of their own
+    (:attr:`TIMESTAMP_CREATED`, :attr:`TIMESTAMP_LAST_MODIFIED`, and the
+    :attr:`last_modified` property).
+    """
+    TIMESTAMP_CREATED = META_CREATED
+    TIMESTAMP_LAST_MODIFIED = META_LAST_MODIFIED
 
     def __init__(
         self,
@@ -329,6 +353,15 @@ class TaskInstance:
 
     def __repr__(self) -> str:
         return f"TaskInstance({self.name!r}, status={self.status.value!r})"
+
+    @property
+    def status(self) -> InstanceStatus:
+        """The instance's :class:`InstanceStatus`; assigning a status name converts it."""
+        return self._status
+
+    @status.setter
+    def status(self, status: InstanceStatus | str) -> None:
+        self._status = InstanceStatus(status)
 
     @property
     def task_name(self) -> str:
