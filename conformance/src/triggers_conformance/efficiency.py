@@ -57,7 +57,10 @@ class EfficiencyTests(ConformanceBase):
         touched = set().union(*(set(c.instances) for c in written))
         assert touched == {"t_page#0"}  # the instance that was waiting for "page"
         assert all(not c.configs for c in written)
-        assert set().union(*(set(c.metadata) for c in written)) <= {"triggerKwargs", "instanceCounts"}
+        # recentWrites: the tokens by which an optimistic save recognises its own write.
+        assert set().union(*(set(c.metadata) for c in written)) <= {
+            "triggerKwargs", "instanceCounts", "recentWrites"
+        }
         versions = [(c.base_version, c.new_version) for c in written]
         assert all(new == (base or 0) + 1 for base, new in versions)
         backend.close()

@@ -29,6 +29,7 @@ GUARANTEES: dict[str, str] = {
     "fenced_saves": "stale holder's save refused",
     "atomic_saves": "a save is seen whole or not at all",
     "no_lost_updates": "no lost updates under concurrency",
+    "optimistic_saves": "optimistic saves: overtaken writers retry, leases respected, a lost reply not applied twice",
     "incremental_saves": "saves write only what changed",
     "partial_loads": "fires load only active instances",
     "limits": "declared limits probed at and over the limit",

@@ -29,6 +29,7 @@ from triggers_conformance.isolation import IsolationTests
 from triggers_conformance.limits import LimitTests
 from triggers_conformance.locking import LockingTests
 from triggers_conformance.manager_semantics import ManagerSemanticsTests
+from triggers_conformance.optimistic import OptimisticTests
 from triggers_conformance.session_api import SessionApiTests
 from triggers_conformance.value_domain import ValueDomainTests
 
@@ -42,6 +43,7 @@ _TOPICS = (
     IsolationTests,
     LockingTests,
     ConcurrencyTests,
+    OptimisticTests,
     EfficiencyTests,
     LimitTests,
 )

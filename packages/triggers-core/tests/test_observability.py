@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -12,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from triggers import observability
-from triggers.errors import LockTimeoutError, RetryTask, StaleSessionError
+from triggers.errors import ContentionError, LockTimeoutError, RetryTask, StaleSessionError
 from triggers.manager import TriggerManager
 from triggers.memory import MemoryStorageBackend
 from triggers.tasks import TaskContext
@@ -57,7 +58,7 @@ def measurements() -> Iterator[list[tuple[str, float, Mapping[str, str]]]]:
 
 
 def _storage(uid: str = UID) -> MemoryStorageBackend:
-    return MemoryStorageBackend(uid, namespace=f"observability-{id(object())}")
+    return MemoryStorageBackend(uid, namespace=f"observability-{uuid.uuid4().hex}")
 
 
 def test_a_fire_makes_nested_spans_that_name_the_session_by_hash(spans: InMemorySpanExporter) -> None:
@@ -68,8 +69,10 @@ def test_a_fire_makes_nested_spans_that_name_the_session_by_hash(spans: InMemory
     manager.fire("go")
     finished = spans.get_finished_spans()
     names = [span.name for span in finished]
-    assert {"triggers.fire", "triggers.lock_wait", "triggers.load", "triggers.save",
+    # The memory backend saves optimistically: a transaction, not a lock wait.
+    assert {"triggers.fire", "triggers.transaction", "triggers.load", "triggers.save",
             "triggers.task"} <= set(names)
+    assert "triggers.lock_wait" not in names
     fire = next(span for span in finished if span.name == "triggers.fire")
     assert fire.attributes is not None
     assert fire.attributes["triggers.trigger"] == "go"
@@ -108,8 +111,7 @@ def test_metrics_hooks_get_lock_waits_save_bytes_and_stale_refusals(
     storage = _storage()
     manager = TriggerManager(storage)
     manager.update_configuration({"t_ok": {"after": ["go"], "run": f"{__name__}.succeed"}})
-    names = [name for name, _, _ in measurements]
-    assert "triggers.lock_wait_seconds" in names
+    assert ("triggers.write_conflicts", 0) in [(name, value) for name, value, _ in measurements]
     saved = [value for name, value, _ in measurements if name == "triggers.save_bytes"]
     assert saved and all(value > 0 for value in saved)
     assert all(attributes["triggers.session"] == observability.uid_hash(UID)
@@ -118,9 +120,16 @@ def test_metrics_hooks_get_lock_waits_save_bytes_and_stale_refusals(
     measurements.clear()
     holder = MemoryStorageBackend(UID, namespace=storage.namespace, lock_timeout=0)
     waiter = MemoryStorageBackend(UID, namespace=storage.namespace)
-    with holder.acquire_lock(), pytest.raises(LockTimeoutError), waiter.acquire_lock(timeout=0):
-        pass
+    with holder.acquire_lock():
+        with pytest.raises(LockTimeoutError), waiter.acquire_lock(timeout=0):
+            pass
+        assert "triggers.lock_wait_seconds" in [name for name, _, _ in measurements]
+        # An optimistic writer meets the lease and gives up: a conflict and a timeout.
+        with pytest.raises(ContentionError):
+            waiter.transact(lambda: waiter.metadata.update(x=1), timeout=0)
     assert ("triggers.lock_timeouts", 1) in [(name, value) for name, value, _ in measurements]
+    assert ("triggers.write_conflicts", 1) in [(name, value) for name, value, _ in measurements]
+    assert ("triggers.contention_timeouts", 1) in [(name, value) for name, value, _ in measurements]
 
     measurements.clear()
     now = [1000.0]
@@ -162,7 +171,7 @@ def test_the_library_logger_has_a_null_handler() -> None:
 def test_lock_waits_count_their_tries_and_the_conflicts_among_them(
     spans: InMemorySpanExporter, measurements: list[tuple[str, float, Mapping[str, str]]],
 ) -> None:
-    namespace = f"observability-{id(object())}"
+    namespace = f"observability-{uuid.uuid4().hex}"
     holder = MemoryStorageBackend(UID, namespace=namespace)
     waiter = MemoryStorageBackend(UID, namespace=namespace)
     with holder.acquire_lock():

@@ -39,6 +39,15 @@ class Capabilities:
         skew against the store and refuses the lock (``ClockSkewError``) beyond
         a bound it documents. Without it, a process whose clock runs ahead by
         more than the lease takes live leases as expired.
+    ``optimistic_saves``
+        ``_save_changes`` also takes an optimistic change set
+        (``changes.lease is None``): in the same atomic write it checks that
+        the stored version is still ``changes.base_version`` *and* that no
+        live lease is held, and raises :class:`~triggers.errors.StaleSessionError`
+        otherwise. :meth:`~triggers.storage.TriggerStorageBackend.transact`
+        (which every manager operation uses) then applies a change with one
+        load and one conditional write, no lease taken. Without it,
+        ``transact`` takes the lock around the change instead.
     ``incremental_saves``
         A save writes only the records that changed since the load.
     ``partial_loads``
@@ -69,6 +78,7 @@ class Capabilities:
     cross_process_locking: bool = False
     fenced_saves: bool = False
     skew_safe_leases: bool = False
+    optimistic_saves: bool = False
     incremental_saves: bool = False
     partial_loads: bool = False
     ttl: bool = False

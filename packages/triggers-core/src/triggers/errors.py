@@ -20,6 +20,7 @@ __all__ = [
     "BackendNotFoundError",
     "ClockSkewError",
     "ConfigurationError",
+    "ContentionError",
     "CorruptSessionError",
     "InstanceNotFoundError",
     "InvalidTransitionError",
@@ -124,6 +125,18 @@ class SessionLimitError(TriggersError, ValueError):
 
 class LockTimeoutError(TriggersError, TimeoutError):
     """The session lock could not be acquired within the bounded wait."""
+
+
+class ContentionError(LockTimeoutError):
+    """An optimistic save kept being refused until its bounded wait ran out.
+
+    Raised by :meth:`~triggers.storage.TriggerStorageBackend.transact` (and so
+    by every manager operation) when, for the whole wait, other writers kept
+    saving first or a lock holder kept the session leased. The message names
+    the session, the number of attempts and the last reason. Nothing was
+    written. A :class:`LockTimeoutError`, so code that handles a lock wait
+    running out handles this too.
+    """
 
 
 class ClockSkewError(TriggersError, RuntimeError):

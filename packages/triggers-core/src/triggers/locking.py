@@ -18,10 +18,10 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Clock", "Lease", "LocalLeaseTable", "poll_until"]
+__all__ = ["Clock", "Lease", "LocalLeaseTable", "backoff_delays", "poll_until"]
 
 Clock = Callable[[], float]
 """Seconds since the epoch, like :func:`time.time`; injectable in tests."""
@@ -85,6 +85,12 @@ class LocalLeaseTable:
             current = self._leases.get(key)
             return current is not None and current[0] == token
 
+    def live_holder(self, key: Hashable, now: float) -> str | None:
+        """The token of the lease on ``key`` that has not expired at ``now``, if any."""
+        with self._mutex:
+            current = self._leases.get(key)
+            return current[0] if current is not None and current[1] > now else None
+
     def release(self, key: Hashable, token: str) -> None:
         """Release only if we still hold it: never free a lease taken over."""
         with self._mutex:
@@ -95,6 +101,18 @@ class LocalLeaseTable:
 
 LOCAL_LEASES = LocalLeaseTable()
 """The leases of this process, shared by every process-local backend."""
+
+
+def backoff_delays(first_delay: float = 0.005, max_delay: float = 0.1) -> Iterator[float]:
+    """Endless waits between retries: doubling from ``first_delay`` up to
+    ``max_delay``, each jittered to between half and one and a half times.
+
+    The jitter keeps many waiters on one session from retrying in lock step.
+    """
+    delay = first_delay
+    while True:
+        yield delay * (0.5 + random.random())  # jitter, not crypto
+        delay = min(max_delay, delay * 2)
 
 
 def poll_until(
@@ -108,16 +126,14 @@ def poll_until(
 ) -> bool:
     """Call ``attempt`` until it returns True or ``timeout`` seconds pass.
 
-    Waits grow exponentially with jitter, so many waiters on one session do
-    not hammer the store in lock step. Returns whether ``attempt`` succeeded.
+    Waits follow :func:`backoff_delays`. Returns whether ``attempt`` succeeded.
     """
     deadline = monotonic() + timeout
-    delay = first_delay
+    delays = backoff_delays(first_delay, max_delay)
     while True:
         if attempt():
             return True
         remaining = deadline - monotonic()
         if remaining <= 0:
             return False
-        sleep(min(remaining, delay * (0.5 + random.random())))  # jitter, not crypto
-        delay = min(max_delay, delay * 2)
+        sleep(min(remaining, next(delays)))

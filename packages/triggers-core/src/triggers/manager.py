@@ -1,9 +1,14 @@
 """The trigger manager: applies triggers to a session, runs tasks, cascades.
 
-Every state change happens inside the storage backend's lock and is saved
-before any task is handed to a runner, so a crash never leaves a task running
-that the session does not know about, and several processes firing into one
-session never lose each other's triggers.
+Every state change is one transaction of the storage backend
+(:meth:`~triggers.storage.TriggerStorageBackend.transact`: one load and one
+conditional write where the store has them, the session lock otherwise) and
+is saved before any task is handed to a runner, so a crash never leaves a
+task running that the session does not know about, and several processes
+firing into one session never lose each other's triggers. A transaction may
+apply its change more than once (when another writer saved first), so the
+changes below only touch the session; runners and hooks are called with what
+the saved transaction returned.
 
 Semantics of a fire (``fire(name, kwargs)``):
 
@@ -139,7 +144,8 @@ class TriggerManager:
         """
         parsed = TriggerStorageBackend.parse_configuration(configuration)
         self._check_runners(parsed)
-        with self.storage.acquire_lock():
+
+        def configure() -> list[TaskInstance]:
             applied = self.storage.update_configuration(parsed)
             fired = self._fired_kwargs()
             for config in applied.values():
@@ -148,8 +154,9 @@ class TriggerManager:
                     self.storage.instance_count(config) == 0
                 ):
                     self._new_instance(config, fired)
-            scheduled = self._schedule_ready()
-            self.storage.save()
+            return self._schedule_ready()
+
+        scheduled = self.storage.transact(configure)
         self._dispatch(scheduled)
         return [instance.name for instance in scheduled]
 
@@ -180,19 +187,23 @@ class TriggerManager:
 
     def _fire(self, trigger_name: str, kwargs: dict[str, Any], idempotency_key: str | None) -> list[str]:
         """:meth:`fire` once its arguments are checked: apply, save, dispatch."""
-        with self.storage.acquire_lock():
+
+        def apply() -> list[TaskInstance] | None:
             metadata = self.storage.metadata
             applied_keys = list(metadata.get(IDEMPOTENCY_KEYS_KEY) or [])
             if idempotency_key is not None and idempotency_key in applied_keys:
-                logger.info("session %r: fire %r with key %r was already applied",
-                            self.storage.uid, trigger_name, idempotency_key)
-                return []
+                return None
             self._apply_trigger(trigger_name, kwargs)
             if idempotency_key is not None:
                 applied_keys.append(idempotency_key)
                 metadata[IDEMPOTENCY_KEYS_KEY] = applied_keys[-IDEMPOTENCY_KEYS_KEPT:]
-            scheduled = self._schedule_ready()
-            self.storage.save()
+            return self._schedule_ready()
+
+        scheduled = self.storage.transact(apply)
+        if scheduled is None:
+            logger.info("session %r: fire %r with key %r was already applied",
+                        self.storage.uid, trigger_name, idempotency_key)
+            return []
         self._post_fire(trigger_name, scheduled)
         self._dispatch(scheduled)
         return [instance.name for instance in scheduled]
@@ -207,18 +218,22 @@ class TriggerManager:
         one set to ``scheduled`` is handed to its runner again.
         """
         new_status = InstanceStatus(status)
-        scheduled: list[TaskInstance] = []
-        with self.storage.acquire_lock():
+
+        def change() -> tuple[TaskInstance, list[TaskInstance] | None]:
             instance = self.storage[_name_of(task_instance)]
             if instance.status is new_status:
-                return instance
+                return instance, None
             self._set_status(instance, new_status)
             if new_status is InstanceStatus.FINISHED:
                 self._apply_trigger(instance.config.name, {})
-                scheduled = self._schedule_ready()
-            elif new_status is InstanceStatus.SCHEDULED:
-                scheduled = [instance]
-            self.storage.save()
+                return instance, self._schedule_ready()
+            if new_status is InstanceStatus.SCHEDULED:
+                return instance, [instance]
+            return instance, []
+
+        instance, scheduled = self.storage.transact(change)
+        if scheduled is None:
+            return instance
         if new_status is InstanceStatus.FINISHED:
             self._post_fire(instance.config.name, scheduled)
         self._dispatch(scheduled)
@@ -234,17 +249,17 @@ class TriggerManager:
         It is safe to call at any time: an instance runs only if it is still
         scheduled when a runner takes it.
         """
-        with self.storage.acquire_lock():
+        def take_back() -> list[TaskInstance]:
             now = self.storage.now()
             unresolved = self.storage.get_unresolved_instances()
-            stuck = [i for i in unresolved if run_leases.expired(i, now)]
-            for instance in stuck:
-                run_leases.note_expired(instance)
-                run_leases.release(instance)
-                self._set_status(instance, InstanceStatus.SCHEDULED)
-            if stuck:
-                self.storage.save()
-            scheduled = [i for i in unresolved if i.can_run]
+            for instance in unresolved:
+                if run_leases.expired(instance, now):
+                    run_leases.note_expired(instance)
+                    run_leases.release(instance)
+                    self._set_status(instance, InstanceStatus.SCHEDULED)
+            return [i for i in unresolved if i.can_run]
+
+        scheduled = self.storage.transact(take_back)
         self._dispatch(scheduled)
         return [instance.name for instance in scheduled]
 
@@ -266,7 +281,8 @@ class TriggerManager:
         """
         instance_name = _name_of(task_instance)
         checked = self._checked_kwargs(metadata, f"instance {instance_name!r} metadata", depth=0)
-        with self.storage.acquire_lock():
+
+        def change() -> TaskInstance:
             instance = self.storage[instance_name]
             if replace:
                 kept = ("created", "parent", "depth")
@@ -275,8 +291,9 @@ class TriggerManager:
             else:
                 instance.metadata.update(checked)
             instance.metadata["lastModified"] = self.storage.now()
-            self.storage.save()
-        return instance
+            return instance
+
+        return self.storage.transact(change)
 
     def replay_failed_instance(
         self,
@@ -298,7 +315,7 @@ class TriggerManager:
                     raise ValueError(
                         f"replay of {instance_name!r}: kwargs of trigger {trigger!r} must be a dict"
                     )
-        with self.storage.acquire_lock():
+        def replay() -> tuple[TaskInstance, TaskInstance, list[TaskInstance]]:
             original = self._failed_instance(instance_name, "replayed")
             if replacement is not None:
                 missing = [t for t in original.config.required_triggers if t not in replacement]
@@ -309,8 +326,9 @@ class TriggerManager:
                         "never run. Pass the kwargs of every trigger it needs"
                     )
             clone = self._replay(original, replacement)
-            scheduled = self._schedule_ready()
-            self.storage.save()
+            return original, clone, self._schedule_ready()
+
+        original, clone, scheduled = self.storage.transact(replay)
         self._post_replay(original)
         self._dispatch(scheduled)
         return clone
@@ -322,14 +340,16 @@ class TriggerManager:
         with ``result`` as kwargs as if it had finished."""
         instance_name = _name_of(failed_instance)
         kwargs = self._checked_kwargs(result, f"skip of {instance_name!r} result")
-        with self.storage.acquire_lock():
+
+        def skip() -> tuple[TaskInstance, list[TaskInstance]]:
             instance = self._failed_instance(instance_name, "skipped")
             self._set_status(instance, InstanceStatus.SKIPPED)
-            scheduled: list[TaskInstance] = []
-            if cascade:
-                self._apply_trigger(instance.config.name, kwargs)
-                scheduled = self._schedule_ready()
-            self.storage.save()
+            if not cascade:
+                return instance, []
+            self._apply_trigger(instance.config.name, kwargs)
+            return instance, self._schedule_ready()
+
+        instance, scheduled = self.storage.transact(skip)
         if cascade:
             self._post_fire(instance.config.name, scheduled)
         self._post_skip(instance, cascade)
@@ -338,12 +358,14 @@ class TriggerManager:
 
     def mark_instance_logs_resolved(self, task_instance: TaskInstance | str) -> TaskInstance:
         """Acknowledge an instance's warnings and errors."""
-        with self.storage.acquire_lock():
+
+        def resolve() -> TaskInstance:
             instance = self.storage[_name_of(task_instance)]
             instance.metadata["logsResolved"] = True
             instance.metadata["lastModified"] = self.storage.now()
-            self.storage.save()
-        return instance
+            return instance
+
+        return self.storage.transact(resolve)
 
     def run_instance(self, instance_name: str) -> None:
         """Run a scheduled instance (runners call this where the work happens).
@@ -358,20 +380,11 @@ class TriggerManager:
         <triggers.runners.TaskRunner.inline>`) runs without a lock cycle of
         its own.
         """
-        claimed = self._claimed.pop(instance_name, None)
-        if claimed is not None:
-            instance = claimed
-        else:
-            with self.storage.acquire_lock():
-                instance = self.storage[instance_name]
-                now = self.storage.now()
-                if not instance.can_run and not run_leases.expired(instance, now):
-                    logger.info("session %r: %s is %s, not running it", self.storage.uid,
-                                instance_name, instance.status.value)
-                    return
-                run_leases.start(instance, now, self.run_lease_ttl)
-                self._set_status(instance, InstanceStatus.RUNNING)
-                self.storage.save()
+        instance = self._claimed.pop(instance_name, None)
+        if instance is None:
+            instance = self._claim(instance_name)
+            if instance is None:
+                return
         attempt = run_leases.attempt_of(instance)
         metadata_before = {
             key: values.canonical_json(values.encode(value)) for key, value in instance.metadata.items()
@@ -389,27 +402,54 @@ class TriggerManager:
             added_metadata = self._metadata_added_by_task(context, metadata_before)
         except (TypeError, ValueError) as exc:
             outcome, result, error, added_metadata = "failed", {}, exc, {}
+        def record() -> tuple[TaskInstance, InstanceStatus, list[TaskInstance]] | None:
+            instance = self.storage[instance_name]
+            if not run_leases.held_by(instance, attempt):
+                return None
+            instance.metadata.update(added_metadata)
+            run_leases.release(instance)
+            scheduled = self._record_outcome(instance, context, outcome, result, error)
+            return instance, self.storage[instance_name].status, scheduled
+
         try:
-            with self.storage.acquire_lock():
-                instance = self.storage[instance_name]
-                if not run_leases.held_by(instance, attempt):
-                    logger.warning("session %r: %s became %s (attempt %d) while attempt %d ran; "
-                                   "keeping that", self.storage.uid, instance_name,
-                                   instance.status.value, run_leases.attempt_of(instance), attempt)
-                    return
-                instance.metadata.update(added_metadata)
-                run_leases.release(instance)
-                scheduled = self._record_outcome(instance, context, outcome, result, error)
-                ended = self.storage[instance_name].status
-                self.storage.save()
+            recorded = self.storage.transact(record)
         except TriggersError as exc:
             self._record_unrecordable_outcome(instance_name, exc)
             return
+        if recorded is None:
+            current = self.storage[instance_name]
+            logger.warning("session %r: %s became %s (attempt %d) while attempt %d ran; "
+                           "keeping that", self.storage.uid, instance_name,
+                           current.status.value, run_leases.attempt_of(current), attempt)
+            return
+        instance, ended, scheduled = recorded
         if ended is InstanceStatus.FINISHED:
             self._post_fire(instance.config.name, scheduled)
         elif ended is InstanceStatus.REPLAYED:
             self._post_replay(instance)
         self._dispatch(scheduled)
+
+    def _claim(self, instance_name: str) -> TaskInstance | None:
+        """Mark a scheduled instance running under a new attempt; None if it is not ours to run.
+
+        Not ours: another worker took it, or it ended, unless it is running on
+        a run lease that has ended (its worker died): then it is taken over.
+        """
+
+        def claim() -> TaskInstance | None:
+            instance = self.storage[instance_name]
+            now = self.storage.now()
+            if not instance.can_run and not run_leases.expired(instance, now):
+                return None
+            run_leases.start(instance, now, self.run_lease_ttl)
+            self._set_status(instance, InstanceStatus.RUNNING)
+            return instance
+
+        instance = self.storage.transact(claim)
+        if instance is None:
+            logger.info("session %r: %s is %s, not running it", self.storage.uid,
+                        instance_name, self.storage[instance_name].status.value)
+        return instance
 
     def _record_unrecordable_outcome(self, instance_name: str, problem: TriggersError) -> None:
         """Mark an instance failed when its outcome could not be saved.
@@ -421,22 +461,23 @@ class TriggerManager:
         """
         logger.error("session %r: could not record the outcome of %s", self.storage.uid,
                      instance_name, exc_info=problem)
+        def fail() -> None:
+            instance = self.storage[instance_name]
+            if instance.status is not InstanceStatus.RUNNING:
+                return
+            instance.metadata["error"] = self._error_record(problem)
+            instance.metadata["logLevel"] = max(instance.log_level, logging.ERROR)
+            instance.metadata["logsResolved"] = False
+            self._set_status(instance, InstanceStatus.FAILED)
+
         try:
-            with self.storage.acquire_lock():
-                instance = self.storage[instance_name]
-                if instance.status is not InstanceStatus.RUNNING:
-                    return
-                instance.metadata["error"] = self._error_record(problem)
-                instance.metadata["logLevel"] = max(instance.log_level, logging.ERROR)
-                instance.metadata["logsResolved"] = False
-                self._set_status(instance, InstanceStatus.FAILED)
-                self.storage.save()
+            self.storage.transact(fail)
         except TriggersError:
             logger.exception("session %r: %s stays running; set its status by hand",
                              self.storage.uid, instance_name)
 
     # ------------------------------------------------------------------
-    # Internals (all called with the lock held, except _execute/_dispatch)
+    # Internals (all called inside a transaction, except _execute/_dispatch)
     # ------------------------------------------------------------------
 
     def _checked_kwargs(

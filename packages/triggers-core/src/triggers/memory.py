@@ -3,7 +3,8 @@
 Sessions live in a dict of this process, so they vanish with it and other
 processes never see them. It exists for tests, examples and documentation,
 and as the model of every optional hook a native backend implements: a
-versioned partial load, an incremental save fenced by version and lease, and
+versioned partial load, an incremental save fenced by version and lease (or,
+for an optimistic save, by version and the absence of a live lease), and
 leases (process-local here).
 
 Records are kept as JSON text, exactly as a networked store would hold them,
@@ -72,6 +73,7 @@ class MemoryStorageBackend(TriggerStorageBackend):
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         fenced_saves=True,
+        optimistic_saves=True,
         incremental_saves=True,
         partial_loads=True,
     )
@@ -123,7 +125,13 @@ class MemoryStorageBackend(TriggerStorageBackend):
         instances = {name: values.canonical_json(r) for name, r in changes.instances.items()}
         metadata = {key: values.canonical_json(v) for key, v in changes.metadata.items()}
         with self._store.mutex:
-            if not LOCAL_LEASES.holds(self._lease_key(), changes.lease.token):
+            if changes.lease is None:
+                if LOCAL_LEASES.live_holder(self._lease_key(), self.clock()) is not None:
+                    raise StaleSessionError(
+                        f"session {self.uid!r} is locked by a lease holder; this optimistic "
+                        "save was refused and nothing was written"
+                    )
+            elif not LOCAL_LEASES.holds(self._lease_key(), changes.lease.token):
                 raise StaleSessionError(
                     f"session {self.uid!r}: the lease was taken over by another holder; "
                     "this save was refused and nothing was written"

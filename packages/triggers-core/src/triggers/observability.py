@@ -53,7 +53,7 @@ ATTRIBUTES = {
     "triggers.trigger": "the trigger fired (triggers.fire)",
     "triggers.instance": "the task instance (triggers.task)",
     "triggers.attempt": "1 for a task's first run, 2 after one retry... (triggers.task)",
-    "triggers.attempts": "how many times the lease was tried for (triggers.lock_wait)",
+    "triggers.attempts": "how many times the lease was tried for (triggers.lock_wait), or the change applied and saved (triggers.transaction)",
     "triggers.scope": "how much a load read: active or full (triggers.load)",
     "triggers.outcome": "finished, failed, retry (triggers.task); saved, stale (triggers.save)",
 }
@@ -65,6 +65,8 @@ METRICS = {
     "triggers.save_bytes": "bytes of the records a save wrote (canonical JSON)",
     "triggers.lock_timeouts": "1 for each acquire_lock() that gave up",
     "triggers.lock_conflicts": "tries of one acquire_lock() that found the lease held by another",
+    "triggers.write_conflicts": "optimistic saves of one transact() refused because another wrote first or held the lease",
+    "triggers.contention_timeouts": "1 for each transact() that gave up after its bounded wait",
 }
 """The measurements passed to metrics hooks, by name."""
 

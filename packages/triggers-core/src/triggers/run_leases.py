@@ -132,19 +132,21 @@ def release(instance: TaskInstance) -> None:
 
 
 def renew(manager: TriggerManager, instance_name: str, attempt: int, ttl: float) -> bool:
-    """Extend ``attempt``'s lease by ``ttl`` from now, under the session lock.
+    """Extend ``attempt``'s lease by ``ttl`` from now, in one transaction of the session.
 
     False (and nothing saved) if the attempt no longer holds the instance:
     it finished, or its lease ran out and another attempt took over.
     """
     storage = manager.storage
-    with storage.acquire_lock():
+
+    def extend() -> bool:
         instance = storage[instance_name]
         if not held_by(instance, attempt) or expires_at(instance) is None:
             return False
         instance.metadata[RUN_LEASE_EXPIRES_KEY] = storage.now() + timedelta(seconds=ttl)
-        storage.save()
-    return True
+        return True
+
+    return storage.transact(extend)
 
 
 # ----------------------------------------------------------------------

@@ -38,6 +38,10 @@ Native backends implement optional hooks instead, each independently:
     ``changes.base_version`` (and on ``changes.lease.token`` where the store
     can check it in the same write); raise :class:`StaleSessionError` when the
     condition fails. Required when ``_load_session`` can return partial loads.
+    A backend that declares ``Capabilities(optimistic_saves=True)`` also
+    receives *optimistic* change sets, ``changes.lease is None``: the write is
+    then conditioned on the version and on no live lease being held, in the
+    same atomic write.
 ``_acquire_lease(lease) -> bool``, ``_renew_lease(lease) -> bool``,
 ``_release_lease(lease)``
     A lock native to the store, excluding other processes and machines. A
@@ -49,12 +53,39 @@ Native backends implement optional hooks instead, each independently:
 Any exception a hook raises that is not a :class:`TriggersError` reaches the
 caller as a :class:`StorageError` naming the uid, with the driver error as
 ``__cause__``.
+
+Two ways to change a session
+============================
+
+``with storage.acquire_lock(): ...; storage.save()`` holds a lease for as
+long as the block runs: for long critical sections, and the only way on
+backends without conditional writes.
+
+:meth:`TriggerStorageBackend.transact` is what the manager uses for every
+fire and status change. On a backend with ``optimistic_saves`` it takes no
+lease: it loads (one round trip), applies the change in memory, and saves it
+with one write conditioned on the loaded version and on nobody holding a
+lease. When that write is refused (another writer was first, or a lock holder
+is at work) it reloads and applies the change again, waiting a jittered,
+growing delay between attempts, for at most ``lock_timeout`` seconds
+(then :class:`~triggers.errors.ContentionError`). A lease holder is never
+overwritten by an optimistic writer, nor the other way round: each write is
+fenced on the version, and an optimistic write also on the lease.
+
+Each optimistic write carries a random token, kept among the session's
+``recentWrites`` (metadata). When the store fails without saying whether a
+write landed (a connection lost while committing), the session is read again:
+finding the token there means the write landed, and the change is not
+applied a second time; not finding it means nothing was written, and the
+store's error is raised.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -69,6 +100,7 @@ from triggers import observability, values
 from triggers.capabilities import Capabilities
 from triggers.errors import (
     ConfigurationError,
+    ContentionError,
     CorruptSessionError,
     InstanceNotFoundError,
     LeaseExpiredError,
@@ -80,7 +112,7 @@ from triggers.errors import (
     TriggersError,
     ValueDomainError,
 )
-from triggers.locking import LOCAL_LEASES, Clock, Lease, poll_until
+from triggers.locking import LOCAL_LEASES, Clock, Lease, backoff_delays, poll_until
 from triggers.types import RESOLVED_STATUSES, InstanceStatus, TaskConfig, TaskInstance
 
 __all__ = [
@@ -108,6 +140,17 @@ load, which never sees finished instances, still names new instances right.
 
 TRIGGER_KWARGS_KEY = "triggerKwargs"
 """Session metadata key holding the latest kwargs of every trigger fired so far."""
+
+RECENT_WRITES_KEY = "recentWrites"
+"""Session metadata key holding the tokens of the latest optimistic writes, oldest first.
+
+How :meth:`TriggerStorageBackend.transact` tells, after a write whose reply
+was lost, whether that write landed (see the module docstring).
+"""
+
+RECENT_WRITES_KEPT = 16
+"""Tokens kept in ``recentWrites``: a write is recognised as long as fewer
+than this many others landed after it."""
 
 
 class LoadScope(IntEnum):
@@ -146,13 +189,16 @@ class SessionChanges:
     metadata keys (and ``deleted_metadata``) are escaped as in :class:`StoredSession`.
     A backend writes them all or none, conditioned on ``base_version`` (the
     version it loaded: ``None`` means the session did not exist) and leaves
-    the session at ``new_version``.
+    the session at ``new_version``. ``lease`` is the lease of the holder
+    saving; ``None`` for an optimistic save (only on backends that declare
+    ``optimistic_saves``), which must also be refused while anyone holds a
+    live lease.
     """
 
     uid: str
     base_version: int | None
     new_version: int
-    lease: Lease
+    lease: Lease | None
     configs: Mapping[str, StoredRecord] = field(default_factory=dict)
     instances: Mapping[str, StoredRecord] = field(default_factory=dict)
     metadata: Mapping[str, values.JSONValue] = field(default_factory=dict)
@@ -161,6 +207,11 @@ class SessionChanges:
     @property
     def is_empty(self) -> bool:
         return not (self.configs or self.instances or self.metadata or self.deleted_metadata)
+
+    @property
+    def is_optimistic(self) -> bool:
+        """True for a save made without a lease (see ``optimistic_saves``)."""
+        return self.lease is None
 
 
 def is_active_record(record: Mapping[str, Any]) -> bool:
@@ -227,6 +278,8 @@ class TriggerStorageBackend:
         self._lock_depth = 0
         self._lease: Lease | None = None
         self._lock_wait_ends: float | None = None  # time.monotonic() at which acquire_lock gives up
+        self._transacting = False  # inside an optimistic attempt of transact()
+        self._recent_writes: object = []  # as loaded: see RECENT_WRITES_KEY
         self._configs: dict[str, TaskConfig] = {}
         self._instances: dict[str, TaskInstance] = {}
         self._metas: dict[str, Any] = {}
@@ -731,23 +784,149 @@ class TriggerStorageBackend:
                     f"session {self.uid!r}: the lock's lease ({lease.ttl:g} s) ran out before "
                     "the save; nothing was written. Acquire the lock again and redo the change"
                 )
-            attributes = observability.session_attributes(self, self.uid)
-            try:
-                with observability.span("triggers.save", attributes) as span:
+            self._write(changes, snapshot)
+
+    def _write(self, changes: SessionChanges, snapshot: _Snapshot) -> None:
+        """Hand checked changes to the backend; on success they become the baseline.
+
+        A refusal (:class:`StaleSessionError`) drops the loaded state, which
+        no longer matches the store.
+        """
+        attributes = observability.session_attributes(self, self.uid)
+        try:
+            with observability.span("triggers.save", attributes) as span:
+                try:
+                    self._call("save", self._save_changes, changes)
+                except StaleSessionError:
+                    span.set_attribute("triggers.outcome", "stale")
+                    raise
+                span.set_attribute("triggers.outcome", "saved")
+        except StaleSessionError:
+            observability.record("triggers.stale_refusals", 1, attributes)
+            self._reset_state()
+            raise
+        if observability.wants_metrics():
+            observability.record("triggers.save_bytes", _changes_bytes(changes), attributes)
+        self._snapshot = snapshot
+        self._version = changes.new_version
+
+    def transact(self, change: Callable[[], _T], *, timeout: float | None = None) -> _T:
+        """Apply ``change`` to the latest state of the session and save it atomically.
+
+        ``change`` reads and changes the session through this object (its
+        properties and methods; no lock, no :meth:`save`) and returns what
+        ``transact`` returns. It may run more than once, each time on freshly
+        loaded state, so it must not act outside the session (send nothing,
+        start nothing): do that with what ``transact`` returned.
+
+        On a backend with ``optimistic_saves``, no lease is taken: one load,
+        one conditional write, and on a refusal a reload and a new attempt,
+        for at most ``timeout`` seconds (default ``lock_timeout``), then
+        :class:`ContentionError`. Otherwise, and inside ``acquire_lock()``,
+        the change runs under the lock. An exception from ``change`` leaves
+        nothing written and the loaded state dropped.
+        """
+        wait = self.lock_timeout if timeout is None else _seconds("timeout", timeout, allow_zero=True)
+        if not self._mutex.acquire(timeout=wait if wait > 0 else 0):
+            raise LockTimeoutError(
+                f"session {self.uid!r}: another thread is changing this storage object; "
+                f"gave up after {wait:g} s"
+            )
+        try:
+            if self._lock_depth or not self.capabilities.optimistic_saves:
+                with self.acquire_lock(timeout=wait):
+                    result = change()
+                    self.save()
+                    return result
+            return self._transact_optimistically(change, wait)
+        finally:
+            self._mutex.release()
+
+    def _transact_optimistically(self, change: Callable[[], _T], wait: float) -> _T:
+        """:meth:`transact` without a lease: load, change, conditional write; retry if refused."""
+        attributes = observability.session_attributes(self, self.uid)
+        deadline = time.monotonic() + wait
+        delays = backoff_delays(first_delay=0.002)
+        attempts = conflicts = 0
+        self._lock_wait_ends = deadline  # bounds the backend's calls, as for a lock wait
+        try:
+            with observability.span("triggers.transaction", attributes) as span:
+                while True:
+                    attempts += 1
+                    span.set_attribute("triggers.attempts", attempts)
+                    self._reset_state()
+                    self._transacting = True
+                    token = secrets.token_hex(8)
+                    writing = False
                     try:
-                        self._call("save", self._save_changes, changes)
-                    except StaleSessionError:
-                        span.set_attribute("triggers.outcome", "stale")
+                        result = change()
+                        writing = True
+                        self._save_optimistically(token)
+                        return result
+                    except StaleSessionError as refusal:
+                        conflicts += 1
+                        reason = refusal
+                    except StorageError as failure:
+                        # A failed load is final; a failed write may have landed.
+                        if not writing:
+                            self._reset_state()
+                            raise
+                        if self._own_write_landed(token, failure):
+                            return result
                         raise
-                    span.set_attribute("triggers.outcome", "saved")
-            except StaleSessionError:
-                observability.record("triggers.stale_refusals", 1, attributes)
-                self._reset_state()
-                raise
-            if observability.wants_metrics():
-                observability.record("triggers.save_bytes", _changes_bytes(changes), attributes)
-            self._snapshot = snapshot
-            self._version = changes.new_version
+                    except BaseException:
+                        self._reset_state()
+                        raise
+                    finally:
+                        self._transacting = False
+                    self._reset_state()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        observability.record("triggers.contention_timeouts", 1, attributes)
+                        raise ContentionError(
+                            f"session {self.uid!r}: {attempts} attempt(s) to save a change "
+                            f"within {wait:g} s were refused (last: {reason}); nothing was "
+                            "written. Other writers or a lock holder kept the session busy"
+                        ) from reason
+                    time.sleep(min(remaining, next(delays)))
+        finally:
+            self._lock_wait_ends = None
+            observability.record("triggers.write_conflicts", conflicts, attributes)
+
+    def _save_optimistically(self, token: str) -> None:
+        """Write the changes of one optimistic attempt, tagged with ``token``; none: no write."""
+        if self._level == LoadScope.NONE:
+            return  # nothing was loaded, so nothing can have changed
+        changes, snapshot = self._collect_changes(None)
+        if changes.is_empty:
+            return
+        recent = self._recent_writes
+        earlier = [t for t in recent if isinstance(t, str)] if isinstance(recent, list) else []
+        tokens: list[values.JSONValue] = [*earlier[-(RECENT_WRITES_KEPT - 1):], token]
+        changes = dataclasses.replace(changes, metadata={**changes.metadata, RECENT_WRITES_KEY: tokens})
+        self._check_limits(changes)
+        self._write(changes, snapshot)
+        self._recent_writes = tokens
+
+    def _own_write_landed(self, token: str, failure: StorageError) -> bool:
+        """After a write failed without a refusal: did it land all the same?
+
+        The store may have committed the write and lost only the reply. Its
+        token among ``recentWrites`` tells. If the store cannot be read
+        either, the outcome is unknown, and the error says so.
+        """
+        self._transacting = False
+        self._reset_state()
+        try:
+            stored = self._call("load", self._load_session, LoadScope.ACTIVE)
+        except StorageError as unreadable:
+            raise StorageError(
+                f"session {self.uid!r}: a save failed ({failure}) and the session could not "
+                f"be read back ({unreadable}), so whether it was written is unknown; "
+                "read the session before doing the change again"
+            ) from failure
+        landed = stored.metadata.get(RECENT_WRITES_KEY)
+        return isinstance(landed, list) and token in landed
 
     def invalidate_cache(self) -> None:
         """Forget the loaded state; the next access reloads it from the store."""
@@ -797,6 +976,7 @@ class TriggerStorageBackend:
         self._snapshot = _Snapshot()
         self._version = None
         self._level = LoadScope.NONE
+        self._recent_writes = []
 
     def _require_lock(self, action: str) -> Lease:
         if self._lock_depth == 0 or self._lease is None:
@@ -830,7 +1010,7 @@ class TriggerStorageBackend:
             if self._level == LoadScope.NONE:
                 self._adopt(stored, level, keep_loaded=False)
             elif stored.version != self._version:
-                if self._lock_depth:
+                if self._lock_depth or self._transacting:
                     self._reset_state()
                     raise StaleSessionError(
                         f"session {self.uid!r} changed in the store while the lock was held "
@@ -851,6 +1031,8 @@ class TriggerStorageBackend:
                     self._configs[name] = config
                     self._snapshot.configs[name] = _fingerprint(config)
                 metadata = values.decode(dict(stored.metadata), "metadata")
+                # Plumbing of transact(), not the session's: kept apart, written only by it.
+                self._recent_writes = metadata.pop(RECENT_WRITES_KEY, [])
                 self._metas.update(metadata)
                 for key, value in self._metas.items():
                     self._snapshot.metadata[key] = _fingerprint(value)
@@ -908,7 +1090,7 @@ class TriggerStorageBackend:
         self._metas[INSTANCE_COUNTS_KEY] = {**counts, task: number + 1}
         return number
 
-    def _collect_changes(self, lease: Lease) -> tuple[SessionChanges, _Snapshot]:
+    def _collect_changes(self, lease: Lease | None) -> tuple[SessionChanges, _Snapshot]:
         """Encode every loaded record (validating it) and diff against the snapshot."""
         snapshot = _Snapshot()
         configs: dict[str, StoredRecord] = {}
