@@ -13,6 +13,7 @@ from triggers.capabilities import Capabilities
 from triggers.errors import (
     BackendNotFoundError,
     ConfigurationError,
+    ContentionError,
     CorruptSessionError,
     InstanceNotFoundError,
     InvalidTransitionError,
@@ -52,6 +53,7 @@ __all__ = [
     "BackendNotFoundError",
     "Capabilities",
     "ConfigurationError",
+    "ContentionError",
     "CorruptSessionError",
     "EagerTaskRunner",
     "InstanceNotFoundError",
