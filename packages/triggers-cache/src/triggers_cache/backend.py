@@ -156,7 +156,7 @@ class CacheStorageBackend(TriggerStorageBackend):
         document = self._document(new)
         self._check_document_size(len(document.encode("utf-8")))
         found = cache.get_many([keys.lock, keys.head])
-        if found.get(keys.lock) != changes.lease.token:
+        if found.get(keys.lock) != changes.lease_token:
             raise StaleSessionError(
                 f"session {self.uid!r}: the lease was taken over by another holder; "
                 "nothing was written"

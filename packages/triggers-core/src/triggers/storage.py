@@ -213,6 +213,11 @@ class SessionChanges:
         """True for a save made without a lease (see ``optimistic_saves``)."""
         return self.lease is None
 
+    @property
+    def lease_token(self) -> str | None:
+        """The token of the lease the save is fenced on; ``None`` for an optimistic save."""
+        return None if self.lease is None else self.lease.token
+
 
 def is_active_record(record: Mapping[str, Any]) -> bool:
     """True if a stored instance record is unresolved (belongs in an ACTIVE load).

@@ -498,7 +498,7 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
             ":wa": {"N": str(len(puts) - resolved)},
             ":wr": {"N": str(resolved)},
             ":gen": {"S": generation},
-            ":token": {"S": changes.lease.token},
+            ":token": {"S": changes.lease_token},
         }
         if changes.base_version is None:
             same_version = "attribute_not_exists(#ver)"
@@ -557,7 +557,7 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
         """Why the fence refused a save (from the header as it was)."""
         header = header or {}
         token = header.get("lease_token", {}).get("S")
-        if token != changes.lease.token:
+        if token != changes.lease_token:
             reason = "the lease was taken over by another holder"
         else:
             reason = (

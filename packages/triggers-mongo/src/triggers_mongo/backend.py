@@ -413,7 +413,7 @@ class MongoStorageBackend(TriggerStorageBackend):
                 fence = {
                     "_id": self.uid,
                     "version": changes.base_version,
-                    "lease_token": changes.lease.token,
+                    "lease_token": changes.lease_token,
                 }
                 with self._bounded():
                     flipped = self.sessions.update_one(
@@ -437,7 +437,7 @@ class MongoStorageBackend(TriggerStorageBackend):
                 concern = self._write_concern
                 commit_ms = int(self._budget() * 1000)
                 holder = self._holder
-                if holder is not None and holder[0] == changes.lease.token:
+                if holder is not None and holder[0] == changes.lease_token:
                     # The session the lease names, so that a successor can kill it.
                     holder[1].with_transaction(
                         write, write_concern=concern, max_commit_time_ms=commit_ms
@@ -573,7 +573,7 @@ class MongoStorageBackend(TriggerStorageBackend):
         document = self.sessions.find_one({"_id": self.uid}, session=session)
         if document is None:
             reason = "its header is gone (expired?)"
-        elif document.get("lease_token") != changes.lease.token:
+        elif document.get("lease_token") != changes.lease_token:
             reason = "the lease was taken over by another holder"
         else:
             reason = (

@@ -253,7 +253,7 @@ class SQLStorageBackend(TriggerStorageBackend):
         fence = statements.fence_first if changes.base_version is None else statements.fence
         fenced = {
             "p_key": key,
-            "p_token": changes.lease.token,
+            "p_token": changes.lease_token,
             "p_version": changes.base_version,
             "p_new_version": changes.new_version,
         }
@@ -300,7 +300,7 @@ class SQLStorageBackend(TriggerStorageBackend):
                 sessions.c.uid_key == self._key
             )
         ).first()
-        if row is None or row.lease_token != changes.lease.token:
+        if row is None or row.lease_token != changes.lease_token:
             reason = "the lease was taken over by another holder"
         else:
             reason = (
