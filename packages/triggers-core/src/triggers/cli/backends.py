@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from triggers.cli import render
-from triggers.cli.main import CommandContext
+from triggers.cli.context import CommandContext
 from triggers.cli.output import camel_case_keys, print_json
 from triggers.cli.render import capabilities_text
 from triggers.cli.selection import (

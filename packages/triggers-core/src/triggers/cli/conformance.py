@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from triggers.cli import render
-from triggers.cli.main import CommandContext
+from triggers.cli.context import CommandContext
 from triggers.cli.selection import hide_passwords, parse_option
 from triggers.errors import TriggersError
 from triggers.registry import storage_backends

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from triggers.cli import render
+from triggers.cli.context import CommandContext
 from triggers.cli.exchange import MissingSessionError, document_of
-from triggers.cli.main import CommandContext
 from triggers.cli.output import print_json
 from triggers.cli.selection import selection_from_args
 from triggers.storage import TRIGGER_KWARGS_KEY, TriggerStorageBackend

@@ -16,8 +16,8 @@ from rich.table import Table
 
 from triggers import run_leases
 from triggers.cli import render
+from triggers.cli.context import CommandContext, UsageError
 from triggers.cli.inspection import _positive
-from triggers.cli.main import CommandContext, UsageError
 from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import BackendSelection, selection_from_args
 from triggers.types import InstanceStatus

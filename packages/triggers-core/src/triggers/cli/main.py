@@ -13,12 +13,12 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 
 import triggers
+from triggers.cli.context import CommandContext, Handler, UsageError
 from triggers.cli.render import printable
 from triggers.errors import ConfigurationError, TriggersError
 
@@ -49,22 +49,6 @@ examples:
 
 exit status: 0 success, 1 the operation failed (one line on stderr), 2 bad arguments.
 """
-
-
-@dataclass
-class CommandContext:
-    """What a command needs besides its arguments: where to print, the environment."""
-
-    out: Console
-    err: Console
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-
-
-class UsageError(Exception):
-    """Arguments that parse but do not make sense together (exit status 2, like argparse)."""
-
-
-Handler = Callable[[argparse.Namespace, CommandContext], int]
 
 
 class _Parser(argparse.ArgumentParser):

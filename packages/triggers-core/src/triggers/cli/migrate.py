@@ -24,8 +24,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from triggers.cli import render
+from triggers.cli.context import CommandContext, UsageError
 from triggers.cli.exchange import read_session, write_session
-from triggers.cli.main import CommandContext, UsageError
 from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import (
     BackendSelection,

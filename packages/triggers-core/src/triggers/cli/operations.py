@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from triggers.cli import render
+from triggers.cli.context import CommandContext, UsageError
 from triggers.cli.exchange import MissingSessionError
-from triggers.cli.main import CommandContext, UsageError
 from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import selection_from_args
 from triggers.manager import TriggerManager

@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from triggers.cli.main import CommandContext
+from triggers.cli.context import CommandContext
 
 __all__ = ["add_json_flag", "camel_case_keys", "print_json", "wants_json"]
 

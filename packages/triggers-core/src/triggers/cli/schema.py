@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from triggers.cli import render
-from triggers.cli.main import CommandContext
+from triggers.cli.context import CommandContext
 from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import overrides, selection_from_args
 

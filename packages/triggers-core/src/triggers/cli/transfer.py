@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from triggers.cli import render
+from triggers.cli.context import CommandContext, UsageError
 from triggers.cli.exchange import (
     MissingSessionError,
     bundle_to_json,
@@ -20,7 +21,6 @@ from triggers.cli.exchange import (
     read_session,
     write_session,
 )
-from triggers.cli.main import CommandContext, UsageError
 from triggers.cli.output import print_json, wants_json
 from triggers.cli.selection import selection_from_args
 
