@@ -63,7 +63,7 @@ def summarise(target: dict[str, Any], planned: list[int]) -> dict[str, Any]:
     lock = target.get("lock_cycle")
     cycles = target["sizes"][small].get("lock_cycles_per_fire") if small in target["sizes"] else None
     shared = (target.get("throughput") or {}).get("shared") or {}
-    if lock and cycles and lock["median_ms"] > 0:
+    if lock and cycles and lock["median_ms"] > 0:  # no lease per fire (optimistic): no such bound
         # A fire holds the lock `cycles` times; the lock alone allows at most this many fires/s.
         summary["lock_bound_fires_per_s"] = 1000 / (cycles * lock["median_ms"])
         if shared:
@@ -129,6 +129,9 @@ def table(run: dict[str, Any], *, markdown: bool = False) -> str:
             lambda t, s=size: _number((t["sizes"].get(str(s)) or {}).get("round_trips_per_queued_fire")),
         )
     row("floor round trips", lambda t: _number((t.get("floor") or {}).get("round_trips_per_fire")))
+    row("saves / fire", lambda t: _number((t["sizes"].get(str(sizes[0])) or {}).get("saves_per_fire")))
+    row("saves / queued fire",
+        lambda t: _number((t["sizes"].get(str(sizes[0])) or {}).get("saves_per_queued_fire")))
     row("lock cycles / fire", lambda t: _number((t["sizes"].get(str(sizes[0])) or {}).get("lock_cycles_per_fire")))
     row("lock cycles / queued fire",
         lambda t: _number((t["sizes"].get(str(sizes[0])) or {}).get("lock_cycles_per_queued_fire")))

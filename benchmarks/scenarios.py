@@ -6,12 +6,14 @@ instances: two active ones (``t_page#0`` waiting for ``page``, ``t_wait#0``
 waiting for a trigger that never comes) and ``size - 2`` finished ones. A
 *fire* is ``TriggerManager.fire("page", {...})`` with the default eager
 runner, so it is complete when it returns: the ``andEvery`` task gets a new
-instance, which is scheduled and claimed (marked running) in one locked save,
-run (a no-op task), and recorded finished in a second locked save.
+instance, which is scheduled and claimed (marked running) in one transaction,
+run (a no-op task), and recorded finished in a second transaction (each one
+save; optimistic where the backend claims ``optimistic_saves``, under the
+session lock otherwise).
 
 A *queued fire* is ``fire("job", {...})`` for a task whose runner only queues
 it (as a deployment with workers elsewhere does): applying the trigger and
-scheduling the instance, one locked save, which is the I/O the floor stands
+scheduling the instance, one transaction, which is the I/O the floor stands
 for. Each queued fire is timed alone; its instance is then run and finished
 untimed (as the worker would), so the session stays the same shape.
 
@@ -21,9 +23,9 @@ store:
 * fire latency (median, p95) at each size;
 * load latency of the whole session (``len(storage.instances)`` after
   ``invalidate_cache()``) at each size;
-* round trips, bytes written and lock cycles per fire, counted by the
+* round trips, bytes written, saves and lock cycles (leases taken) per fire, counted by the
   target's meter (not timed, so exact);
-* queued fire latency, round trips and lock cycles, the same way;
+* queued fire latency, round trips, saves and lock cycles, the same way;
 * the floor (one read and one conditional write through the raw driver);
 * the lock's own cost (an empty ``with acquire_lock():`` block);
 * throughput of 1, 2, 4, 8 worker processes firing into distinct sessions and
@@ -54,7 +56,7 @@ from benchmarks.targets import Target
 from triggers.locking import Lease
 from triggers.manager import TriggerManager
 from triggers.runners import TaskRunner
-from triggers.storage import TriggerStorageBackend
+from triggers.storage import SessionChanges, TriggerStorageBackend
 from triggers.types import InstanceStatus
 
 __all__ = ["FULL", "QUICK", "Plan", "Sample", "measure_target"]
@@ -229,18 +231,27 @@ def build_session(
         storage.close()
 
 
-class _LeaseCounter:
-    """Counts lease acquisitions on one session object (lock cycles)."""
+class _CycleCounter:
+    """Counts, on one session object, the leases taken (lock cycles) and the
+    saves handed to the store (one per transaction that changed something)."""
 
     def __init__(self, storage: TriggerStorageBackend) -> None:
-        self.count = 0
-        acquire = storage._acquire_lease
+        self.leases = self.saves = 0
+        acquire, save_changes = storage._acquire_lease, storage._save_changes
 
-        def counted(lease: Lease) -> bool:
-            self.count += 1
+        def counted_lease(lease: Lease) -> bool:
+            self.leases += 1
             return acquire(lease)
 
-        storage._acquire_lease = counted  # type: ignore[method-assign]
+        def counted_save(changes: SessionChanges) -> None:
+            self.saves += 1
+            save_changes(changes)
+
+        storage._acquire_lease = counted_lease  # type: ignore[method-assign]
+        storage._save_changes = counted_save  # type: ignore[method-assign]
+
+    def reset(self) -> None:
+        self.leases = self.saves = 0
 
 
 @dataclass
@@ -283,17 +294,18 @@ def prepare_session(
     manager.fire("job", {"n": "warm-up"})
     queue.work_off(manager)
     # Counted before any timing, while the session is closest to ``size``.
-    leases = _LeaseCounter(storage)
+    cycles = _CycleCounter(storage)
     counted = plan.counted_fires
     counts: dict[str, float] = {}
     for kind, trigger in (("", "page"), ("queued_", "job")):
-        leases.count = 0
+        cycles.reset()
         with target.meter() as tally:
             for n in range(counted):
                 manager.fire(trigger, {"n": f"counted {n}"})
         counts[f"round_trips_per_{kind}fire"] = tally.round_trips / counted
         counts[f"bytes_written_per_{kind}fire"] = tally.bytes_written / counted
-        counts[f"lock_cycles_per_{kind}fire"] = leases.count / counted
+        counts[f"lock_cycles_per_{kind}fire"] = cycles.leases / counted
+        counts[f"saves_per_{kind}fire"] = cycles.saves / counted
         queue.work_off(manager)
     return _Prepared(storage, open_session(uid), manager, queue, counts)
 
@@ -425,6 +437,8 @@ def measure_target(
         "bytes_written_per_fire": floor_io.bytes_written,
     }
     result["lock_cycle"] = sample("lock")
+    if lock is not None:
+        result["optimistic_saves"] = lock.storage.capabilities.optimistic_saves
     for (kind, size), session in prepared.items():
         fire, load = sample(f"{kind} {size} fire"), sample(f"{kind} {size} load")
         queued = sample(f"{kind} {size} queued fire")
