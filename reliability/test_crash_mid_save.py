@@ -4,10 +4,13 @@ A forked worker saves steps (see ``workloads``) in a loop, each save several
 records at once; the test kills it after a random delay, then loads the
 session in a fresh object: the load must succeed and be exactly a state some
 whole step committed (never a mix), and must hold every step the worker had
-seen committed. Kills rotate over a few sessions so that a session whose lock
-died with its worker has had its lease run out before it is used again (the
-next worker's bounded wait covers the rest). Short run: 20 kills per target;
-soak run: as many as the time share allows (at least 20).
+seen committed. Every other worker saves through ``transact()`` instead of
+the lock, which on backends claiming ``optimistic_saves`` is one conditional
+write without a lease, so both ways of saving are killed mid-write. Kills
+rotate over a few sessions so that a session whose lock died with its worker
+has had its lease run out before it is used again (the next worker's bounded
+wait covers the rest). Short run: 20 kills per target; soak run: as many as
+the time share allows (at least 20).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def test_sigkill_while_saving_leaves_a_whole_committed_state(
     random_delays = random.Random()
 
     with FIGURES.timed("crash mid-save (SIGKILL)", target.name) as tally:
-        kills = killed_locked = 0
+        kills = killed_locked = killed_transacting = 0
         while scale.again(kills, short=20):
             uid = uids[kills % SESSIONS]
             # Lock-free shared numbers: a lock held by the killed worker would
@@ -59,7 +62,12 @@ def test_sigkill_while_saving_leaves_a_whole_committed_state(
             locked = _FORK.RawValue("b", 0)
             ready = new_event()
 
-            def work(uid: str = uid, seen: Any = seen, locked: Any = locked, ready: Any = ready) -> None:
+            optimistic = kills % 2 == 1
+
+            def work(
+                uid: str = uid, seen: Any = seen, locked: Any = locked, ready: Any = ready,
+                optimistic: bool = optimistic,
+            ) -> None:
                 storage = open_storage(uid)
                 _ = storage.metadata  # connected and loaded: from now on it only saves steps
                 ready.set()
@@ -69,7 +77,7 @@ def test_sigkill_while_saving_leaves_a_whole_committed_state(
 
                 while True:
                     locked.value = 0
-                    seen.value = step(storage, on_locked=note_locked)
+                    seen.value = step(storage, on_locked=note_locked, optimistic=optimistic)
 
             child = start_child(work)
             child.wait_for(ready, timeout=60)
@@ -79,7 +87,10 @@ def test_sigkill_while_saving_leaves_a_whole_committed_state(
             os.kill(child.process.pid, signal.SIGKILL)
             child.process.join(10)
             kills += 1
-            killed_locked += locked.value
+            if optimistic:
+                killed_transacting += locked.value
+            else:
+                killed_locked += locked.value
 
             committed = check_steps(open_storage(uid))
             assert committed >= seen.value, (
@@ -94,4 +105,7 @@ def test_sigkill_while_saving_leaves_a_whole_committed_state(
         for uid in uids:
             assert step(open_storage(uid)) == check_steps(open_storage(uid)) == last_seen[uid] + 1
             tally.operations += 1
-        tally.note = f"{kills} SIGKILLs, {killed_locked} while holding the lock"
+        tally.note = (
+            f"{kills} SIGKILLs, {killed_locked} while holding the lock, "
+            f"{killed_transacting} inside a transaction"
+        )

@@ -115,9 +115,21 @@ def configure_steps(storage: TriggerStorageBackend) -> None:
         storage.save()
 
 
-def step(storage: TriggerStorageBackend, on_locked: Callable[[], Any] | None = None) -> int:
-    """Save the next step (see the module docstring); returns its number."""
-    with storage.acquire_lock():
+def step(
+    storage: TriggerStorageBackend,
+    on_locked: Callable[[], Any] | None = None,
+    *,
+    optimistic: bool = False,
+) -> int:
+    """Save the next step (see the module docstring); returns its number.
+
+    Under ``acquire_lock()``, or with ``optimistic`` through ``transact()``
+    (one conditional write and no lease, on backends that claim
+    ``optimistic_saves``). ``on_locked`` is called once the step is under way:
+    the lock is held, or the transaction has loaded.
+    """
+
+    def advance() -> int:
         if on_locked is not None:
             on_locked()
         number = int(storage.metadata["committed"]) + 1
@@ -125,6 +137,12 @@ def step(storage: TriggerStorageBackend, on_locked: Callable[[], Any] | None = N
         for k in range(max(0, number - STEP_WINDOW), number):
             storage[f"t_step#{k}"].metadata["latest"] = number
         storage.metadata["committed"] = number
+        return number
+
+    if optimistic:
+        return storage.transact(advance)
+    with storage.acquire_lock():
+        number = advance()
         storage.save()
     return number
 
