@@ -50,13 +50,14 @@ from triggers.errors import (
     TriggersError,
     ValueDomainError,
 )
-from triggers.registry import task_runners
+from triggers.registry import task_runners, trigger_managers
 from triggers.runners import EagerTaskRunner, TaskRunner
 from triggers.storage import TRIGGER_KWARGS_KEY, TriggerStorageBackend
 from triggers.tasks import TaskContext, resolve_task
 from triggers.types import InstanceStatus, TaskConfig, TaskInstance
 
-__all__ = ["TriggerManager"]
+# ``trigger_managers`` is re-exported where Triggers 2.0 had it (``triggers.manager``).
+__all__ = ["TriggerManager", "trigger_managers"]
 
 logger = logging.getLogger(__name__)
 

@@ -122,6 +122,16 @@ class TaskContext:
     def session_uid(self) -> str:
         return self.manager.storage.uid
 
+    @property
+    def storage_uid(self) -> str:
+        """Triggers 2.0's name for :attr:`session_uid`."""
+        return self.session_uid
+
+    @property
+    def instance_name(self) -> str:
+        """The running instance's name (``task#N``), where Triggers 2.0 tasks read it."""
+        return self.task_instance.name
+
     def get_logger_context(self) -> TaskLogger:
         """A logger for this task; the highest level emitted is stored on the instance."""
         if self._logger is None:
