@@ -115,3 +115,22 @@ def record_stored_statuses(context: TaskContext) -> None:
 def explode(context: TaskContext) -> None:
     """Fail by raising, naming the kwargs it received."""
     raise RuntimeError(f"boom with {context.trigger_kwargs}")
+
+
+def spam_check(context: TaskContext) -> None:
+    """Fail inside the logger's block with context attached (one value not storable)."""
+    from triggers.exceptions import with_context
+
+    with context.get_logger_context({"app_version": "1.2"}):
+        raise with_context(ValueError("failed the spam check"), {"score": 0.2, "seen": {"x"}})
+
+
+class RetryWithContext(TriggerTask):
+    """Replay itself once, naming the error (with context) that made it retry."""
+
+    def _run(self, context: TaskContext) -> Mapping[str, Any]:
+        from triggers.exceptions import with_context
+
+        if self.request.retries == 0:
+            raise self.retry(exc=with_context(TimeoutError("api slow"), {"endpoint": "/v1"}))
+        return {"attempt": self.request.retries}

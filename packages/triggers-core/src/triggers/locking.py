@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["Clock", "Lease", "LocalLeaseTable", "backoff_delays", "poll_until"]
+from triggers.errors import LockTimeoutError
+
+__all__ = ["Clock", "Lease", "LocalLeaseTable", "LockAcquisitionFailed", "backoff_delays", "poll_until"]
 
 Clock = Callable[[], float]
 """Seconds since the epoch, like :func:`time.time`; injectable in tests."""
@@ -101,6 +103,14 @@ class LocalLeaseTable:
 
 LOCAL_LEASES = LocalLeaseTable()
 """The leases of this process, shared by every process-local backend."""
+
+LockAcquisitionFailed = LockTimeoutError
+"""Triggers 2.0's name for :class:`~triggers.errors.LockTimeoutError`, kept for ported code.
+
+Triggers 2.0 raised it when ``acquire_lock(block=False)`` found the lock
+taken; here ``storage.acquire_lock(timeout=0)`` raises it then, and any wait
+that runs out raises it too.
+"""
 
 
 def backoff_delays(first_delay: float = 0.005, max_delay: float = 0.1) -> Iterator[float]:

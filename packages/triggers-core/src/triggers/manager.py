@@ -55,13 +55,15 @@ from triggers.errors import (
     TriggersError,
     ValueDomainError,
 )
-from triggers.registry import task_runners
+from triggers.exceptions import storable_context
+from triggers.registry import task_runners, trigger_managers
 from triggers.runners import EagerTaskRunner, TaskRunner
 from triggers.storage import TRIGGER_KWARGS_KEY, TriggerStorageBackend
 from triggers.tasks import TaskContext, resolve_task
 from triggers.types import InstanceStatus, TaskConfig, TaskInstance
 
-__all__ = ["TriggerManager"]
+# ``trigger_managers`` is re-exported where Triggers 2.0 had it (``triggers.manager``).
+__all__ = ["TriggerManager", "trigger_managers"]
 
 logger = logging.getLogger(__name__)
 
@@ -706,6 +708,11 @@ class TriggerManager:
             instance.metadata[TaskInstance.META_ERROR] = failure
             instance.metadata[TaskInstance.META_EXCEPTION_TYPE] = failure["type"]
             instance.metadata[TaskInstance.META_EXCEPTION_INFO] = failure["traceback"]
+            exception_context = None if error is None else storable_context(
+                error, f"instance {instance.name!r} metadata[{TaskInstance.META_EXCEPTION_CONTEXT!r}]"
+            )
+            if exception_context is not None:
+                instance.metadata[TaskInstance.META_EXCEPTION_CONTEXT] = exception_context
             level = max(level, logging.ERROR)
         elif status is InstanceStatus.FINISHED:
             instance.metadata[TaskInstance.META_RESULT] = result

@@ -15,7 +15,10 @@ there, which marks it running, runs it, records the outcome and cascades.
     waits until every task, cascades included, is done.
 
 A task picks its runner by name with the ``using`` directive (entry-point
-group ``triggers.runners``).
+group ``triggers.runners``, whose registry is :data:`task_runners`).
+
+``BaseTaskRunner`` is :class:`TaskRunner` under its Triggers 2.0 name, for
+ported runners.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from triggers.registry import task_runners
+
 if TYPE_CHECKING:
     from triggers.manager import TriggerManager
 
-__all__ = ["EagerTaskRunner", "TaskRunner", "ThreadingTaskRunner"]
+__all__ = ["BaseTaskRunner", "EagerTaskRunner", "TaskRunner", "ThreadingTaskRunner", "task_runners"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,15 @@ class TaskRunner:
 
     def close(self) -> None:
         """Release threads or connections the runner holds."""
+
+
+BaseTaskRunner = TaskRunner
+"""Triggers 2.0's name for :class:`TaskRunner`, kept for ported runners.
+
+A 2.0 runner's ``run(manager, task_instance)`` becomes ``run(manager,
+instance_name)``: the manager has saved the instance ``scheduled``, and the
+runner arranges for ``manager.run_instance(instance_name)`` to be called.
+"""
 
 
 class EagerTaskRunner(TaskRunner):

@@ -21,6 +21,7 @@ import logging
 import traceback
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from triggers.errors import (
@@ -28,8 +29,10 @@ from triggers.errors import (
     InvalidTransitionError,
     MaxRetriesExceeded,
     Retry,
+    RetryTask,
     StatusChange,
 )
+from triggers.exceptions import storable_context
 from triggers.types import InstanceStatus, TaskInstance
 
 if TYPE_CHECKING:
@@ -52,8 +55,12 @@ class TaskLogger(logging.LoggerAdapter[logging.Logger]):
     """A task's logger: remembers the highest level logged through it.
 
     It is also a context manager (``with context.get_logger_context() as
-    logger:``), as in Triggers 2.0; leaving the block changes nothing, the
-    level is recorded as each record is logged.
+    logger:``), as in Triggers 2.0: an exception that leaves the block is
+    logged (at ``ERROR``, with its traceback and the ``context`` that
+    :func:`triggers.exceptions.with_context` attached to it) and goes on.
+    The ones a task raises to end itself (``raise self.skip()``,
+    ``raise self.retry()``, :class:`~triggers.errors.RetryTask`) are not
+    errors and are not logged.
 
     The level is recorded whether or not the logger is enabled for it: the
     session must know a task warned even if nobody listens to the logs.
@@ -70,11 +77,27 @@ class TaskLogger(logging.LoggerAdapter[logging.Logger]):
     def __enter__(self) -> TaskLogger:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        return None
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None or exc is None or not isinstance(exc, Exception):
+            return
+        if isinstance(exc, StatusChange | RetryTask):
+            return
+        context = getattr(exc, "context", None)
+        self.error(
+            str(exc) or exc_type.__name__,
+            exc_info=(exc_type, exc, traceback),
+            extra={"context": dict(context) if isinstance(context, Mapping) else {}},
+        )
 
     def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
-        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        # Merged recursively, as in Triggers 2.0: a record's own ``context``
+        # adds to (and overrides keys of) the one the logger was given.
+        kwargs["extra"] = merge_params(self.extra or {}, kwargs.get("extra") or {})
         return msg, kwargs
 
 
@@ -117,24 +140,65 @@ class TaskContext:
         )
         self.requested_status: InstanceStatus | None = None
         self._logger: TaskLogger | None = None
+        self._other_loggers: list[TaskLogger] = []
 
     @property
     def session_uid(self) -> str:
         return self.manager.storage.uid
 
-    def get_logger_context(self) -> TaskLogger:
-        """A logger for this task; the highest level emitted is stored on the instance."""
-        if self._logger is None:
-            logger = logging.getLogger(f"triggers.tasks.{self.task_instance.config.name}")
-            self._logger = TaskLogger(
-                logger,
-                {"triggers_session": self.session_uid, "triggers_instance": self.task_instance.name},
-            )
-        return self._logger
+    @property
+    def storage_uid(self) -> str:
+        """Triggers 2.0's name for :attr:`session_uid`."""
+        return self.session_uid
+
+    @property
+    def instance_name(self) -> str:
+        """The running instance's name (``task#N``), where Triggers 2.0 tasks read it."""
+        return self.task_instance.name
+
+    def get_logger_context(
+        self,
+        logger: logging.Logger | Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> TaskLogger:
+        """A logger for this task; the highest level emitted is stored on the instance.
+
+        Records carry ``triggers_session`` and ``triggers_instance``. Without
+        arguments it is the task's own logger (``triggers.tasks.TASK``), the
+        same object each time. As in Triggers 2.0, ``context`` (a mapping) is
+        attached to every record as ``record.context``, and ``logger`` logs
+        through another :class:`logging.Logger`; either gives a new adapter,
+        whose levels count as well. A mapping given first is taken as
+        ``context`` (``get_logger_context({"app_version": ...})``).
+        """
+        if isinstance(logger, Mapping):
+            if context is not None:
+                raise TypeError("get_logger_context() got two contexts; pass a Logger first, or one context")
+            logger, context = None, logger
+        extra: dict[str, object] = {
+            "triggers_session": self.session_uid,
+            "triggers_instance": self.task_instance.name,
+        }
+        if logger is None and context is None:
+            if self._logger is None:
+                self._logger = TaskLogger(self._default_logger(), extra)
+            return self._logger
+        if context is not None:
+            if not isinstance(context, Mapping):
+                raise TypeError(f"context must be a mapping, not {type(context).__name__}")
+            extra["context"] = dict(context)
+        adapter = TaskLogger(logger or self._default_logger(), extra)
+        self._other_loggers.append(adapter)
+        return adapter
+
+    def _default_logger(self) -> logging.Logger:
+        return logging.getLogger(f"triggers.tasks.{self.task_instance.config.name}")
 
     @property
     def max_log_level(self) -> int:
-        return self._logger.max_level if self._logger is not None else logging.NOTSET
+        """The highest level logged through any of this context's loggers (``NOTSET`` if none)."""
+        loggers = [self._logger, *self._other_loggers] if self._logger is not None else self._other_loggers
+        return max((adapter.max_level for adapter in loggers), default=logging.NOTSET)
 
     def set_status(self, status: InstanceStatus | str) -> None:
         """Choose the status the instance ends with instead of ``finished``.
@@ -210,7 +274,8 @@ class TriggerTask:
         """An exception that, raised by the task, replays its instance (see :class:`~triggers.errors.Retry`).
 
         ``exc`` (the error that made the task retry) is recorded in the failed
-        instance's metadata like the error of a failed run. Raises
+        instance's metadata like the error of a failed run (type, traceback,
+        and the context :func:`~triggers.exceptions.with_context` attached). Raises
         :class:`~triggers.errors.MaxRetriesExceeded` instead once the instance
         has already been replayed :attr:`max_retries` times, so the instance
         fails for good.
@@ -219,6 +284,9 @@ class TriggerTask:
         if exc is not None:
             recorded[TaskInstance.META_EXCEPTION_TYPE] = f"{type(exc).__module__}.{type(exc).__qualname__}"
             recorded[TaskInstance.META_EXCEPTION_INFO] = "".join(traceback.format_exception(exc))
+            exception_context = storable_context(exc, f"{self.request.instance_name} exception context")
+            if exception_context is not None:
+                recorded[TaskInstance.META_EXCEPTION_CONTEXT] = exception_context
         retries = self.request.retries
         if retries >= self.max_retries:
             raise MaxRetriesExceeded(

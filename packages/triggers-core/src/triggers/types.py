@@ -308,6 +308,8 @@ class TaskInstance:
     META_DEPTH = "depth"
     META_ERROR = "error"
     """``{type, message, traceback}`` of a failed run."""
+    META_EXCEPTION_CONTEXT = "exceptionContext"
+    """What :func:`triggers.exceptions.with_context` attached to the exception of a failed run."""
     META_EXCEPTION_INFO = "exceptionInfo"
     """The formatted traceback of a failed run."""
     META_EXCEPTION_TYPE = "exceptionType"
