@@ -222,6 +222,18 @@ class ManagerSemanticsTests(ConformanceBase):
         assert fresh["t_late#0"].kwargs == {"x": {"v": 1}}
 
     @guarantee("manager")
+    def test_external_completion_cascades_only_when_asked(
+        self, manager: TriggerManager, reload: Reload
+    ) -> None:
+        manager.update_configuration({
+            "t_external": self.task("hand_off", after=["x"]),
+            "t_next": self.task("noop", after=["t_external"]),
+        })
+        manager.fire("x")
+        manager.update_instance_status("t_external#0", "finished")  # Triggers 2.0's default
+        assert statuses(reload(manager.storage.uid)) == {"t_external#0": "finished"}
+
+    @guarantee("manager")
     def test_external_completion_cascades_exactly_once(
         self, manager: TriggerManager, reload: Reload
     ) -> None:
@@ -233,11 +245,15 @@ class ManagerSemanticsTests(ConformanceBase):
         manager.fire("x")
         assert statuses(reload(manager.storage.uid))["t_external#0"] == "running"
         manager.update_instance_metadata("t_external#0", {"note": "by the worker"})
-        manager.update_instance_status("t_external#0", "finished")
-        manager.update_instance_status("t_external#0", "finished")  # delivered twice
+        for _ in range(2):  # delivered twice
+            manager.update_instance_status(
+                "t_external#0", "finished", {"rows": 3}, cascade=True, cascade_kwargs={"id": 7}
+            )
         fresh = reload(manager.storage.uid)
         assert fresh["t_external#0"].metadata["note"] == "by the worker"
+        assert fresh["t_external#0"].metadata["rows"] == 3
         assert statuses(fresh) == {"t_external#0": "finished", "t_each#0": "finished"}
+        assert fresh["t_each#0"].kwargs["t_external"] == {"id": 7}
         with pytest.raises(InvalidTransitionError, match="finished to scheduled"):
             manager.update_instance_status("t_external#0", "scheduled")
         assert statuses(reload(manager.storage.uid))["t_external#0"] == "finished"

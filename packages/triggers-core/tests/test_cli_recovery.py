@@ -113,7 +113,8 @@ def test_set_status_repairs_a_running_instance(store: Store, uid: str) -> None:
     make_stuck_session(store, uid)
     refused = run_in_process(*store.flags, "skip", uid, "t_stuck#0")
     assert refused.returncode == 1 and "only failed instances" in refused.stderr
-    result = run_cli(*store.flags, "set-status", uid, "t_stuck#0", "finished", "--json")
+    result = run_cli(*store.flags, "set-status", uid, "t_stuck#0", "finished", "--cascade",
+                     "--result", '{"rows": 3}', "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "uid": uid, "instance": "t_stuck#0", "status": "finished",
@@ -121,7 +122,19 @@ def test_set_status_repairs_a_running_instance(store: Store, uid: str) -> None:
     }
     with store.open(uid) as storage:
         assert storage["t_stuck#0"].status is InstanceStatus.FINISHED
-        assert storage["t_next#0"].kwargs == {"t_stuck": {}}
+        assert storage["t_next#0"].kwargs == {"t_stuck": {"rows": 3}}
+
+
+def test_set_status_finished_cascades_only_with_cascade(store: Store, uid: str) -> None:
+    make_stuck_session(store, uid)
+    result = run_cli(*store.flags, "set-status", uid, "t_stuck#0", "finished", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["scheduled"] == []
+    with store.open(uid) as storage:
+        assert storage["t_stuck#0"].status is InstanceStatus.FINISHED
+        assert "t_next#0" not in storage
+    misused = run_in_process(*store.flags, "set-status", uid, "t_stuck#0", "failed", "--cascade")
+    assert misused.returncode == 2 and "--cascade needs the status 'finished'" in misused.stderr
 
 
 def test_set_status_refuses_a_change_that_is_not_allowed(store: Store, uid: str) -> None:

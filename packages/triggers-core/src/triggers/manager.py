@@ -210,33 +210,61 @@ class TriggerManager:
         self._dispatch(scheduled)
         return [instance.name for instance in scheduled]
 
-    def update_instance_status(self, task_instance: TaskInstance | str, status: InstanceStatus | str) -> TaskInstance:
+    def update_instance_status(
+        self,
+        task_instance: TaskInstance | str,
+        status: InstanceStatus | str,
+        metadata: Mapping[str, Any] | None = None,
+        cascade: bool = False,
+        cascade_kwargs: Mapping[str, Any] | None = None,
+    ) -> TaskInstance:
         """Set an instance's status (an operator's or an external worker's call).
 
-        Only the changes in :data:`~triggers.types.TRANSITIONS` are allowed,
-        and repeating the current status does nothing, so a worker that
-        reports ``finished`` twice cannot cascade twice. An instance set to
-        ``finished`` fires its trigger, as if its task had returned nothing;
-        one set to ``scheduled`` is handed to its runner again.
+        Only the changes in :data:`~triggers.types.TRANSITIONS` are allowed.
+        ``metadata`` is merged into the instance's metadata. With
+        ``cascade`` (for ``finished`` only), the instance's own trigger fires
+        with ``cascade_kwargs``, as if its task had returned them, in the same
+        transaction that marks it finished; as in Triggers 2.0 nothing
+        cascades unless asked. Repeating the current status changes only the
+        metadata and cascades nothing, so a worker that reports ``finished``
+        twice cannot cascade twice. An instance set to ``scheduled`` is handed
+        to its runner again.
         """
         new_status = InstanceStatus(status)
+        instance_name = _name_of(task_instance)
+        if cascade and new_status is not InstanceStatus.FINISHED:
+            raise ValueError(
+                f"session {self.storage.uid!r}: instance {instance_name!r}: cascade=True needs "
+                f"status 'finished', not {new_status.value!r} (only a finished task fires its trigger)"
+            )
+        if cascade_kwargs is not None and not cascade:
+            raise ValueError(
+                f"session {self.storage.uid!r}: instance {instance_name!r}: cascade_kwargs "
+                "are the kwargs of the cascade; pass cascade=True too"
+            )
+        added = self._checked_kwargs(metadata, f"instance {instance_name!r} metadata", depth=0)
+        result = self._checked_kwargs(cascade_kwargs, f"instance {instance_name!r} cascade_kwargs")
 
         def change() -> tuple[TaskInstance, list[TaskInstance] | None]:
-            instance = self.storage[_name_of(task_instance)]
+            instance = self.storage[instance_name]
+            if added:
+                instance.metadata.update(added)
+                instance.metadata["lastModified"] = self.storage.now()
             if instance.status is new_status:
                 return instance, None
             self._set_status(instance, new_status)
-            if new_status is InstanceStatus.FINISHED:
-                self._apply_trigger(instance.config.name, {})
-                return instance, self._schedule_ready()
             if new_status is InstanceStatus.SCHEDULED:
                 return instance, [instance]
-            return instance, []
+            if not cascade:
+                return instance, []
+            instance.metadata[TaskInstance.META_RESULT] = result
+            self._apply_trigger(instance.config.name, result)
+            return instance, self._schedule_ready()
 
         instance, scheduled = self.storage.transact(change)
         if scheduled is None:
             return instance
-        if new_status is InstanceStatus.FINISHED:
+        if cascade:
             self._post_fire(instance.config.name, scheduled)
         self._dispatch(scheduled)
         return instance

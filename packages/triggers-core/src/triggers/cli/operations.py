@@ -87,10 +87,15 @@ def register(subcommands: Any) -> None:
     set_status = add("set-status", "set an instance's status (an operator's repair)",
                      "Set an instance's status, as TriggerManager.update_instance_status() does: "
                      "only the allowed changes (running -> scheduled, failed or skipped, say); "
-                     "'finished' fires the instance's trigger, 'scheduled' hands it to the runner.")
+                     "'scheduled' hands it to the runner; 'finished' with --cascade fires the "
+                     "instance's trigger (with --result as its kwargs), as if its task had returned.")
     set_status.add_argument("instance", metavar="INSTANCE", help="the instance, e.g. t_import#0")
     set_status.add_argument("status", metavar="STATUS", choices=[status.value for status in InstanceStatus],
                             help=f"the new status ({', '.join(status.value for status in InstanceStatus)})")
+    set_status.add_argument("--cascade", action="store_true",
+                            help="with 'finished': fire the instance's trigger, as its task would")
+    set_status.add_argument("--result", type=_json_object("--result"), default=None, metavar="JSON",
+                            help="kwargs of the cascaded trigger, a JSON object (needs --cascade)")
     set_status.set_defaults(handler=run_set_status)
 
     resume: argparse.ArgumentParser = subcommands.add_parser(
@@ -243,13 +248,19 @@ def run_resolve_logs(args: argparse.Namespace, context: CommandContext) -> int:
 
 
 def run_set_status(args: argparse.Namespace, context: CommandContext) -> int:
+    if args.result is not None and not args.cascade:
+        raise UsageError("--result is only used with --cascade (it is the cascaded trigger's kwargs)")
+    if args.cascade and args.status != InstanceStatus.FINISHED.value:
+        raise UsageError("--cascade needs the status 'finished' (only a finished task fires its trigger)")
     manager = _manager(args, context)
     try:
         def set_status() -> list[str]:
             """The instance (if set to scheduled) and the instances its cascade scheduled."""
             unstarted = InstanceStatus.UNSTARTED
             before = {name: i.status for name, i in manager.storage.instances.items()}
-            manager.update_instance_status(args.instance, args.status)
+            manager.update_instance_status(
+                args.instance, args.status, cascade=args.cascade, cascade_kwargs=args.result
+            )
             manager.storage.invalidate_cache()
             cascaded = sorted(
                 name for name, i in manager.storage.instances.items()
