@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from dynamodb_counting import traffic
 from dynamodb_servers import DynamoDB
 
@@ -628,6 +629,55 @@ def test_an_optimistic_save_with_a_clock_out_of_bounds_sends_nothing(dynamodb: D
         ahead.transact(lambda: ahead.metadata.update(k=1))
     assert seen.requests == {"Query": 1}  # the load it was measured on; no write
     assert _items(dynamodb, "s") == {}
+
+
+class _Resending:
+    """A client whose transactions are sent twice, as botocore resends one whose answer was
+    lost; moto, unlike DynamoDB, ignores the ClientRequestToken and judges the resend anew.
+    ``between`` runs between the two sends."""
+
+    def __init__(self, client: Any, between: Any = None) -> None:
+        self.client, self.between, self.resent = client, between, 0
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.client, attribute)
+
+    def transact_write_items(self, **request: Any) -> Any:
+        self.client.transact_write_items(**request)
+        if self.between is not None:
+            self.between()
+        self.resent += 1
+        try:
+            return self.client.transact_write_items(**request)
+        except ClientError as error:
+            error.response["ResponseMetadata"]["RetryAttempts"] = 1  # as botocore reports a resend
+            raise
+
+
+def _count(storage: DynamoDBStorageBackend) -> None:
+    storage.metadata["n"] = storage.metadata.get("n", 0) + 1
+
+
+def test_a_resent_save_that_had_landed_is_recognised_by_its_token(dynamodb: DynamoDB) -> None:
+    client = _Resending(dynamodb.client())
+    storage = DynamoDBStorageBackend("s", table_name=dynamodb.table_name, client=client)
+    storage.transact(lambda: _count(storage))
+    with storage.acquire_lock():
+        _count(storage)
+        storage.save()
+    assert client.resent == 2  # each refused as stale by moto, and recognised as landed
+    assert _open(dynamodb).metadata["n"] == 2
+
+
+def test_a_resent_save_overtaken_meanwhile_is_not_applied_twice(dynamodb: DynamoDB) -> None:
+    other = _open(dynamodb)
+    client = _Resending(dynamodb.client(), between=lambda: other.transact(lambda: _count(other)))
+    storage = DynamoDBStorageBackend("s", table_name=dynamodb.table_name, client=client)
+    # The resend is refused (another save landed after the first send): an unknown
+    # outcome, which the core settles by finding this save's token in recentWrites.
+    storage.transact(lambda: _count(storage))
+    assert client.resent == 1
+    assert _open(dynamodb).metadata["n"] == 2
 
 
 def test_recent_writes_take_an_item_of_the_transaction(dynamodb: DynamoDB) -> None:

@@ -240,12 +240,10 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
                 expiry.extend(self.client, self.table_name, self.uid, save.generation, save.extend_to,
                               skip=save.written)
         with store_errors(f"save session {self.uid!r}", self.table_name, self.client):
-            self._transact(changes, save.actions, now=now, free_before=free_before)
+            self._transact(changes, save, now=now, free_before=free_before)
         self._seen = save.seen
 
-    def _transact(
-        self, changes: SessionChanges, actions: list[dict[str, Any]], *, now: float, free_before: float | None
-    ) -> None:
+    def _transact(self, changes: SessionChanges, save: saving.Save, *, now: float, free_before: float | None) -> None:
         """Send the save; a refusal of the header's condition is a StaleSessionError saying why."""
         for attempt in range(CONFLICT_ATTEMPTS):
             try:
@@ -253,12 +251,16 @@ class DynamoDBStorageBackend(TriggerStorageBackend):
                 # same token, which makes it idempotent: a transaction that
                 # was applied is not applied again (nor refused as stale by
                 # its own first attempt). A cancelled one is a new request.
-                self.client.transact_write_items(TransactItems=actions, ClientRequestToken=uuid.uuid4().hex)
+                self.client.transact_write_items(TransactItems=save.actions, ClientRequestToken=uuid.uuid4().hex)
                 return
             except Exception as error:
                 codes = cancellation_codes(error)
                 if codes and codes[0] == "ConditionalCheckFailed":  # the header's condition
                     header = cancellation_reasons(error)[0].get("Item")
+                    if saving.landed(save, header):
+                        return  # botocore resent it after a lost answer; the first send landed
+                    if getattr(error, "response", {}).get("ResponseMetadata", {}).get("RetryAttempts"):
+                        raise saving.unknown_outcome(changes) from error
                     raise saving.refusal(changes, header, now=now, free_before=free_before) from error
                 if not codes or "TransactionConflict" not in codes or attempt == CONFLICT_ATTEMPTS - 1:
                     raise

@@ -38,7 +38,9 @@ ignored. With a ``ttl``, every item carries ``expires_at``. An item
 without ``body`` is a *tombstone* (a metadata key deleted, an instance moved to
 ``R#``) that loads skip and a later save deletes. The header counts how many
 items its version wrote in each key range, which is how a load detects that it
-saw only part of a concurrent save (see :mod:`triggers_dynamodb.backend`).
+saw only part of a concurrent save (see :mod:`triggers_dynamodb.loading`), and
+the random ``save_token`` of the save that wrote it (see
+:mod:`triggers_dynamodb.saving`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,16 @@ of two first writers, one wins. A refusal asks for the header as it was
 (``ReturnValuesOnConditionCheckFailure``), so the error says why without a
 further request.
 
+The header also records ``save_token``, random per save. botocore resends a
+request whose answer was lost; DynamoDB recognises a resent transaction by
+its ``ClientRequestToken``, but a server that does not (moto) refuses it,
+since the first send landed. The header it returns then carries this save's
+token, which :func:`landed` recognises: the save is done, not refused. If
+another save landed in between, the refusal of a resent request is reported
+as a :class:`~triggers.errors.StorageError` whose outcome is unknown, never
+as a refusal: an optimistic save is then looked up by its token among
+``recentWrites`` rather than applied again.
+
 A save that would not fit one transaction (100 items, 4 MB, or an item over
 400 KB) is refused before anything is written.
 """
@@ -33,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from triggers import values
-from triggers.errors import SessionLimitError, StaleSessionError
+from triggers.errors import SessionLimitError, StaleSessionError, StorageError
 from triggers.storage import SessionChanges, is_active_record
 from triggers_dynamodb import expiry, leases
 from triggers_dynamodb.items import (
@@ -52,7 +62,7 @@ from triggers_dynamodb.items import (
 from triggers_dynamodb.loading import Seen
 from triggers_dynamodb.table import TTL_ATTRIBUTE
 
-__all__ = ["Save", "build", "refusal"]
+__all__ = ["Save", "build", "landed", "refusal", "unknown_outcome"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,8 @@ class Save:
 
     actions: list[dict[str, Any]]
     """The transaction's items, the header update first."""
+    token: str
+    """This save's ``save_token`` in the header."""
     seen: Seen
     """What is known of the session once the save landed."""
     generation: str
@@ -79,6 +91,7 @@ class _Where:
     version: int
     generation: str
     expires: int | None
+    token: str
 
     def record(self, kind: str, name: str, body: values.JSONValue) -> Item:
         return record_item(self.uid, kind, name, body, self.version, generation=self.generation,
@@ -101,7 +114,7 @@ def build(
     generation = uuid.uuid4().hex[:16] if fresh else seen.generation
     assert generation is not None
     expires, extend = expiry.after_save(seen, fresh, ttl, now)
-    where = _Where(changes.uid, table_name, changes.new_version, generation, expires)
+    where = _Where(changes.uid, table_name, changes.new_version, generation, expires, uuid.uuid4().hex)
     places = {} if fresh else seen.places
     puts, moved = _puts(where, changes, places)
     _check_limits(changes.uid, puts)
@@ -118,7 +131,7 @@ def build(
     for _, item in puts:
         if "body" not in item:
             after.tombstones[item["sk"]["S"]] = parse_record_item(item)
-    return Save(actions, after, generation, expires if extend else None, written)
+    return Save(actions, where.token, after, generation, expires if extend else None, written)
 
 
 def _puts(
@@ -177,6 +190,7 @@ def _header_update(
         ":wa": {"N": str(len(puts) - resolved)},
         ":wr": {"N": str(resolved)},
         ":gen": {"S": where.generation},
+        ":saved": {"S": where.token},
     }
     if changes.base_version is None:
         condition = "attribute_not_exists(#ver)"
@@ -190,7 +204,7 @@ def _header_update(
         assert free_before is not None
         condition += f" AND {leases.FREE}"
         bind[":free"] = {"N": repr(free_before)}
-    update = "SET #ver = :new, wa = :wa, wr = :wr, g = :gen"
+    update = "SET #ver = :new, wa = :wa, wr = :wr, g = :gen, save_token = :saved"
     if where.expires is None:
         update += " REMOVE #sx, #ttl"
     else:
@@ -211,6 +225,20 @@ def _header_update(
         "ExpressionAttributeValues": bind,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
+
+
+def landed(save: Save, header: Mapping[str, Any] | None) -> bool:
+    """Whether a refused transaction had landed before: a resend of this very save."""
+    token: str | None = (header or {}).get("save_token", {}).get("S")
+    return token == save.token
+
+
+def unknown_outcome(changes: SessionChanges) -> StorageError:
+    """A resent save refused, after an earlier send whose answer was lost."""
+    return StorageError(
+        f"session {changes.uid!r}: a save was sent again after its answer was lost, and refused; "
+        "the first send may have been written"
+    )
 
 
 def refusal(
