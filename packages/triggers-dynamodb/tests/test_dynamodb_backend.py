@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from dynamodb_counting import traffic
 from dynamodb_servers import DynamoDB
 
@@ -19,6 +21,7 @@ from triggers import storage_backends
 from triggers.errors import (
     ClockSkewError,
     ConfigurationError,
+    ContentionError,
     CorruptSessionError,
     SchemaError,
     SessionLimitError,
@@ -26,8 +29,9 @@ from triggers.errors import (
     StorageError,
 )
 from triggers.manager import TriggerManager
+from triggers.runners import TaskRunner
 from triggers.types import InstanceStatus
-from triggers_dynamodb import DynamoDBStorageBackend, backend, skew
+from triggers_dynamodb import DynamoDBStorageBackend, backend, expiry, skew
 from triggers_dynamodb.items import ITEM_BYTES_LIMIT, item_bytes, record_item
 
 NOOP = "triggers_conformance.tasks.noop"
@@ -329,12 +333,24 @@ def test_a_save_of_exactly_one_full_transaction_is_written_whole(dynamodb: Dynam
 # -- big sessions: what a fire costs -----------------------------------------------
 
 
+class _Queue(TaskRunner):
+    """Queues what is scheduled, as a task queue's producer does (the task runs elsewhere)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[str] = []
+
+    def run(self, manager: TriggerManager, instance_name: str) -> None:
+        self.queued.append(instance_name)
+
+
 def test_a_session_of_1000_instances_loads_whole_and_fires_cheaply(dynamodb: DynamoDB) -> None:
     storage = _open(dynamodb, "big")
-    manager = TriggerManager(storage)
+    manager = TriggerManager(storage, runners={"queue": _Queue()})
     manager.update_configuration({
         "t_history": {"run": NOOP, "after": ["start"], "andEvery": "page"},
         "t_a": {"run": NOOP, "after": ["start", "go"]},
+        "t_job": {"run": NOOP, "after": ["start"], "andEvery": "job", "using": "queue"},
     })
     manager.fire("start")
     def count() -> int:  # without loading the history
@@ -351,20 +367,34 @@ def test_a_session_of_1000_instances_loads_whole_and_fires_cheaply(dynamodb: Dyn
 
     with traffic(storage.client) as seen:
         everything = _open(dynamodb, "big").instances
-    assert len(everything) == 1000
-    assert seen.requests == {"GetItem": 1, "Query": 1} and seen.items_read == 1000 + 5
+    waiting = sorted(name for name, i in everything.items() if i.status != InstanceStatus.FINISHED)
+    assert (len(everything), waiting) == (1001, ["t_a#0", "t_history#0", "t_job#0"])
+    assert seen.requests == {"Query": 1} and seen.items_read == 1001 + 7
 
+    # A queued fire: one Query of the active range (one page) and one transaction,
+    # like the floor's read and conditional write. No lock is taken.
+    queued = _open(dynamodb, "big")
+    queue = _Queue()
+    with traffic(queued.client) as seen:
+        TriggerManager(queued, runners={"queue": queue}).fire("job")
+    assert queue.queued == ["t_job#0"]
+    assert seen.requests == {"Query": 1, "TransactWriteItems": 1}, seen
+    # The header, 3 configs, 3 metadata keys, 3 waiting instances, a tombstone at most.
+    assert seen.items_read <= 11, seen
+    assert sorted(seen.transactions[0]) == [
+        "Put:I#t_job#0", "Put:M#recentWrites", "Put:M#triggerKwargs", "Update:#",
+    ]
+
+    # An eager fire: the same twice (schedule and claim; record the outcome).
     fire = _open(dynamodb, "big")
     with traffic(fire.client) as seen:
         TriggerManager(fire).fire("go")
     assert fire["t_a#0"].status == InstanceStatus.FINISHED
-    # Per load (the lock reloads): the header, 2 configs, 2 metadata keys,
-    # the 2 waiting instances and at most one tombstone; never the 998 finished ones.
-    assert seen.items_read <= 8 * seen.requests["Query"], seen
-    assert seen.requests["Query"] <= 4, seen
+    assert seen.requests == {"Query": 2, "TransactWriteItems": 2}, seen
+    assert seen.items_read <= 2 * 12, seen  # never the 998 finished ones
     touched = {a for actions in seen.transactions for a in actions}
     assert all(not a.startswith("Put:R#t_history") for a in touched)
-    assert max(len(actions) for actions in seen.transactions) <= 5, seen.transactions
+    assert max(len(actions) for actions in seen.transactions) <= 7, seen.transactions
 
 
 def test_a_resolved_instance_moves_and_its_tombstone_is_swept(dynamodb: DynamoDB) -> None:
@@ -551,6 +581,152 @@ def test_a_bad_max_clock_skew_is_refused_by_name(dynamodb: DynamoDB, bad: object
         _open(dynamodb, max_clock_skew=bad)
 
 
+# -- saves without the lock (optimistic) ---------------------------------------------------
+
+
+def test_an_optimistic_save_waits_out_the_skew_margin_of_an_expired_lease(dynamodb: DynamoDB) -> None:
+    # The holder's clock is 40 s behind: its 10 s lease expired 30 s ago by real time.
+    holder = _open(dynamodb, clock=lambda: time.time() - 40, max_clock_skew=None)
+    wary = _open(dynamodb, max_clock_skew=60)  # leases count as expired 122.5 s after their stamp
+    bolder = _open(dynamodb, max_clock_skew=10)  # ... 22.5 s after
+    with holder.acquire_lock(ttl=10):
+        holder.metadata["by"] = "holder"
+        with pytest.raises(ContentionError) as refused:
+            wary.transact(lambda: wary.metadata.update(by="wary"), timeout=0)
+        message = str(refused.value)
+        assert "session 's'" in message and "1 attempt(s)" in message
+        assert re.search(r"lock holder's lease is live: it expires at [\d.]+ by its holder's clock "
+                         r"\(\d+\.\d s ago by this machine's\), and counts as expired only 122\.5 s "
+                         r"after that", message), message
+        assert isinstance(refused.value.__cause__, StaleSessionError)
+        bolder.transact(lambda: bolder.metadata.update(by="bolder"), timeout=0)
+        with pytest.raises(StaleSessionError, match="another writer created the session first"):
+            holder.save()  # the lease no longer protects it: the version moved
+    assert _open(dynamodb).metadata == {"by": "bolder"}
+
+
+def test_of_two_first_writers_of_a_session_exactly_one_wins(dynamodb: DynamoDB) -> None:
+    first, second = _open(dynamodb, "new"), _open(dynamodb, "new")
+
+    def overtaken() -> None:
+        first.metadata["by"] = "first"
+        # Between the first writer's load (no session) and its write, the second creates it.
+        second.transact(lambda: second.metadata.update(by="second"), timeout=0)
+
+    with pytest.raises(ContentionError, match=r"another writer created the session first "
+                                              r"\(stored version 1\); nothing was written"):
+        first.transact(overtaken, timeout=0)
+    assert _open(dynamodb, "new").metadata == {"by": "second"}
+    assert int(_items(dynamodb, "new")["#"]["version"]["N"]) == 1
+
+
+def test_an_optimistic_save_with_a_clock_out_of_bounds_sends_nothing(dynamodb: DynamoDB) -> None:
+    ahead = _open(dynamodb, clock=lambda: time.time() + 3600)
+    with (
+        traffic(ahead.client) as seen,
+        pytest.raises(ClockSkewError, match=r"360[01] s ahead.*saving without the lock was refused"),
+    ):
+        ahead.transact(lambda: ahead.metadata.update(k=1))
+    assert seen.requests == {"Query": 1}  # the load it was measured on; no write
+    assert _items(dynamodb, "s") == {}
+
+
+class _Resending:
+    """A client whose transactions are sent twice, as botocore resends one whose answer was
+    lost; moto, unlike DynamoDB, ignores the ClientRequestToken and judges the resend anew.
+    ``between`` runs between the two sends."""
+
+    def __init__(self, client: Any, between: Any = None) -> None:
+        self.client, self.between, self.resent = client, between, 0
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.client, attribute)
+
+    def transact_write_items(self, **request: Any) -> Any:
+        self.client.transact_write_items(**request)
+        if self.between is not None:
+            self.between()
+        self.resent += 1
+        try:
+            return self.client.transact_write_items(**request)
+        except ClientError as error:
+            error.response["ResponseMetadata"]["RetryAttempts"] = 1  # as botocore reports a resend
+            raise
+
+
+def _count(storage: DynamoDBStorageBackend) -> None:
+    storage.metadata["n"] = storage.metadata.get("n", 0) + 1
+
+
+def test_a_resent_save_that_had_landed_is_recognised_by_its_token(dynamodb: DynamoDB) -> None:
+    client = _Resending(dynamodb.client())
+    storage = DynamoDBStorageBackend("s", table_name=dynamodb.table_name, client=client)
+    storage.transact(lambda: _count(storage))
+    with storage.acquire_lock():
+        _count(storage)
+        storage.save()
+    assert client.resent == 2  # each refused as stale by moto, and recognised as landed
+    assert _open(dynamodb).metadata["n"] == 2
+
+
+def test_a_resent_save_overtaken_meanwhile_is_not_applied_twice(dynamodb: DynamoDB) -> None:
+    other = _open(dynamodb)
+    client = _Resending(dynamodb.client(), between=lambda: other.transact(lambda: _count(other)))
+    storage = DynamoDBStorageBackend("s", table_name=dynamodb.table_name, client=client)
+    # The resend is refused (another save landed after the first send): an unknown
+    # outcome, which the core settles by finding this save's token in recentWrites.
+    storage.transact(lambda: _count(storage))
+    assert client.resent == 1
+    assert _open(dynamodb).metadata["n"] == 2
+
+
+def test_recent_writes_take_an_item_of_the_transaction(dynamodb: DynamoDB) -> None:
+    # config + 97 instances + instanceCounts + recentWrites + header = 101 items.
+    storage = _open(dynamodb)
+
+    def too_many() -> None:
+        storage.update_configuration({"t_a": {"run": NOOP, "after": ["x"]}})
+        for _ in range(97):
+            storage.create_instance("t_a")
+
+    with pytest.raises(SessionLimitError, match=r"writes 100 items.*Nothing was written"):
+        storage.transact(too_many)
+    assert _items(dynamodb, "s") == {}
+
+
+def test_extending_the_expiry_never_shortens_it_nor_brings_a_deleted_item_back(
+    dynamodb: DynamoDB,
+) -> None:
+    storage = _open(dynamodb, ttl=100)
+    with storage.acquire_lock():
+        storage.metadata.update({"a": 1, "b": 1, "c": 1})
+        storage.save()
+    header = _items(dynamodb, "s")["#"]
+    generation, expires = header["g"]["S"], int(header["session_expires"]["N"])
+    client, name = dynamodb.client(), dynamodb.table_name
+
+    class Racing:
+        """The client, with another writer acting between the extension's query and its update."""
+
+        def __getattr__(self, attribute: str) -> Any:
+            return getattr(client, attribute)
+
+        def transact_write_items(self, **request: Any) -> Any:
+            client.delete_item(TableName=name, Key={"pk": {"S": "s"}, "sk": {"S": "M#b"}})
+            client.update_item(
+                TableName=name, Key={"pk": {"S": "s"}, "sk": {"S": "M#a"}},
+                UpdateExpression="SET expires_at = :later",
+                ExpressionAttributeValues={":later": {"N": str(expires + 500)}},
+            )
+            return client.transact_write_items(**request)
+
+    expiry.extend(Racing(), name, "s", generation, expires + 100, skip=set())
+    items = _items(dynamodb, "s")
+    assert "M#b" not in items
+    assert int(items["M#a"]["expires_at"]["N"]) == expires + 500
+    assert int(items["M#c"]["expires_at"]["N"]) == expires + 100
+
+
 # -- time to live ------------------------------------------------------------------------
 
 
@@ -567,9 +743,9 @@ def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb:
     manager.fire("go")
     header = _items(dynamodb, "s")["#"]
     assert int(header["session_expires"]["N"]) == 1_000_200
-    assert int(header["expires_at"]["N"]) == 1_000_200 + backend.HEADER_GRACE_SECONDS
+    assert int(header["expires_at"]["N"]) == 1_000_200 + expiry.HEADER_GRACE_SECONDS
     # Every item expires with the session; the header (alone) stays longer.
-    assert set(_expiries(dynamodb, "s").values()) == {1_000_200, 1_000_200 + backend.HEADER_GRACE_SECONDS}
+    assert set(_expiries(dynamodb, "s").values()) == {1_000_200, 1_000_200 + expiry.HEADER_GRACE_SECONDS}
 
     now[0] += 200  # expired: DynamoDB may not have deleted anything yet
     expired = _open(dynamodb, ttl=100, clock=lambda: now[0], max_clock_skew=None)
@@ -600,7 +776,7 @@ def test_the_expiry_moves_with_every_item_only_when_less_than_ttl_is_left(
         storage.save()
     assert seen.requests["TransactWriteItems"] == 1
     assert set(_expiries(dynamodb, "s").values()) - {1_000_200} == {
-        1_000_200 + backend.HEADER_GRACE_SECONDS
+        1_000_200 + expiry.HEADER_GRACE_SECONDS
     }
     now[0] += 60  # 90 s left: every item gets the new expiry before the header does
     with traffic(storage.client) as seen, storage.acquire_lock():

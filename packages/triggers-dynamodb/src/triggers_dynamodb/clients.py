@@ -23,7 +23,9 @@ that stops answering requests it accepted takes ``READ_TIMEOUT`` per attempt,
 at most about ``RETRY_ATTEMPTS * READ_TIMEOUT`` (75 s). The read timeout is not shorter because a request that
 timed out may still be applied and is then sent again: DynamoDB recognises a
 resent transaction by its ``ClientRequestToken``, but moto does not and
-refuses the resent save as stale, and moto takes seconds for a 90-item
+refuses the resent save (the backend recognises its own save by the
+``save_token`` in the header the refusal returns, see :mod:`.saving`, or else
+reports an unknown outcome), and moto takes seconds for a 90-item
 transaction in a session of 1,000 items (5.5 s measured; more on a busy
 machine). Callers who need other settings pass their own client.
 """

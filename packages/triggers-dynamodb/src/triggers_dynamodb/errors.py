@@ -16,6 +16,7 @@ that were lost. Once an operator has created it, the same objects work again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,7 +26,19 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from triggers.errors import SchemaError, StorageError, TriggersError
 
-__all__ = ["error_code", "store_errors"]
+__all__ = [
+    "CONFLICT_ATTEMPTS",
+    "cancellation_codes",
+    "cancellation_reasons",
+    "error_code",
+    "pause_after_conflict",
+    "store_errors",
+]
+
+CONFLICT_ATTEMPTS = 5
+"""Tries of a request that collided with another transaction on the same item
+(``TransactionConflict``): DynamoDB refuses the later one at once, and the
+earlier completes in milliseconds."""
 
 
 def error_code(error: BaseException) -> str:
@@ -34,6 +47,25 @@ def error_code(error: BaseException) -> str:
         code: Any = error.response.get("Error", {}).get("Code", "")
         return str(code)
     return ""
+
+
+def cancellation_codes(error: BaseException) -> list[str] | None:
+    """Why DynamoDB cancelled a transaction: a code per item (``"None"`` where the item
+    was fine), or None if ``error`` is not a ``TransactionCanceledException``."""
+    if error_code(error) != "TransactionCanceledException":
+        return None
+    return [reason.get("Code", "None") for reason in cancellation_reasons(error)]
+
+
+def cancellation_reasons(error: BaseException) -> list[dict[str, Any]]:
+    """The ``CancellationReasons`` of a cancelled transaction (the item as it was, where asked)."""
+    reasons: list[dict[str, Any]] = getattr(error, "response", {}).get("CancellationReasons", [])
+    return reasons
+
+
+def pause_after_conflict(attempt: int) -> None:
+    """Wait before sending again a request that collided with a transaction in flight."""
+    time.sleep(0.01 * 2**attempt)
 
 
 @contextmanager

@@ -38,7 +38,9 @@ ignored. With a ``ttl``, every item carries ``expires_at``. An item
 without ``body`` is a *tombstone* (a metadata key deleted, an instance moved to
 ``R#``) that loads skip and a later save deletes. The header counts how many
 items its version wrote in each key range, which is how a load detects that it
-saw only part of a concurrent save (see :mod:`triggers_dynamodb.backend`).
+saw only part of a concurrent save (see :mod:`triggers_dynamodb.loading`), and
+the random ``save_token`` of the save that wrote it (see
+:mod:`triggers_dynamodb.saving`).
 """
 
 from __future__ import annotations
@@ -56,10 +58,13 @@ __all__ = [
     "ACTIVE_END",
     "HEADER_SK",
     "ITEM_BYTES_LIMIT",
+    "TRANSACTION_BYTES",
+    "TRANSACTION_ITEMS",
     "Item",
     "Kind",
     "StoredItem",
     "item_bytes",
+    "number",
     "parse_record_item",
     "record_item",
     "record_key",
@@ -84,6 +89,13 @@ ITEM_BYTES_LIMIT = 400_000
 Below both AWS's 400 KB (409,600 bytes) and moto's 405,000 bytes, so a session
 that works in the tests works on AWS and on DynamoDB Local.
 """
+
+
+TRANSACTION_ITEMS = 100
+"""Most items one ``TransactWriteItems`` may touch (the header included)."""
+
+TRANSACTION_BYTES = 4_000_000
+"""Most bytes one ``TransactWriteItems`` may carry (AWS: 4 MB)."""
 
 
 class Kind:
@@ -173,6 +185,13 @@ def parse_record_item(item: Mapping[str, Any]) -> StoredItem:
         generation=item["g"]["S"],
         body=None if body is None else body["S"],
     )
+
+
+def number(attribute: Mapping[str, Any] | None) -> int | None:
+    """An integer attribute (``{"N": "12"}``), or None when the item has none."""
+    if attribute is None:
+        return None
+    return int(attribute["N"])
 
 
 def item_bytes(item: Mapping[str, Mapping[str, Any]]) -> int:

@@ -11,12 +11,17 @@ once. This module turns that into a bounded, checked requirement:
   the caller's clock right after the answer; a caller off by more than
   ``max_clock_skew`` (give or take the header's one-second resolution) is
   refused with :class:`~triggers.errors.ClockSkewError` and leaves no lease
-  behind.
+  behind. A save without the lock (optimistic) judges other holders' leases
+  by the writer's clock too, so it is checked the same way, against the
+  answer of the load it is based on (no request of its own), and refused
+  before anything is sent.
 * **Bound.** Every caller that is not refused is within ``max_clock_skew +
   DATE_RESOLUTION`` of DynamoDB, so any two are within twice that. A lease
   counts as expired only :func:`takeover_margin` seconds after the expiry
-  stamped in it, which covers two such clocks erring in opposite directions.
-  The cost is that a crashed holder's lease is taken over that much later.
+  stamped in it, which covers two such clocks erring in opposite directions:
+  neither a new holder nor an optimistic writer acts while the lease may
+  still be live on its holder's clock. The cost is that a crashed holder's
+  lease is taken over (and optimistic writers wait) that much longer.
 """
 
 from __future__ import annotations
@@ -76,12 +81,16 @@ def server_time(response: Mapping[str, Any] | None) -> float | None:
         return None
 
 
-def check(uid: str, local_now: float, store_now: float | None, bound: float | None) -> None:
+def check(
+    uid: str, local_now: float, store_now: float | None, bound: float | None,
+    *, refused: str = "taking the lock",
+) -> None:
     """Raise :class:`ClockSkewError` if ``local_now`` is off by more than ``bound``.
 
     ``store_now`` is truncated to the second, so the caller's true offset lies
     between ``offset - DATE_RESOLUTION`` and ``offset``; only an offset that
-    is out of bounds at both ends is refused.
+    is out of bounds at both ends is refused. ``refused`` names what was
+    refused, for the message.
     """
     if bound is None or store_now is None:
         return
@@ -90,7 +99,7 @@ def check(uid: str, local_now: float, store_now: float | None, bound: float | No
         direction = "ahead of" if offset > 0 else "behind"
         raise ClockSkewError(
             f"session {uid!r}: this machine's clock is about {abs(offset):.0f} s {direction} "
-            f"DynamoDB's (allowed: {bound:g} s, option max_clock_skew); taking the lock was "
-            "refused so that no other holder's lease is taken early. Nothing was written; "
-            "synchronise the clock (NTP) and try again"
+            f"DynamoDB's (allowed: {bound:g} s, option max_clock_skew); {refused} was "
+            "refused so that no other holder's lease is taken for expired early. Nothing was "
+            "written; synchronise the clock (NTP) and try again"
         )
