@@ -121,11 +121,31 @@ def remove_file_cache() -> Iterator[None]:
     shutil.rmtree(FILE_CACHE_DIR, ignore_errors=True)
 
 
-@pytest.fixture(params=list(CACHES))
-def cache_alias(request: pytest.FixtureRequest) -> str:
-    """Each Django cache in turn, with its server running."""
+def _with_server(request: pytest.FixtureRequest) -> str:
     alias: str = request.param
     server = SERVER_OF.get(alias)
     if server is not None:
         request.getfixturevalue(f"{server}_server")
     return alias
+
+
+@pytest.fixture(params=list(CACHES))
+def cache_alias(request: pytest.FixtureRequest) -> str:
+    """Each Django cache in turn, with its server running."""
+    return _with_server(request)
+
+
+FENCED = ["redis", "django_redis", "memcached", "database", "locmem"]
+"""The caches whose saves are fenced (all but the file cache)."""
+
+
+@pytest.fixture(params=FENCED)
+def fenced_alias(request: pytest.FixtureRequest) -> str:
+    """Each cache with fenced saves in turn, with its server running."""
+    return _with_server(request)
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def server_alias(request: pytest.FixtureRequest) -> str:
+    """Redis and memcached (the caches with a compare-and-set), with their servers running."""
+    return _with_server(request)
