@@ -9,6 +9,7 @@ from triggers.manager import TriggerManager
 from triggers.types import InstanceStatus
 from triggers_cache import CacheStorageBackend
 from triggers_cache.codec import Head
+from triggers_cache.layout import RECENT_LIMIT  # noqa: F401  (re-exported for the tests)
 from triggers_cache.store_chain import ChainStore
 
 NOOP = "triggers_conformance.tasks.noop"

@@ -60,6 +60,7 @@ __all__ = [
     "SessionLostError",
     "Store",
     "history_tokens",
+    "legacy_keys",
     "load_legacy",
     "new_token",
     "plan_save",
@@ -303,3 +304,8 @@ def load_legacy(uid: str, keys: SessionKeys, version: int, read: Fetch) -> Head 
     if latest is None:
         return None
     return decode_legacy(uid, found[names[latest]], version + latest)
+
+
+def legacy_keys(keys: SessionKeys, version: int) -> list[str]:
+    """Every layout-1 document a session read as ``version`` may have left, to delete once converted."""
+    return [keys.legacy_version(v) for v in range(max(1, version - 9), version + 8)]

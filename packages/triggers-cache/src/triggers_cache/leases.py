@@ -112,14 +112,16 @@ class DatabaseLease(AddLease):
     def _stored(self, token: str) -> str:
         return base64.b64encode(pickle.dumps(token, self._cache().pickle_protocol)).decode("latin1")
 
-    def _when(self, seconds: float) -> Any:
-        """``seconds`` from now, as the database cache stores times (whole seconds)."""
+    def _when(self, seconds: float, *, whole: bool = True) -> Any:
+        """``seconds`` from now, as the database cache stores expiry times (in whole seconds)."""
         from django.conf import settings
         from django.db import connections, router
 
         moment = datetime.fromtimestamp(time.time() + seconds, UTC if settings.USE_TZ else None)
+        if whole:
+            moment = moment.replace(microsecond=0)
         database = router.db_for_write(self._cache().cache_model_class)
-        return connections[database].ops.adapt_datetimefield_value(moment.replace(microsecond=0))
+        return connections[database].ops.adapt_datetimefield_value(moment)
 
     def acquire(self, lease: Lease) -> bool:
         from django.db import DatabaseError, router, transaction
@@ -128,7 +130,7 @@ class DatabaseLease(AddLease):
         token, expires = self._stored(lease.token), self._when(self.timeout(lease))
         taken = self._execute(
             "UPDATE {table} SET value = %s, expires = %s WHERE cache_key = %s AND expires < %s",
-            token, expires, key, self._when(0),
+            token, expires, key, self._when(0, whole=False),
         )
         if taken:
             return True

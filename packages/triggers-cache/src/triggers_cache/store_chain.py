@@ -41,7 +41,7 @@ from triggers_cache.codec import (
     legacy_version,
 )
 from triggers_cache.keys import SessionKeys
-from triggers_cache.layout import Loaded, Plan, load_legacy
+from triggers_cache.layout import Loaded, Plan, legacy_keys, load_legacy
 from triggers_cache.leases import AddLease
 
 __all__ = ["ChainStore"]
@@ -151,7 +151,7 @@ class ChainStore:
     def _forget_old(self, base: Head | None, head: Head) -> None:
         cache = self._cache()
         if base is not None and base.epoch == "legacy":
-            cache.delete_many([self.keys.legacy_version(v) for v in range(base.version - 1, base.version + _STEPS)])
+            cache.delete_many(legacy_keys(self.keys, base.version))
         elif head.version > 2:
             cache.delete(self.keys.chained_head(head.epoch, head.version - 2))
 

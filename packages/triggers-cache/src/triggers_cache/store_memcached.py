@@ -37,7 +37,7 @@ from triggers.errors import SessionLimitError, StaleSessionError
 from triggers.locking import Lease
 from triggers_cache.codec import PLACEHOLDER, Head, decode_head, legacy_version
 from triggers_cache.keys import SessionKeys
-from triggers_cache.layout import Loaded, Plan, load_legacy
+from triggers_cache.layout import Loaded, Plan, legacy_keys, load_legacy
 
 __all__ = ["ITEM_LIMIT", "MemcachedStore"]
 
@@ -124,7 +124,7 @@ class MemcachedStore:
         if not stored:
             raise self._refused("a newer version was saved by another writer")
         if base.head is not None and base.head.epoch == "legacy":
-            client.delete_many([self.key(self.keys.legacy_version(v)) for v in range(base.head.version - 1, base.head.version + 8)])
+            client.delete_many([self.key(key) for key in legacy_keys(self.keys, base.head.version)])
         return Loaded(plan.head, _Condition(None, condition.holder))
 
     def _read_again(self, head: Head) -> _Condition:

@@ -28,7 +28,7 @@ from triggers.errors import StaleSessionError
 from triggers.locking import Lease
 from triggers_cache.codec import decode_head, head_stamp, legacy_version
 from triggers_cache.keys import SessionKeys
-from triggers_cache.layout import Loaded, Plan, load_legacy
+from triggers_cache.layout import Loaded, Plan, legacy_keys, load_legacy
 
 __all__ = ["SAVE_SCRIPT", "RedisStore"]
 
@@ -141,7 +141,7 @@ class RedisStore:
     def _forget_legacy(self, version: int) -> None:
         """Delete the layout-1 documents a converted session left (best effort)."""
         client = self.client()
-        client.delete(*(self.key(self.keys.legacy_version(v)) for v in range(version - 1, version + 8)))
+        client.delete(*(self.key(key) for key in legacy_keys(self.keys, version)))
 
     def touch(self, tokens: list[str]) -> None:
         if self.timeout is None or not tokens:
