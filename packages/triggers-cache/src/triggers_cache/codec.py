@@ -157,7 +157,7 @@ def _split(uid: str, raw: object) -> tuple[list[str], dict[str, Any]]:
     if fields[0] != FORMAT:
         raise corrupt(uid, f"a document of an unknown format {fields[0]!r:.40}")
     try:
-        body = json.loads(text)  # a bumped head ends in spaces: JSON allows them
+        body = json.loads(text)
     except ValueError:
         raise corrupt(uid, "a document whose JSON is damaged") from None
     if not isinstance(body, dict):

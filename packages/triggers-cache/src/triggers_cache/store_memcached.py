@@ -15,9 +15,9 @@ uses it under the keys Django makes, with the expiry times Django would send
   them).
 * **No live lease**: an optimistic save is refused at once when its load saw
   the lock held. A writer that loaded *before* the lock was taken is stopped
-  by the holder: right after adding the lock key, it appends a space to the
-  head (memcached gives the head a new CAS unique; JSON ignores the space),
-  or adds a placeholder where there is no head yet, so every such writer's
+  by the holder: right after adding the lock key, it appends nothing to the
+  head (memcached gives it a new CAS unique, the bytes stay the same), or
+  adds a placeholder where there is no head yet, so every such writer's
   ``cas`` fails. The check and the write are thus one atomic step in effect:
   no optimistic write lands after the holder read the session.
 * **Lock**: ``add`` of the lock key with our token (memcached's clock ends
@@ -189,22 +189,18 @@ class MemcachedStore:
         return True
 
     def _bump(self, client: Any) -> None:
-        """Give the head a new CAS unique, so that writers who loaded before the lock refuse."""
-        from pymemcache.exceptions import MemcacheServerError
+        """Give the head a new CAS unique, so that writers who loaded before the lock refuse.
 
+        Appending nothing stores the same bytes under a new unique; where
+        there is no head yet, a placeholder takes its place.
+        """
         head_key = self.key(self.keys.head)
         for _ in range(5):
-            try:
-                if client.append(head_key, " "):
-                    return
-            except MemcacheServerError:  # grown to the item limit by bumps: store it trimmed
-                raw, cas = client.gets(head_key)
-                if raw is not None and client.cas(head_key, raw.rstrip(), cas, expire=self._expire(self.timeout)):
-                    return
-                continue
+            if client.append(head_key, ""):
+                return
             if client.add(head_key, PLACEHOLDER, expire=self._expire(self.timeout)):
                 return
-        raise RuntimeError("the head kept changing while the lock was taken")
+        raise RuntimeError("the head kept appearing and disappearing while the lock was taken")
 
     def renew(self, lease: Lease) -> bool:
         client, lock_key = self.client(), self.key(self.keys.lock)
