@@ -68,7 +68,7 @@ class Foreign:
         ("head", "not a number", "text that is not a triggers-cache document"),
         ("head", "triggers-cache/9 head e 1\n{}", "a document of an unknown format"),
         ("head", "triggers-cache/2 head e 1\n{truncated", "a document whose JSON is damaged"),
-        ("segment", 'triggers-cache/2 segment e t\n{"uid": "victim"}', "a 'segment' document where history"),
+        ("segment", 'triggers-cache/2 segment e t\n{"uid": "victim"}', "a 'segment' document where segment"),
         ("segment", b"\x80\x04garbage", "bytes that are not UTF-8 text|a bytes"),
         ("segment", Foreign(), "a Foreign|bytes that are not UTF-8 text"),
     ],

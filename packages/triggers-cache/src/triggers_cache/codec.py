@@ -205,11 +205,11 @@ def decode_head(uid: str, raw: object) -> Head | None:
     )
 
 
-def decode_history(uid: str, epoch: str, token: str, raw: object) -> HistoryDoc:
-    """A segment or index document named ``token`` of incarnation ``epoch``."""
+def decode_history(uid: str, epoch: str, token: str, raw: object, kind: str) -> HistoryDoc:
+    """The ``kind`` document (``segment`` or ``index``) named ``token`` of incarnation ``epoch``."""
     fields, body = _split(uid, raw)
-    if fields[2] != epoch or fields[3] != token or fields[1] not in ("segment", "index"):
-        raise corrupt(uid, f"a {fields[1]!r} document where history document {token} belongs")
+    if fields[2] != epoch or fields[3] != token or fields[1] != kind:
+        raise corrupt(uid, f"a {fields[1]!r} document where {kind} {token} belongs")
     if fields[1] == "segment":
         return HistoryDoc(token, instances=_mapping(uid, body, "instances"))
     previous = body.get("previous")

@@ -159,9 +159,12 @@ def plan_save(
     now: float,
     timeout: float | None,
 ) -> Plan:
-    """The head that ``changes`` make of ``base``, and the history documents it needs."""
-    fresh = base is None or base.epoch == "legacy"
-    epoch = new_token() if fresh else base.epoch  # type: ignore[union-attr]
+    """The head that ``changes`` make of ``base``, and the history documents it needs.
+
+    A new session, or one read from layout 1, starts a new epoch.
+    """
+    same = None if base is None or base.epoch == "legacy" else base
+    epoch = same.epoch if same else new_token()
     instances = dict(base.instances) if base else {}
     finished = dict(base.legacy) if base else {}
     for name, record in changes.instances.items():
@@ -173,8 +176,8 @@ def plan_save(
             finished[name] = record
     metadata = {k: v for k, v in (base.metadata if base else {}).items() if k not in changes.deleted_metadata}
     metadata.update(changes.metadata)
-    recent = [] if fresh else list(base.recent)  # type: ignore[union-attr]
-    index = None if fresh else base.index  # type: ignore[union-attr]
+    recent = list(same.recent) if same else []
+    index = same.index if same else None
     documents: dict[str, str] = {}
     for chunk in _chunks(finished):
         token = new_token()
@@ -184,7 +187,7 @@ def plan_save(
             token = new_token()
             documents[token] = encode_index(uid, epoch, token, recent, index)
             index, recent = token, []
-    refreshed, refresh = _refreshed(None if fresh else base, now, timeout)
+    refreshed, refresh = _refreshed(same, now, timeout)
     head = Head(
         epoch=epoch,
         version=changes.new_version,
@@ -231,27 +234,27 @@ def _chunks(records: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield chunk
 
 
-def _walk(uid: str, head: Head, fetch: Fetch, *, segments: bool) -> Iterator[tuple[str, object]]:
-    """Every history document of ``head``, newest group first: ``(token, raw or None)``.
+def _walk(uid: str, head: Head, fetch: Fetch, *, segments: bool) -> Iterator[tuple[str, object, bool]]:
+    """Every history document of ``head``: ``(token, raw or None, is an index)``, newest first.
 
     Index documents are read one after the other (each names the previous
     one); the segments an index names are read in the same request as the
-    index before it.
+    index before it. Without ``segments``, only the index documents are read
+    (the segments are reported with ``raw`` ``None``).
     """
-    group = list(head.recent)
-    following = head.index
+    group, following = list(head.recent), head.index
     while True:
         wanted = (group if segments else []) + ([following] if following else [])
         found = fetch(wanted) if wanted else {}
         for token in reversed(group):
-            yield token, found.get(token) if segments else True
+            yield token, found.get(token), False
         if following is None:
             return
         raw = found.get(following)
-        yield following, raw
+        yield following, raw, True
         if raw is None:
-            return
-        doc = decode_history(uid, head.epoch, following, raw)
+            return  # the rest of the chain cannot be reached
+        doc = decode_history(uid, head.epoch, following, raw, "index")
         group, following = list(doc.segments), doc.previous
 
 
@@ -261,13 +264,11 @@ def read_history(uid: str, head: Head, fetch: Fetch) -> dict[str, Any]:
         return dict(head.legacy)
     segments: list[dict[str, Any]] = []
     missing = 0
-    for token, raw in _walk(uid, head, fetch, segments=True):
+    for token, raw, is_index in _walk(uid, head, fetch, segments=True):
         if raw is None:
             missing += 1
-            continue
-        doc = decode_history(uid, head.epoch, token, raw)
-        if doc.instances is not None:
-            segments.append(doc.instances)
+        elif not is_index:
+            segments.append(decode_history(uid, head.epoch, token, raw, "segment").instances or {})
     if missing:
         raise SessionLostError(
             f"session {uid!r}: {missing} document(s) of its finished history are no longer "
@@ -284,7 +285,10 @@ def read_history(uid: str, head: Head, fetch: Fetch) -> dict[str, Any]:
 
 def history_tokens(uid: str, head: Head, fetch: Fetch) -> list[str]:
     """The names of every history document ``head`` reaches (to set their time to live)."""
-    return [token for token, raw in _walk(uid, head, fetch, segments=False) if raw is not None]
+    return [
+        token for token, raw, is_index in _walk(uid, head, fetch, segments=False)
+        if raw is not None or not is_index
+    ]
 
 
 def load_legacy(uid: str, keys: SessionKeys, version: int, read: Fetch) -> Head | None:
