@@ -25,7 +25,15 @@ from triggers.capabilities import Capabilities
 from triggers.errors import ConfigurationError, StaleSessionError
 from triggers.locking import Lease
 from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
-from triggers_cache.caches import CacheKind, cache_for, kind_of, redis_client, require_driver
+from triggers_cache.caches import (
+    CacheKind,
+    cache_for,
+    kind_of,
+    redis_client,
+    require_driver,
+    require_one_server,
+    truncates_expiry,
+)
 from triggers_cache.keys import SessionKeys
 from triggers_cache.layout import (
     Loaded,
@@ -121,6 +129,7 @@ class CacheStorageBackend(TriggerStorageBackend):
         return self.cache
 
     def _make_store(self) -> Store:
+        require_one_server(self.cache, f"cache {self._alias!r}" if self._alias else "the cache")
         return RedisStore(self._cache_getter, redis_client, self.keys, self.uid, self.timeout)
 
     # -- the core's hooks ------------------------------------------------------------
@@ -172,7 +181,7 @@ class MemcachedStorageBackend(CacheStorageBackend):
     def _make_store(self) -> Store:
         if kind_of(self.cache) is CacheKind.PYLIBMC:
             self._declare_capabilities(dataclasses.replace(self.capabilities, optimistic_saves=False))
-            lease = AddLease(self._cache_getter, self.keys.lock, whole_seconds=True)
+            lease = AddLease(self._cache_getter, self.keys.lock, whole_seconds=truncates_expiry(self.cache))
             return ChainStore(self._cache_getter, self.keys, self.uid, self.timeout, lease=lease)
         return MemcachedStore(self._cache_getter, self.keys, self.uid, self.timeout)
 
@@ -196,7 +205,7 @@ class DatabaseCacheStorageBackend(CacheStorageBackend):
     )
 
     def _make_store(self) -> Store:
-        lease = DatabaseLease(self._cache_getter, self.keys.lock, whole_seconds=True)
+        lease = DatabaseLease(self._cache_getter, self.keys.lock, whole_seconds=truncates_expiry(self.cache))
         return ChainStore(self._cache_getter, self.keys, self.uid, self.timeout, lease=lease)
 
 
@@ -208,7 +217,7 @@ class LocalCacheStorageBackend(CacheStorageBackend):
     )
 
     def _make_store(self) -> Store:
-        lease = LocalMemoryLease(self._cache_getter, self.keys.lock, whole_seconds=False)
+        lease = LocalMemoryLease(self._cache_getter, self.keys.lock, whole_seconds=truncates_expiry(self.cache))
         return ChainStore(self._cache_getter, self.keys, self.uid, self.timeout, lease=lease)
 
 

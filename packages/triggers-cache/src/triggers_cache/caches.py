@@ -18,7 +18,15 @@ from typing import Any
 
 from triggers.errors import ConfigurationError
 
-__all__ = ["CacheKind", "cache_for", "kind_of", "redis_client", "require_driver", "truncates_expiry"]
+__all__ = [
+    "CacheKind",
+    "cache_for",
+    "kind_of",
+    "redis_client",
+    "require_driver",
+    "require_one_server",
+    "truncates_expiry",
+]
 
 
 class CacheKind(Enum):
@@ -74,6 +82,21 @@ def redis_client(cache: Any) -> Any:
     if kind_of(cache) is CacheKind.DJANGO_REDIS:
         return cache.client.get_client(write=True)
     return cache._cache.get_client(None, write=True)
+
+
+def require_one_server(cache: Any, name: str) -> None:
+    """Refuse django-redis's ShardClient: it spreads one session's keys over several servers.
+
+    A save's script must see the head, the lock and the history documents on
+    one server; sharded, it would check and write on the wrong ones.
+    """
+    if kind_of(cache) is CacheKind.DJANGO_REDIS and any(
+        cls.__name__ == "ShardClient" for cls in type(cache.client).__mro__
+    ):
+        raise ConfigurationError(
+            f"{name} uses django-redis's ShardClient, which spreads a session's keys over "
+            "several servers; give Triggers a cache alias with the DefaultClient"
+        )
 
 
 def kind_of(cache: Any) -> CacheKind:
