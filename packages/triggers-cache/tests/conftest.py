@@ -45,15 +45,23 @@ CACHES = {
         "LOCATION": f"127.0.0.1:{MEMCACHED_PORT}",
         "KEY_PREFIX": f"t{RUN}",
     },
+    # Django's own caches cull once MAX_ENTRIES (300) keys exist: set far
+    # above what the tests store, as the README's checklist says.
     "database": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": CACHE_TABLE,
+        "OPTIONS": {"MAX_ENTRIES": 10**9},
     },
     "file": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": FILE_CACHE_DIR,
+        "OPTIONS": {"MAX_ENTRIES": 10**9},
     },
-    "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": RUN},
+    "locmem": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": RUN,
+        "OPTIONS": {"MAX_ENTRIES": 10**9},
+    },
 }
 DATABASES = {
     "default": {
