@@ -88,43 +88,67 @@ class SQLRawStore:
 
 
 class CacheRawStore:
-    """The keys triggers-cache uses for a session in one Django cache.
+    """The keys triggers-cache uses for a session in one Django cache, through its store.
 
-    Every kind replaces the document the head points at: ``garbage`` with
-    bytes, ``truncated`` with its first half, ``foreign_version`` with a
-    well-formed document of a format this library does not know.
+    The snapshot is the head (on caches without compare-and-set, the pointer
+    and the heads it leads to) and every history document it names. Every
+    kind replaces the head document: ``garbage`` with bytes, ``truncated``
+    with its first half, ``foreign_version`` with the same document under a
+    format this library does not know.
     """
 
     def __init__(self, options: dict[str, Any]) -> None:
-        from triggers_cache.caches import cache_for
+        self.options = options
 
-        self.cache = cache_for(options["cache"])
-        self.prefix = options.get("key_prefix", "triggers")
+    def _storage(self, uid: str) -> Any:
+        from triggers_cache import CacheStorageBackend
 
-    def _keys(self, uid: str) -> Any:
-        from triggers_cache.keys import SessionKeys
+        return CacheStorageBackend(uid, **self.options)
 
-        return SessionKeys.for_uid(self.prefix, uid)
+    def _head_key(self, storage: Any) -> str:
+        from triggers_cache.store_chain import ChainStore
+
+        head = storage.store.load().head
+        assert head is not None, f"session {storage.uid!r} is not stored"
+        if isinstance(storage.store, ChainStore):
+            return str(storage.keys.chained_head(head.epoch, head.version))
+        return str(storage.keys.head)
 
     def snapshot(self, uid: str) -> Any:
-        keys = self._keys(uid)
-        head = self.cache.get(keys.head)
-        numbers = range(max(0, int(head) - 2), int(head) + 8) if head is not None else range(0)
-        return {"head": head, "versions": self.cache.get_many([keys.version(n) for n in numbers])}
+        from triggers_cache.codec import decode_head, decode_pointer
+        from triggers_cache.layout import history_tokens
+
+        storage = self._storage(uid)
+        keys, store = storage.keys, storage.store
+        stored = {"head": store.get_raw(keys.head)}
+        try:
+            head = decode_head(uid, stored["head"])
+        except Exception:
+            try:  # a chained cache: the pointer, then the heads it may lead to
+                pointer = decode_pointer(uid, stored["head"])
+            except Exception:
+                return stored
+            for version in range(max(1, pointer.version - 2), pointer.version + 8):
+                name = keys.chained_head(pointer.epoch, version)
+                stored[name] = store.get_raw(name)
+            return stored
+        if head is not None:
+            for token in history_tokens(uid, head, store.fetch):
+                stored[token] = store.get_raw(keys.document(token))
+        return stored
 
     def damage(self, uid: str, kind: str) -> None:
-        keys = self._keys(uid)
-        head = self.cache.get(keys.head)
-        assert head is not None, f"session {uid!r} is not stored"
-        key = keys.version(int(head))
-        document = self.cache.get(key)
+        storage = self._storage(uid)
+        key = self._head_key(storage)
+        raw = storage.store.get_raw(key)
+        document = raw.decode() if isinstance(raw, bytes) else str(raw)
         if kind == "garbage":
             damaged: Any = b"\x00\xff\xfe garbage \x80"
         elif kind == "truncated":
             damaged = document[: len(document) // 2]
         else:
-            damaged = json.dumps({**json.loads(document), "format": "triggers-cache/999"})
-        self.cache.set(key, damaged, timeout=None)
+            damaged = document.replace("triggers-cache/2", "triggers-cache/999", 1)
+        storage.store.set_raw(key, damaged)
 
 
 class MongoRawStore:

@@ -45,15 +45,23 @@ CACHES = {
         "LOCATION": f"127.0.0.1:{MEMCACHED_PORT}",
         "KEY_PREFIX": f"t{RUN}",
     },
+    # Django's own caches cull once MAX_ENTRIES (300) keys exist: set far
+    # above what the tests store, as the README's checklist says.
     "database": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": CACHE_TABLE,
+        "OPTIONS": {"MAX_ENTRIES": 10**9},
     },
     "file": {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": FILE_CACHE_DIR,
+        "OPTIONS": {"MAX_ENTRIES": 10**9},
     },
-    "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": RUN},
+    "locmem": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": RUN,
+        "OPTIONS": {"MAX_ENTRIES": 10**9},
+    },
 }
 DATABASES = {
     "default": {
@@ -121,11 +129,31 @@ def remove_file_cache() -> Iterator[None]:
     shutil.rmtree(FILE_CACHE_DIR, ignore_errors=True)
 
 
-@pytest.fixture(params=list(CACHES))
-def cache_alias(request: pytest.FixtureRequest) -> str:
-    """Each Django cache in turn, with its server running."""
+def _with_server(request: pytest.FixtureRequest) -> str:
     alias: str = request.param
     server = SERVER_OF.get(alias)
     if server is not None:
         request.getfixturevalue(f"{server}_server")
     return alias
+
+
+@pytest.fixture(params=list(CACHES))
+def cache_alias(request: pytest.FixtureRequest) -> str:
+    """Each Django cache in turn, with its server running."""
+    return _with_server(request)
+
+
+FENCED = ["redis", "django_redis", "memcached", "database", "locmem"]
+"""The caches whose saves are fenced (all but the file cache)."""
+
+
+@pytest.fixture(params=FENCED)
+def fenced_alias(request: pytest.FixtureRequest) -> str:
+    """Each cache with fenced saves in turn, with its server running."""
+    return _with_server(request)
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def server_alias(request: pytest.FixtureRequest) -> str:
+    """Redis and memcached (the caches with a compare-and-set), with their servers running."""
+    return _with_server(request)

@@ -1,18 +1,17 @@
-"""What the cache backend does with real caches: keys, sizes, stale holders, corruption, expiry."""
+"""What the cache backend does with real caches: keys, options, drivers, stale holders, corruption, expiry."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
-import uuid
+from pathlib import Path
 
 import pytest
+from sessions import Sessions, prefix
 
-from triggers.errors import (
-    ConfigurationError,
-    CorruptSessionError,
-    SessionLimitError,
-    StaleSessionError,
-)
+from triggers.errors import ConfigurationError, CorruptSessionError, StaleSessionError
+from triggers.manager import TriggerManager
 from triggers_cache import (
     CacheStorageBackend,
     DatabaseCacheStorageBackend,
@@ -21,10 +20,6 @@ from triggers_cache import (
     MemcachedStorageBackend,
 )
 from triggers_cache.caches import cache_for
-
-
-def prefix() -> str:
-    return f"k{uuid.uuid4().hex[:12]}"
 
 
 def saved(uid: str, alias: str, key_prefix: str, **values: object) -> CacheStorageBackend:
@@ -44,64 +39,6 @@ def test_every_uid_gets_a_valid_memcached_key(uid: str) -> None:
     saved(uid, "memcached", key_prefix, who=uid)
     assert CacheStorageBackend(uid, cache="memcached", key_prefix=key_prefix).metadata == {
         "who": uid
-    }
-
-
-@pytest.mark.usefixtures("memcached_server")
-def test_a_session_too_big_for_memcached_is_refused_and_the_stored_one_kept() -> None:
-    key_prefix = prefix()
-    saved("big", "memcached", key_prefix, small="kept")
-    storage = CacheStorageBackend("big", cache="memcached", key_prefix=key_prefix)
-    assert isinstance(storage, MemcachedStorageBackend)
-    with storage.acquire_lock():
-        storage.metadata["huge"] = "x" * 1_100_000
-        with pytest.raises(
-            SessionLimitError, match=r"session .big. takes .* bytes.*Nothing was written"
-        ):
-            storage.save()
-    assert CacheStorageBackend("big", cache="memcached", key_prefix=key_prefix).metadata == {
-        "small": "kept"
-    }
-
-
-class HeadNeverMoves:
-    """A real cache whose ``set`` of the head key fails: a saver that dies
-    after adding its version and before moving the head."""
-
-    def __init__(self, cache: object, head_key: str) -> None:
-        self._cache = cache
-        self._head_key = head_key
-
-    def set(self, key: str, *args: object, **kwargs: object) -> None:
-        if key == self._head_key:
-            raise ConnectionError("the saver died before moving the head")
-        self._cache.set(key, *args, **kwargs)  # type: ignore[attr-defined]
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._cache, name)
-
-
-@pytest.mark.usefixtures("redis_server")
-@pytest.mark.parametrize("crashes", [1, 2, 3])
-def test_saves_go_on_after_savers_crashed_before_moving_the_head(crashes: int) -> None:
-    # Found by the reliability soak (SIGKILL mid-save): after two crashes in a
-    # row at this point, every later save was refused as stale, for ever.
-    key_prefix = prefix()
-    saved("chain", "redis", key_prefix, step=0)
-    for step in range(1, crashes + 1):
-        storage = CacheStorageBackend("chain", cache="redis", key_prefix=key_prefix)
-        storage._cache_object = HeadNeverMoves(cache_for("redis"), storage.keys.head)
-        storage._alias = None
-        with storage.acquire_lock():
-            storage.metadata["step"] = step
-            with pytest.raises(Exception, match="before moving the head"):
-                storage.save()
-        assert CacheStorageBackend("chain", cache="redis", key_prefix=key_prefix).metadata == {
-            "step": step  # readers step forward over the head
-        }
-    saved("chain", "redis", key_prefix, step=crashes + 1)
-    assert CacheStorageBackend("chain", cache="redis", key_prefix=key_prefix).metadata == {
-        "step": crashes + 1
     }
 
 
@@ -125,59 +62,80 @@ class Foreign:
     """Something another application pickled into the cache under our key."""
 
 
-@pytest.mark.usefixtures("redis_server")
 @pytest.mark.parametrize(
     ("part", "value", "what"),
     [
-        ("head", "not a number", "a version marker"),
-        ("version", "{truncated", "text that is not JSON"),
-        ("version", '{"format": "other"}', "JSON of an unknown format"),
-        ("version", b"\x80\x04garbage", "a bytes"),
-        ("version", Foreign(), "a Foreign"),
+        ("head", "not a number", "text that is not a triggers-cache document"),
+        ("head", "triggers-cache/9 head e 1\n{}", "a document of an unknown format"),
+        ("head", "triggers-cache/2 head e 1\n{truncated", "a document whose JSON is damaged"),
+        ("segment", 'triggers-cache/2 segment e t\n{"uid": "victim"}', "a 'segment' document where segment"),
+        ("segment", b"\x80\x04garbage", "bytes that are not UTF-8 text|a bytes"),
+        ("segment", Foreign(), "a Foreign|bytes that are not UTF-8 text"),
     ],
 )
 def test_a_corrupted_value_is_a_clear_error_naming_the_uid(
-    part: str, value: object, what: str
+    fenced_alias: str, part: str, value: object, what: str
 ) -> None:
-    key_prefix = prefix()
-    storage = saved("victim", "redis", key_prefix, ok=1)
-    key = storage.keys.head if part == "head" else storage.keys.version(1)
-    cache_for("redis").set(key, value)
-    with pytest.raises(CorruptSessionError, match=f"session 'victim': the cache holds {what}"):
-        _ = CacheStorageBackend("victim", cache="redis", key_prefix=key_prefix).metadata
-    assert cache_for("redis").get(key).__class__ is value.__class__  # left as it was
+    sessions = Sessions(fenced_alias, "victim")
+    storage = sessions.build(fires=2)
+    key = sessions.head_key() if part == "head" else storage.keys.document(sessions.head().recent[0])
+    if isinstance(value, Foreign):
+        cache_for(fenced_alias).set(key, value)  # pickled by Django, as another program would
+    else:
+        storage.store.set_raw(key, value)  # type: ignore[arg-type]
+    with pytest.raises(CorruptSessionError, match=f"session 'victim': the cache holds ({what})"):
+        _ = len(sessions.open().instances)
+    assert storage.store.get_raw(key) is not None  # left as it was
 
 
 @pytest.mark.usefixtures("redis_server")
 def test_sessions_expire_after_their_timeout() -> None:
-    key_prefix = prefix()
-    storage = CacheStorageBackend("brief", cache="redis", key_prefix=key_prefix, timeout=1)
-    with storage.acquire_lock():
-        storage.metadata["x"] = 1
-        storage.save()
-    assert CacheStorageBackend("brief", cache="redis", key_prefix=key_prefix).metadata == {"x": 1}
+    sessions = Sessions("redis", timeout=1)
+    sessions.build(fires=1)
+    assert sessions.open().metadata != {}
     time.sleep(2.2)
-    assert CacheStorageBackend("brief", cache="redis", key_prefix=key_prefix).metadata == {}
+    assert sessions.open().metadata == {}
 
 
 @pytest.mark.usefixtures("redis_server")
-def test_the_timeout_is_the_time_to_live_of_every_key_and_none_never_expires() -> None:
+def test_the_timeout_is_the_time_to_live_of_the_head_and_twice_that_of_history() -> None:
     redis = cache_for("django_redis")  # django-redis can report a key's ttl
-    forever = saved("forever", "django_redis", prefix(), x=1)
-    assert redis.ttl(forever.keys.head) is None
-    assert redis.ttl(forever.keys.version(1)) is None
-    timed = CacheStorageBackend("timed", cache="django_redis", key_prefix=prefix(), timeout=300)
-    with timed.acquire_lock():
-        timed.metadata["x"] = 1
-        timed.save()
-    assert 290 <= redis.ttl(timed.keys.head) <= 300
-    assert 290 <= redis.ttl(timed.keys.version(1)) <= 300
+    forever = Sessions("django_redis", "forever")
+    forever.build(fires=1)
+    head = forever.head()
+    keys = forever.open().keys
+    assert redis.ttl(keys.head) is None
+    assert redis.ttl(keys.document(head.recent[0])) is None
+    timed = Sessions("django_redis", "timed", timeout=300)
+    timed.build(fires=1)
+    head, keys = timed.head(), timed.open().keys
+    assert 290 <= redis.ttl(keys.head) <= 300
+    assert 590 <= redis.ttl(keys.document(head.recent[0])) <= 600
+
+
+@pytest.mark.usefixtures("redis_server")
+def test_history_gets_its_time_to_live_again_before_the_head_could_outlive_it() -> None:
+    redis = cache_for("django_redis")
+    now = [1_000_000.0]
+    sessions = Sessions("django_redis", timeout=300, clock=lambda: now[0])
+    storage = sessions.build(fires=2)
+    first = storage.keys.document(sessions.head().recent[0])
+    redis.expire(first, 100)  # as if it was written long ago
+    now[0] += 100  # within half the timeout: nothing to do yet
+    TriggerManager(storage).fire("page", {"n": "early"})
+    assert redis.ttl(first) <= 100
+    now[0] += 60  # past half the timeout since the session began
+    TriggerManager(storage).fire("page", {"n": "late"})
+    assert 590 <= redis.ttl(first) <= 600
+    assert sessions.head().refreshed == now[0]
 
 
 def test_the_class_follows_the_cache() -> None:
     assert type(CacheStorageBackend("u", cache="locmem")) is LocalCacheStorageBackend
     assert type(CacheStorageBackend("u", cache="file")) is FileCacheStorageBackend
     assert type(CacheStorageBackend("u", cache="redis")) is CacheStorageBackend
+    assert type(CacheStorageBackend("u", cache="django_redis")) is CacheStorageBackend
+    assert type(CacheStorageBackend("u", cache="memcached")) is MemcachedStorageBackend
     assert type(CacheStorageBackend("u", cache="database")) is DatabaseCacheStorageBackend
 
 
@@ -196,3 +154,36 @@ def test_bad_options_are_refused_with_the_option_named(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         CacheStorageBackend("u", **options)  # type: ignore[arg-type]
+
+
+MISSING_DRIVER = """
+import sys
+sys.modules[{module!r}] = None  # as if it was never installed: importing it fails
+import triggers_cache
+from triggers.errors import ConfigurationError
+triggers_cache.configure({{"c": {{"BACKEND": {backend!r}, "LOCATION": "127.0.0.1:1"}}}})
+try:
+    triggers_cache.CacheStorageBackend("u", cache="c")
+except ConfigurationError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize(
+    ("backend", "module", "install"),
+    [
+        ("django.core.cache.backends.redis.RedisCache", "redis", "triggers-cache[redis]"),
+        ("django_redis.cache.RedisCache", "django_redis", "triggers-cache[django-redis]"),
+        ("django.core.cache.backends.memcached.PyMemcacheCache", "pymemcache", "triggers-cache[memcached]"),
+    ],
+)
+def test_a_missing_driver_fails_when_the_storage_is_built_naming_the_pip_command(
+    backend: str, module: str, install: str
+) -> None:
+    script = MISSING_DRIVER.format(module=module, backend=backend)
+    shown = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).parent,
+    ).stdout
+    assert f'pip install "{install}"' in shown
+    assert "cache 'c'" in shown

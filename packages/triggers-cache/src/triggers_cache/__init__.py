@@ -7,6 +7,7 @@ from triggers_cache.backend import (
     LocalCacheStorageBackend,
     MemcachedStorageBackend,
 )
+from triggers_cache.layout import SessionLostError
 from triggers_cache.settings import configure
 
 __version__ = "0.1.0"
@@ -17,5 +18,6 @@ __all__ = [
     "FileCacheStorageBackend",
     "LocalCacheStorageBackend",
     "MemcachedStorageBackend",
+    "SessionLostError",
     "configure",
 ]

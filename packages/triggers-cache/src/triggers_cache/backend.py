@@ -1,42 +1,53 @@
 """``CacheStorageBackend``: session state in any Django cache (entry point ``cache``).
 
-Django's cache API has ``get``, ``add``, ``set``, ``touch`` and ``delete``,
-and no compare-and-set. Two things are built on ``add()`` ("store only if the
-key is absent"), which is atomic on Redis, memcached, the database cache and
-(within one process) the local-memory cache:
+A session is a small head (what a fire needs) and finished history written
+once: :mod:`triggers_cache.layout`. How a save is made atomic and how the
+session is locked depends on the cache, one store per way:
 
-* **The lock** is a lease key holding a random token, added with the lease's
-  time to live, so the cache itself ends a crashed holder's lease. Renewing
-  and releasing first check that the key still holds our token. Django has no
-  compare-and-delete, so a release can, in a window of one round trip, delete
-  a lease that expired and was taken over just then; the fence below keeps the
-  session safe even then.
-* **Saves are fenced**: a session is a chain of immutable versions. Version
-  ``N`` is one JSON document under its own key, and a save from version ``N``
-  must *add* the key of version ``N + 1``: only one writer can, so a holder
-  whose lease was taken over (or who loaded an older version) fails and
-  writes nothing. A head key then points at the latest version; readers
-  follow it and step forward past a save that has added its version but not
-  yet moved the head (or crashed in between). The version before the
-  previous one is deleted, so a session costs at most two documents.
+* Redis (Django's ``RedisCache``, django-redis): one server-side script per
+  save, redis-py's lock (:mod:`triggers_cache.store_redis`);
+* memcached through pymemcache: compare-and-set on the head
+  (:mod:`triggers_cache.store_memcached`);
+* the database, local-memory and file caches, pylibmc: a chain of immutable
+  heads built on ``add()`` (:mod:`triggers_cache.store_chain`).
 
-Each save therefore writes the whole session once (caches have no partial
-writes); the chain makes it atomic, since a reader sees one whole version or
-another, never a mix.
+Opening a session picks the class for the cache's kind, and with it the
+capabilities the conformance suite checks. This module only wires the core's
+hooks to the store.
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from typing import Any, ClassVar
 
 from triggers.capabilities import Capabilities
-from triggers.errors import ConfigurationError, SessionLimitError, StaleSessionError
+from triggers.errors import ConfigurationError, StaleSessionError
 from triggers.locking import Lease
 from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
-from triggers_cache.caches import CacheKind, cache_for, kind_of, truncates_expiry
-from triggers_cache.codec import SessionBlob, decode_blob, decode_head, encode_blob
+from triggers_cache.caches import (
+    CacheKind,
+    cache_for,
+    kind_of,
+    redis_client,
+    require_driver,
+    require_one_server,
+    truncates_expiry,
+)
 from triggers_cache.keys import SessionKeys
+from triggers_cache.layout import (
+    Loaded,
+    Store,
+    history_tokens,
+    plan_save,
+    read_history,
+    stored_session,
+    wants_history,
+)
+from triggers_cache.leases import AddLease, DatabaseLease, LocalMemoryLease
+from triggers_cache.store_chain import ChainStore
+from triggers_cache.store_memcached import MemcachedStore
+from triggers_cache.store_redis import RedisStore
 
 __all__ = [
     "CacheStorageBackend",
@@ -46,20 +57,12 @@ __all__ = [
     "MemcachedStorageBackend",
 ]
 
-MEMCACHED_VALUE_LIMIT = 1_000_000
-"""Largest session document stored in memcached (its default item limit is 1 MiB)."""
-
-_FORWARD_STEPS = 8
-"""How far a reader steps past the head (one step per save that crashed mid-way)."""
-
-
-def _whole_seconds(seconds: float) -> int:
-    """Cache expiry is in whole seconds (memcached reads 0 as 'never'): round up."""
-    return max(1, math.ceil(seconds))
+MAX_RECORD_BYTES = 400_000
+"""Largest instance on memcached: the head must hold two of them, and configs, in one item."""
 
 
 class CacheStorageBackend(TriggerStorageBackend):
-    """Session state in a Django cache (see the module docstring for how).
+    """Session state in a Django cache; this class itself serves Redis.
 
     Options (besides the common ``lease_ttl``, ``lock_timeout``, ``clock``):
 
@@ -72,12 +75,8 @@ class CacheStorageBackend(TriggerStorageBackend):
     ``key_prefix`` (default ``"triggers"``)
         Prefix of this library's keys (Django adds the cache's KEY_PREFIX).
 
-    Opening a session picks the class for the cache's kind, and with it the
-    capabilities the conformance suite checks: shared and atomic (Redis,
-    django-redis), :class:`DatabaseCacheStorageBackend`, :class:`MemcachedStorageBackend`,
-    :class:`LocalCacheStorageBackend` (LocMemCache) and
-    :class:`FileCacheStorageBackend` (FileBasedCache, and caches it does not
-    know).
+    ``store`` is the session's keys in its cache (see the ``store_*``
+    modules): for operators and tests that look at what is stored.
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -85,6 +84,8 @@ class CacheStorageBackend(TriggerStorageBackend):
         cross_process_locking=True,
         fenced_saves=True,
         skew_safe_leases=True,  # the lock key expires on the cache server's clock
+        optimistic_saves=True,
+        partial_loads=True,
         ttl=True,
         min_lease_seconds=1.0,
     )
@@ -106,7 +107,7 @@ class CacheStorageBackend(TriggerStorageBackend):
         super().__init__(uid, **options)
         self._alias = cache if isinstance(cache, str) else None
         self._cache_object = None if isinstance(cache, str) else _resolve(cache)
-        _resolve(cache)  # fail now, with a clear message, on a bad alias
+        require_driver(type(_resolve(cache)), f"cache {cache!r}" if self._alias else "the cache")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
         ):
@@ -116,169 +117,108 @@ class CacheStorageBackend(TriggerStorageBackend):
             )
         self.timeout = timeout
         self.keys = SessionKeys.for_uid(key_prefix, self.uid)
+        self.store: Store = self._make_store()
+        self._loaded = Loaded(None)
 
     @property
     def cache(self) -> Any:
         """The Django cache object for this thread."""
         return self._cache_object if self._alias is None else cache_for(self._alias)
 
-    # -- loading -----------------------------------------------------------------
+    def _cache_getter(self) -> Any:
+        return self.cache
+
+    def _make_store(self) -> Store:
+        require_one_server(self.cache, f"cache {self._alias!r}" if self._alias else "the cache")
+        return RedisStore(self._cache_getter, redis_client, self.keys, self.uid, self.timeout)
+
+    # -- the core's hooks ------------------------------------------------------------
 
     def _load_session(self, scope: LoadScope) -> StoredSession:
-        keys = self.keys
-        head = decode_head(self.uid, self.cache.get(keys.head))
-        if head is None:
-            return StoredSession({}, {}, {}, version=None)
-        for _ in range(3):
-            candidates = [keys.version(head + step) for step in range(_FORWARD_STEPS)]
-            found = self.cache.get_many(candidates)
-            latest = None
-            for step in range(_FORWARD_STEPS):
-                if keys.version(head + step) not in found:
-                    break
-                latest = head + step
-            if latest is not None:
-                blob = decode_blob(self.uid, found[keys.version(latest)], latest)
-                return StoredSession(blob.configs, blob.instances, blob.metadata, version=latest)
-            # The head's version is gone: a newer save deleted it (read the head
-            # again), or the session expired or was evicted.
-            newer = decode_head(self.uid, self.cache.get(keys.head))
-            if newer is None or newer == head:
-                break
-            head = newer
-        # Expired or evicted: an empty session that continues the chain.
-        return StoredSession({}, {}, {}, version=head)
-
-    # -- saving ------------------------------------------------------------------
+        loaded = self.store.load()
+        history = None
+        if wants_history(loaded.head, scope):
+            assert loaded.head is not None
+            history = read_history(self.uid, loaded.head, self.store.fetch)
+        self._loaded = loaded
+        return stored_session(loaded.head, history)
 
     def _save_changes(self, changes: SessionChanges) -> None:
-        keys, cache, new = self.keys, self.cache, changes.new_version
-        document = self._document(new)
-        self._check_document_size(len(document.encode("utf-8")))
-        found = cache.get_many([keys.lock, keys.head])
-        if found.get(keys.lock) != changes.lease_token:
+        base = self._loaded
+        if (None if base.head is None else base.head.version) != changes.base_version:
             raise StaleSessionError(
-                f"session {self.uid!r}: the lease was taken over by another holder; "
-                "nothing was written"
+                f"session {self.uid!r}: the changes were made to version {changes.base_version}, "
+                "not to the version last read; nothing was written"
             )
-        head = decode_head(self.uid, found.get(keys.head))
-        if not self._continues(head, changes.base_version) or not cache.add(
-            keys.version(new), document, timeout=self.timeout
-        ):
-            raise StaleSessionError(
-                f"session {self.uid!r}: a newer version than {changes.base_version} was "
-                "saved by another holder; nothing was written"
-            )
-        cache.set(keys.head, str(new), timeout=self.timeout)
-        if new > 2:
-            cache.delete(keys.version(new - 2))
-
-    def _continues(self, head: int | None, base: int | None) -> bool:
-        """True if version ``base`` can still be the latest one the head leads to.
-
-        The head equals it, or is behind it after saves that added their
-        version and then crashed before moving the head (one per crash: the
-        reader stepped forward over them to ``base``, whose key exists). A
-        head *past* ``base`` means a newer save completed. Adding
-        ``base + 1`` then decides between concurrent savers: a version is
-        deleted only by the save two later, after that save moved the head
-        past it, so a head at or behind ``base`` means ``base + 1`` was never
-        added and deleted.
-        """
-        if head == base:
-            return True
-        return (
-            head is not None
-            and base is not None
-            and head < base
-            and bool(self.cache.has_key(self.keys.version(base)))
-        )
-
-    def _document(self, version: int) -> str:
-        """The whole session as version ``version``'s JSON document."""
-        state = SessionBlob(
-            version,
-            self._serialize(self._configs),
-            self._serialize(self._instances),
-            self._serialize(self._metas),
-        )
-        return encode_blob(self.uid, state)
-
-    def _check_document_size(self, size: int) -> None:
-        limit = self.capabilities.max_session_bytes
-        # The document wraps the session in a few fields; allow for them.
-        if limit is not None and size > limit + 1024:
-            raise SessionLimitError(
-                f"session {self.uid!r} takes {size} bytes; {type(self).__name__} stores at "
-                f"most {limit}. Nothing was written"
-            )
-
-    # -- leases ------------------------------------------------------------------
-
-    def _lease_timeout(self, lease: Lease) -> int:
-        """The lock key's time to live: never shorter than the lease.
-
-        One second more on a cache with one-second expiry granularity
-        (DatabaseCache, memcached), where the key could otherwise vanish up to
-        a second before the lease ends and let another process take the lock
-        early.
-        """
-        return _whole_seconds(lease.ttl) + (1 if truncates_expiry(self.cache) else 0)
+        plan = plan_save(self.uid, base.head, changes, now=self.clock(), timeout=self.timeout)
+        if plan.refresh and base.head is not None:
+            self.store.touch(history_tokens(self.uid, base.head, self.store.fetch))
+        self._loaded = self.store.write(base, plan, changes.lease)
 
     def _acquire_lease(self, lease: Lease) -> bool:
-        return bool(self.cache.add(self.keys.lock, lease.token, timeout=self._lease_timeout(lease)))
+        return self.store.acquire(lease)
 
     def _renew_lease(self, lease: Lease) -> bool:
-        if self.cache.get(self.keys.lock) != lease.token:
-            return False
-        return bool(self.cache.touch(self.keys.lock, timeout=self._lease_timeout(lease)))
+        return self.store.renew(lease)
 
     def _release_lease(self, lease: Lease) -> None:
-        if self.cache.get(self.keys.lock) == lease.token:
-            self.cache.delete(self.keys.lock)
+        self.store.release(lease)
 
 
 class MemcachedStorageBackend(CacheStorageBackend):
-    """memcached: shared and atomic, but values are limited to about 1 MB.
+    """memcached: shared, compare-and-set through pymemcache; one item holds at most 1 MB.
 
-    A session too big to store raises :class:`SessionLimitError` before
-    anything is written, so the stored version stays intact.
+    The head (configs, metadata, unfinished instances) must fit in one item,
+    so one instance may take :data:`MAX_RECORD_BYTES`; finished history is
+    split over as many items as it needs. Through pylibmc (no compare-and-set
+    in Django's client) it keeps a chain of heads and saves under the lock.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        shared_state=True,
-        cross_process_locking=True,
-        fenced_saves=True,
-        skew_safe_leases=True,  # the lock key expires on the memcached server's clock
-        ttl=True,
-        min_lease_seconds=1.0,
-        max_session_bytes=MEMCACHED_VALUE_LIMIT,
+    capabilities: ClassVar[Capabilities] = dataclasses.replace(
+        CacheStorageBackend.capabilities, max_record_bytes=MAX_RECORD_BYTES
     )
+
+    def _make_store(self) -> Store:
+        if kind_of(self.cache) is CacheKind.PYLIBMC:
+            self._declare_capabilities(dataclasses.replace(self.capabilities, optimistic_saves=False))
+            lease = AddLease(self._cache_getter, self.keys.lock, whole_seconds=truncates_expiry(self.cache))
+            return ChainStore(self._cache_getter, self.keys, self.uid, self.timeout, lease=lease)
+        return MemcachedStore(self._cache_getter, self.keys, self.uid, self.timeout)
 
 
 class DatabaseCacheStorageBackend(CacheStorageBackend):
-    """DatabaseCache: shared and atomic, but keys expire by the Django process's clock.
+    """DatabaseCache: shared and locked across processes, but keys expire by the Django process's clock.
 
     Django compares a row's ``expires`` with the process's own ``now()``, so
     a process whose clock runs ahead takes a live lock key as expired: keep
     the clocks of every process in sync (NTP), or use a cache with a server.
+    Saves run under the lock (no compare-and-set in Django's cache API).
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         shared_state=True,
         cross_process_locking=True,
         fenced_saves=True,
+        partial_loads=True,
         ttl=True,
         min_lease_seconds=1.0,
     )
+
+    def _make_store(self) -> Store:
+        lease = DatabaseLease(self._cache_getter, self.keys.lock, whole_seconds=truncates_expiry(self.cache))
+        return ChainStore(self._cache_getter, self.keys, self.uid, self.timeout, lease=lease)
 
 
 class LocalCacheStorageBackend(CacheStorageBackend):
     """LocMemCache: one process's memory; other processes never see its sessions."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(
-        fenced_saves=True, ttl=True, min_lease_seconds=1.0
+        fenced_saves=True, partial_loads=True, ttl=True, min_lease_seconds=1.0
     )
+
+    def _make_store(self) -> Store:
+        lease = LocalMemoryLease(self._cache_getter, self.keys.lock, whole_seconds=truncates_expiry(self.cache))
+        return ChainStore(self._cache_getter, self.keys, self.uid, self.timeout, lease=lease)
 
 
 class FileCacheStorageBackend(CacheStorageBackend):
@@ -290,27 +230,22 @@ class FileCacheStorageBackend(CacheStorageBackend):
     use one process per session, or another cache.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(shared_state=True, ttl=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(shared_state=True, partial_loads=True, ttl=True)
 
     _acquire_lease = TriggerStorageBackend._acquire_lease
     _renew_lease = TriggerStorageBackend._renew_lease
     _release_lease = TriggerStorageBackend._release_lease
 
-    def _save_changes(self, changes: SessionChanges) -> None:
-        # No lock key in the cache: the process-local lease already excludes
-        # every other holder this cache can be fenced against.
-        keys, cache, new = self.keys, self.cache, changes.new_version
-        document = self._document(new)
-        cache.set(keys.version(new), document, timeout=self.timeout)
-        cache.set(keys.head, str(new), timeout=self.timeout)
-        if new > 2:
-            cache.delete(keys.version(new - 2))
+    def _make_store(self) -> Store:
+        return ChainStore(self._cache_getter, self.keys, self.uid, self.timeout, lease=None)
 
 
 _CLASSES: dict[CacheKind, type[CacheStorageBackend]] = {
-    CacheKind.SHARED_ATOMIC: CacheStorageBackend,
+    CacheKind.REDIS: CacheStorageBackend,
+    CacheKind.DJANGO_REDIS: CacheStorageBackend,
     CacheKind.DATABASE: DatabaseCacheStorageBackend,
     CacheKind.MEMCACHED: MemcachedStorageBackend,
+    CacheKind.PYLIBMC: MemcachedStorageBackend,
     CacheKind.PROCESS_LOCAL: LocalCacheStorageBackend,
     CacheKind.FILE: FileCacheStorageBackend,
     CacheKind.UNKNOWN: FileCacheStorageBackend,

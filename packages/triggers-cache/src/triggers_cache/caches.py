@@ -10,6 +10,7 @@ database connections ``DatabaseCache`` inherited.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
 from enum import Enum
@@ -17,29 +18,85 @@ from typing import Any
 
 from triggers.errors import ConfigurationError
 
-__all__ = ["CacheKind", "cache_for", "kind_of", "truncates_expiry"]
+__all__ = [
+    "CacheKind",
+    "cache_for",
+    "kind_of",
+    "redis_client",
+    "require_driver",
+    "require_one_server",
+    "truncates_expiry",
+]
 
 
 class CacheKind(Enum):
-    """How far a cache's ``add()`` and contents reach."""
+    """How far a cache's ``add()`` and contents reach, and what else it offers."""
 
-    SHARED_ATOMIC = "shared, atomic add"  # Redis, django-redis
+    REDIS = "Django's RedisCache"  # shared, scripts, redis-py locks
+    DJANGO_REDIS = "django-redis"  # the same, through django-redis's client
     DATABASE = "database table"  # DatabaseCache: shared, atomic add, expiry by Django's clock
-    MEMCACHED = "memcached"  # shared, atomic add, 1 MB values, whole-second expiry
+    MEMCACHED = "memcached (pymemcache)"  # shared, compare-and-set, 1 MB values, whole-second expiry
+    PYLIBMC = "memcached (pylibmc)"  # shared, atomic add, 1 MB values, whole-second expiry
     PROCESS_LOCAL = "one process"  # LocMemCache
     FILE = "files, add not atomic"  # FileBasedCache
     UNKNOWN = "unknown"
 
 
 _KINDS = {
-    "django.core.cache.backends.redis.RedisCache": CacheKind.SHARED_ATOMIC,
-    "django_redis.cache.RedisCache": CacheKind.SHARED_ATOMIC,
+    "django.core.cache.backends.redis.RedisCache": CacheKind.REDIS,
+    "django_redis.cache.RedisCache": CacheKind.DJANGO_REDIS,
     "django.core.cache.backends.db.DatabaseCache": CacheKind.DATABASE,
     "django.core.cache.backends.memcached.PyMemcacheCache": CacheKind.MEMCACHED,
-    "django.core.cache.backends.memcached.PyLibMCCache": CacheKind.MEMCACHED,
+    "django.core.cache.backends.memcached.PyLibMCCache": CacheKind.PYLIBMC,
     "django.core.cache.backends.locmem.LocMemCache": CacheKind.PROCESS_LOCAL,
     "django.core.cache.backends.filebased.FileBasedCache": CacheKind.FILE,
 }
+
+_DRIVERS = {
+    # kind: (module the cache imports, what to install)
+    CacheKind.REDIS: ("redis", 'pip install "triggers-cache[redis]"'),
+    CacheKind.DJANGO_REDIS: ("django_redis", 'pip install "triggers-cache[django-redis]"'),
+    CacheKind.MEMCACHED: ("pymemcache", 'pip install "triggers-cache[memcached]"'),
+    CacheKind.PYLIBMC: ("pylibmc", "pip install pylibmc"),
+}
+
+
+def require_driver(cache_class: type, name: str = "the cache") -> None:
+    """Fail now, naming the pip command, if the driver the cache needs is not installed.
+
+    Django imports a cache's driver only when the cache object is made or
+    first used; a storage would otherwise fail at its first load, far from
+    the cause, with a bare ImportError.
+    """
+    kind = kind_of_class(cache_class)
+    driver = _DRIVERS.get(kind)
+    if driver is None or importlib.util.find_spec(driver[0]) is not None:
+        return
+    raise ConfigurationError(
+        f"{name} is {kind.value}, whose driver {driver[0]!r} is not installed: {driver[1]}"
+    )
+
+
+def redis_client(cache: Any) -> Any:
+    """The redis-py client (primary) of Django's RedisCache or of django-redis."""
+    if kind_of(cache) is CacheKind.DJANGO_REDIS:
+        return cache.client.get_client(write=True)
+    return cache._cache.get_client(None, write=True)
+
+
+def require_one_server(cache: Any, name: str) -> None:
+    """Refuse django-redis's ShardClient: it spreads one session's keys over several servers.
+
+    A save's script must see the head, the lock and the history documents on
+    one server; sharded, it would check and write on the wrong ones.
+    """
+    if kind_of(cache) is CacheKind.DJANGO_REDIS and any(
+        cls.__name__ == "ShardClient" for cls in type(cache.client).__mro__
+    ):
+        raise ConfigurationError(
+            f"{name} uses django-redis's ShardClient, which spreads a session's keys over "
+            "several servers; give Triggers a cache alias with the DefaultClient"
+        )
 
 
 def kind_of(cache: Any) -> CacheKind:
@@ -63,7 +120,7 @@ def truncates_expiry(cache: Any) -> bool:
     and memcached's clock ticks once a second, so a key set with
     ``timeout=n`` can live as little as ``n - 1`` seconds there.
     """
-    return kind_of(cache) in (CacheKind.MEMCACHED, CacheKind.DATABASE)
+    return kind_of(cache) in (CacheKind.MEMCACHED, CacheKind.PYLIBMC, CacheKind.DATABASE)
 
 
 _local = threading.local()
@@ -90,11 +147,11 @@ def cache_for(alias: str) -> Any:
             raise ConfigurationError(
                 f"cache={alias!r} is not in Django's CACHES (configured: {', '.join(settings.CACHES)})"
             )
-        found = _local.caches[alias] = _create(settings.CACHES[alias])
+        found = _local.caches[alias] = _create(alias, settings.CACHES[alias])
     return found
 
 
-def _create(config: dict[str, Any]) -> Any:
+def _create(alias: str, config: dict[str, Any]) -> Any:
     """A new cache object from its ``CACHES`` entry, as Django's own handler builds it.
 
     Read from ``settings.CACHES`` each time (Django's handler reads it once),
@@ -103,8 +160,17 @@ def _create(config: dict[str, Any]) -> Any:
     from django.utils.module_loading import import_string
 
     params = dict(config)
-    backend = import_string(params.pop("BACKEND"))
-    if kind_of_class(backend) is CacheKind.MEMCACHED and "PyMemcache" in backend.__name__:
+    try:
+        backend = import_string(params.pop("BACKEND"))
+    except ImportError as error:
+        if str(config.get("BACKEND", "")).startswith("django_redis."):
+            raise ConfigurationError(
+                f"cache {alias!r}: BACKEND {config['BACKEND']!r} comes with django-redis, "
+                f"which is not installed: {_DRIVERS[CacheKind.DJANGO_REDIS][1]}"
+            ) from error
+        raise
+    require_driver(backend, f"cache {alias!r}")
+    if kind_of_class(backend) is CacheKind.MEMCACHED:
         params["OPTIONS"] = {**PYMEMCACHE_FAIL_LOUDLY, **params.get("OPTIONS", {})}
     return backend(params.pop("LOCATION", ""), params)
 

@@ -21,7 +21,13 @@ _PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
 
 @dataclass(frozen=True)
 class SessionKeys:
-    """The keys one session uses: a head (latest version), versioned blobs and a lock."""
+    """The keys of one session: its head, its lock, its history documents.
+
+    On caches without a compare-and-set (database, file, local memory), the
+    head key holds a pointer and each head is a key of its own
+    (:meth:`chained_head`). :meth:`legacy_version` is where triggers-cache 0.1
+    kept whole-session documents.
+    """
 
     base: str
 
@@ -42,5 +48,12 @@ class SessionKeys:
     def lock(self) -> str:
         return f"{self.base}:lock"
 
-    def version(self, number: int) -> str:
+    def document(self, token: str) -> str:
+        """A history document (segment or index)."""
+        return f"{self.base}:d:{token}"
+
+    def chained_head(self, epoch: str, version: int) -> str:
+        return f"{self.base}:h:{epoch}:{version}"
+
+    def legacy_version(self, number: int) -> str:
         return f"{self.base}:v{number}"
