@@ -7,9 +7,8 @@ instances does the same I/O. Every counter fills a :class:`Tally`:
 * SQLAlchemy: ``before_cursor_execute`` (every statement), ``commit`` and
   ``rollback`` events; psycopg sends ``BEGIN`` as a round trip of its own and
   ``pool_pre_ping`` pings once per checkout, so those are counted too.
-* Django caches: a wrapper around the cache object's methods (one call, one
-  round trip; ``get_many`` / ``set_many`` are one round trip on every shared
-  cache).
+* Django caches on Redis and memcached: the drivers' own requests (redis-py
+  commands and pipelines, pymemcache commands), see :class:`CacheCounter`.
 * pymongo: a ``CommandListener``; botocore: ``before-send`` events (added by
   their targets, as those packages land).
 
@@ -20,7 +19,6 @@ stored, BSON of write commands, HTTP bodies of write requests.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -139,55 +137,108 @@ def sql_meter(engine: Engine) -> Meter:
     return meter
 
 
-_CACHE_CALLS = {
-    # method: index of the value argument written (None: a read or a delete)
-    "get": None,
-    "get_many": None,
-    "has_key": None,
-    "touch": None,
-    "delete": None,
-    "delete_many": None,
-    "add": 1,
-    "set": 1,
-    "set_many": 0,
-}
-
-
 class CacheCounter:
-    """Counts the calls made on one Django cache object (installed on the object itself).
+    """Counts what a Django cache's driver sends (redis-py, pymemcache), for one cache target.
 
-    Django keeps a cache object per thread; the backend and the naive
-    baseline of a cache target run in the benchmark's thread, so wrapping
-    that thread's object sees every call they make.
+    triggers-cache talks to Redis and memcached through the driver's own
+    client (scripts, locks, gets/cas), not only through Django's cache API,
+    so the count is taken where every request goes out, whatever called it:
+
+    * redis-py: one round trip per ``Redis.execute_command`` outside a
+      pipeline, and one per ``Pipeline.execute``; bytes written are the
+      values of SET/SETEX/PSETEX/APPEND/MSET and the ARGV of EVAL/EVALSHA;
+    * pymemcache: one round trip per ``Client._store_cmd``, ``_fetch_cmd`` and
+      ``_misc_cmd`` (each sends its commands and reads their replies once);
+      bytes written are the stored values as serialized.
+
+    Other caches (database, file, local memory) are not counted here.
+    The counter is installed once per process, on the driver classes; the
+    backend and the naive baseline of a target run in the benchmark's thread.
     """
 
     def __init__(self, cache: Any) -> None:
-        self._active: Tally | None = None
-        self._mutex = threading.Lock()
-        for name, value_index in _CACHE_CALLS.items():
-            setattr(cache, name, self._wrap(getattr(cache, name), value_index))
-
-    def _wrap(self, method: Callable[..., Any], value_index: int | None) -> Callable[..., Any]:
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            tally = self._active
-            if tally is not None:
-                written = 0
-                if value_index is not None:
-                    value = args[value_index] if len(args) > value_index else kwargs.get("value")
-                    written = payload_bytes(value)
-                tally.add(1, written)
-            return method(*args, **kwargs)
-
-        return counted
+        _install_driver_counters()
 
     @contextmanager
     def meter(self) -> Iterator[Tally]:
-        with self._mutex:
-            self._active = Tally()
+        tally = Tally()
+        _DRIVER_TALLIES.append(tally)
         try:
-            yield self._active
+            yield tally
         finally:
-            self._active = None
+            _DRIVER_TALLIES.remove(tally)
+
+
+_DRIVER_TALLIES: list[Tally] = []
+_DRIVERS_COUNTED: list[bool] = []
+
+
+def _driver_tally() -> Tally | None:
+    return _DRIVER_TALLIES[-1] if _DRIVER_TALLIES else None
+
+
+def _redis_written(args: Sequence[Any]) -> int:
+    name = str(args[0]).upper() if args else ""
+    if name in ("SET", "APPEND", "SETNX") and len(args) > 2:
+        return payload_bytes(args[2])
+    if name in ("SETEX", "PSETEX") and len(args) > 3:
+        return payload_bytes(args[3])
+    if name == "MSET":
+        return sum(payload_bytes(v) for v in args[2::2])
+    if name in ("EVAL", "EVALSHA") and len(args) > 2:
+        return sum(payload_bytes(v) for v in args[3 + int(args[2]):])
+    return 0
+
+
+def _install_driver_counters() -> None:
+    if _DRIVERS_COUNTED:
+        return
+    _DRIVERS_COUNTED.append(True)
+    try:
+        import redis.client
+    except ImportError:
+        pass
+    else:
+        plain, flush = redis.client.Redis.execute_command, redis.client.Pipeline.execute
+
+        def execute_command(self: Any, *args: Any, **options: Any) -> Any:
+            tally = _driver_tally()
+            if tally is not None and not isinstance(self, redis.client.Pipeline):
+                tally.add(1, _redis_written(args))
+            return plain(self, *args, **options)  # type: ignore[no-untyped-call]
+
+        def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+            tally = _driver_tally()
+            if tally is not None and self.command_stack:
+                tally.add(1, sum(_redis_written(command[0]) for command in self.command_stack))
+            return flush(self, *args, **kwargs)
+
+        redis.client.Redis.execute_command = execute_command  # type: ignore[method-assign]
+        redis.client.Pipeline.execute = execute  # type: ignore[method-assign]
+    try:
+        from pymemcache.client.base import Client
+    except ImportError:
+        return
+    store, fetch, misc = Client._store_cmd, Client._fetch_cmd, Client._misc_cmd
+
+    def store_cmd(self: Any, name: bytes, values: dict[Any, Any], *args: Any, **kwargs: Any) -> Any:
+        tally = _driver_tally()
+        if tally is not None:
+            tally.add(1, sum(payload_bytes(self.serde.serialize(k, v)[0]) for k, v in values.items()))
+        return store(self, name, values, *args, **kwargs)
+
+    def counted(method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            tally = _driver_tally()
+            if tally is not None:
+                tally.add(1)
+            return method(self, *args, **kwargs)
+
+        return call
+
+    Client._store_cmd = store_cmd
+    Client._fetch_cmd = counted(fetch)
+    Client._misc_cmd = counted(misc)
 
 
 class _ActiveTally:
