@@ -148,6 +148,15 @@ How :meth:`TriggerStorageBackend.transact` tells, after a write whose reply
 was lost, whether that write landed (see the module docstring).
 """
 
+RETRY_FIRST_DELAY = 0.001
+RETRY_MAX_DELAY = 0.025
+"""Seconds between optimistic attempts: from 1 ms, doubling, to 25 ms, jittered.
+
+Shorter than the lock's polling (up to 100 ms): a refused attempt usually
+means another writer just finished, so the session is free again at once; a
+long wait would leave the store idle while writers sleep.
+"""
+
 RECENT_WRITES_KEPT = 16
 """Tokens kept in ``recentWrites``: a write is recognised as long as fewer
 than this many others landed after it."""
@@ -851,7 +860,7 @@ class TriggerStorageBackend:
         """:meth:`transact` without a lease: load, change, conditional write; retry if refused."""
         attributes = observability.session_attributes(self, self.uid)
         deadline = time.monotonic() + wait
-        delays = backoff_delays(first_delay=0.002)
+        delays = backoff_delays(RETRY_FIRST_DELAY, RETRY_MAX_DELAY)
         attempts = conflicts = 0
         self._lock_wait_ends = deadline  # bounds the backend's calls, as for a lock wait
         try:
