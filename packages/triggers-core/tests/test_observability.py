@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -57,7 +58,10 @@ def measurements() -> Iterator[list[tuple[str, float, Mapping[str, str]]]]:
 
 
 def _storage(uid: str = UID) -> MemoryStorageBackend:
-    return MemoryStorageBackend(uid, namespace=f"observability-{id(object())}")
+    # A namespace of its own for each call: not id(object()), which CPython
+    # reuses as soon as the object is freed, so that two tests could share a
+    # session (and a save find nothing to write).
+    return MemoryStorageBackend(uid, namespace=f"observability-{uuid.uuid4().hex}")
 
 
 def test_a_fire_makes_nested_spans_that_name_the_session_by_hash(spans: InMemorySpanExporter) -> None:
@@ -162,7 +166,7 @@ def test_the_library_logger_has_a_null_handler() -> None:
 def test_lock_waits_count_their_tries_and_the_conflicts_among_them(
     spans: InMemorySpanExporter, measurements: list[tuple[str, float, Mapping[str, str]]],
 ) -> None:
-    namespace = f"observability-{id(object())}"
+    namespace = f"observability-{uuid.uuid4().hex}"
     holder = MemoryStorageBackend(UID, namespace=namespace)
     waiter = MemoryStorageBackend(UID, namespace=namespace)
     with holder.acquire_lock():
