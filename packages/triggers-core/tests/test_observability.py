@@ -184,3 +184,29 @@ def test_lock_waits_count_their_tries_and_the_conflicts_among_them(
     # The holder's free take (1 try, no conflict), then the waiter's tries, all refused.
     assert conflicts[0] == 0 and conflicts[1] >= 2
     assert tries[0] == 1 and tries[1] == conflicts[1]
+
+
+def test_spans_follow_the_provider_configured_at_the_time() -> None:
+    """The tracer is made once per provider, so configuring another one must
+    send the next spans there, and back."""
+    exporters = [InMemorySpanExporter(), InMemorySpanExporter()]
+    providers = []
+    for exporter in exporters:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        providers.append(provider)
+    try:
+        for provider, span_name in [(providers[0], "first"), (providers[1], "second"), (providers[0], "third")]:
+            observability.configure(tracer_provider=provider)
+            with observability.span(span_name, {"triggers.session": observability.uid_hash(UID)}):
+                pass
+    finally:
+        observability.configure(tracer_provider=None)
+    assert [span.name for span in exporters[0].get_finished_spans()] == ["first", "third"]
+    assert [span.name for span in exporters[1].get_finished_spans()] == ["second"]
+
+
+def test_uid_hash_is_the_same_every_time() -> None:
+    first = observability.uid_hash("order-1 of bob")
+    assert observability.uid_hash("order-1 of bob") == first
+    assert len(first) == 16 and first != observability.uid_hash("order-2 of bob")

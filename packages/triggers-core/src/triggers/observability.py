@@ -109,8 +109,13 @@ def record(name: str, value: float, attributes: Mapping[str, str]) -> None:
             logger.exception("metrics hook %r failed on %s", hook, name)
 
 
+@functools.lru_cache(maxsize=1024)
 def uid_hash(uid: str) -> str:
-    """What spans and metrics call a session: a stable hash, not the uid itself."""
+    """What spans and metrics call a session: a stable hash, not the uid itself.
+
+    Remembered for the most recent uids: a fire names its session in several
+    spans, and hashing it each time was a measurable part of a fire's cost.
+    """
     return hashlib.sha256(uid.encode("utf-8")).hexdigest()[:16]
 
 
@@ -136,11 +141,30 @@ def _trace_api() -> Any:
     return trace
 
 
+_cached_tracer: tuple[Any, Any] | None = None
+"""``(provider, tracer)``: the tracer last made, and the :func:`configure`d
+provider (``None``: the global one) it was made for."""
+
+
 def _tracer() -> Any:
+    """The tracer for the provider in use, made once per provider.
+
+    ``get_tracer`` builds a tracer on every call, which cost about as much as
+    the no-op span itself. One made for the global provider before the
+    application set one is OpenTelemetry's proxy, which turns to the real
+    provider as soon as it is set, so keeping it loses no span.
+    """
+    global _cached_tracer
     trace = _trace_api()
     if trace is None:
         return None
-    return trace.get_tracer("triggers", tracer_provider=_tracer_provider)
+    provider = _tracer_provider
+    cached = _cached_tracer
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    tracer = trace.get_tracer("triggers", tracer_provider=provider)
+    _cached_tracer = (provider, tracer)
+    return tracer
 
 
 @contextmanager
