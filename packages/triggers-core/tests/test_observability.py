@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from triggers import observability
 from triggers.errors import LockTimeoutError, RetryTask, StaleSessionError
@@ -210,3 +211,22 @@ def test_uid_hash_is_the_same_every_time() -> None:
     first = observability.uid_hash("order-1 of bob")
     assert observability.uid_hash("order-1 of bob") == first
     assert len(first) == 16 and first != observability.uid_hash("order-2 of bob")
+
+
+def test_an_exception_leaving_a_span_is_recorded_and_marks_it_an_error(spans: InMemorySpanExporter) -> None:
+    with pytest.raises(ValueError, match="boom"), observability.span("triggers.save", {"a": "b"}) as span:
+        span.set_attribute("triggers.outcome", "saved")
+        raise ValueError("boom")
+    (finished,) = spans.get_finished_spans()
+    assert finished.status.status_code is StatusCode.ERROR
+    assert [event.name for event in finished.events] == ["exception"]
+    assert finished.attributes is not None
+    assert finished.attributes["a"] == "b" and finished.attributes["triggers.outcome"] == "saved"
+
+
+def test_without_opentelemetry_a_span_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(observability, "_trace_api", lambda: None)
+    with observability.span("triggers.fire", {}) as span:
+        span.set_attribute("triggers.outcome", "ignored")
+    with pytest.raises(KeyError), observability.span("triggers.fire", {}):
+        raise KeyError("passes through")
