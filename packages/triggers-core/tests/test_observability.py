@@ -11,6 +11,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from triggers import observability
 from triggers.errors import ContentionError, LockTimeoutError, RetryTask, StaleSessionError
@@ -58,6 +59,9 @@ def measurements() -> Iterator[list[tuple[str, float, Mapping[str, str]]]]:
 
 
 def _storage(uid: str = UID) -> MemoryStorageBackend:
+    # A namespace of its own for each call: not id(object()), which CPython
+    # reuses as soon as the object is freed, so that two tests could share a
+    # session (and a save find nothing to write).
     return MemoryStorageBackend(uid, namespace=f"observability-{uuid.uuid4().hex}")
 
 
@@ -189,3 +193,48 @@ def test_lock_waits_count_their_tries_and_the_conflicts_among_them(
     # The holder's free take (1 try, no conflict), then the waiter's tries, all refused.
     assert conflicts[0] == 0 and conflicts[1] >= 2
     assert tries[0] == 1 and tries[1] == conflicts[1]
+
+
+def test_spans_follow_the_provider_configured_at_the_time() -> None:
+    """The tracer is made once per provider, so configuring another one must
+    send the next spans there, and back."""
+    exporters = [InMemorySpanExporter(), InMemorySpanExporter()]
+    providers = []
+    for exporter in exporters:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        providers.append(provider)
+    try:
+        for provider, span_name in [(providers[0], "first"), (providers[1], "second"), (providers[0], "third")]:
+            observability.configure(tracer_provider=provider)
+            with observability.span(span_name, {"triggers.session": observability.uid_hash(UID)}):
+                pass
+    finally:
+        observability.configure(tracer_provider=None)
+    assert [span.name for span in exporters[0].get_finished_spans()] == ["first", "third"]
+    assert [span.name for span in exporters[1].get_finished_spans()] == ["second"]
+
+
+def test_uid_hash_is_the_same_every_time() -> None:
+    first = observability.uid_hash("order-1 of bob")
+    assert observability.uid_hash("order-1 of bob") == first
+    assert len(first) == 16 and first != observability.uid_hash("order-2 of bob")
+
+
+def test_an_exception_leaving_a_span_is_recorded_and_marks_it_an_error(spans: InMemorySpanExporter) -> None:
+    with pytest.raises(ValueError, match="boom"), observability.span("triggers.save", {"a": "b"}) as span:
+        span.set_attribute("triggers.outcome", "saved")
+        raise ValueError("boom")
+    (finished,) = spans.get_finished_spans()
+    assert finished.status.status_code is StatusCode.ERROR
+    assert [event.name for event in finished.events] == ["exception"]
+    assert finished.attributes is not None
+    assert finished.attributes["a"] == "b" and finished.attributes["triggers.outcome"] == "saved"
+
+
+def test_without_opentelemetry_a_span_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(observability, "_trace_api", lambda: None)
+    with observability.span("triggers.fire", {}) as span:
+        span.set_attribute("triggers.outcome", "ignored")
+    with pytest.raises(KeyError), observability.span("triggers.fire", {}):
+        raise KeyError("passes through")

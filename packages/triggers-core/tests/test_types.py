@@ -490,3 +490,165 @@ def test_with_params_are_validated_at_the_depth_they_are_stored() -> None:
     assert "task 't_x'" in message
     assert "withParams" in message
     assert f"deeper than {MAX_DEPTH}" in message
+
+
+# --- records given as text, and configs validated once ---------------------------
+#
+# A load parses an instance's stored text and decodes it in one pass
+# (TaskInstance.from_text), builds it without the constructor's copies, and
+# validates a config only the first time it sees its text. Each must give
+# exactly what from_stored gives, errors included.
+
+
+def _state(instance: TaskInstance) -> tuple[Any, ...]:
+    """Everything an instance holds, with the type of every value in it."""
+    def typed(value: Any) -> Any:
+        if isinstance(value, dict):
+            return ("dict", [(key, typed(item)) for key, item in value.items()])
+        if isinstance(value, list):
+            return ("list", [typed(item) for item in value])
+        if isinstance(value, datetime):
+            return ("datetime", value.isoformat(), value.tzinfo is UTC)
+        return (type(value).__name__, value)
+
+    return (
+        type(instance), instance.name, instance.config, type(instance.status), instance.status,
+        typed(instance.kwargs), typed(instance.abandon_state), typed(instance.metadata),
+    )
+
+
+MOMENT = datetime(2024, 2, 3, 4, 5, 6, 789, tzinfo=timezone(timedelta(hours=-2)))
+INSTANCE_RECORDS: list[dict[str, Any]] = [
+    TaskInstance(
+        "t_import#4", config(), status="abandoned",
+        kwargs={"start": {"$k": [1, (2, 3)], "when": MOMENT, "": "\x00", "$datetime": "not a tag"}},
+        abandon_state={"status": "unstarted", "$x": {"$$y": True}},
+        metadata={"created": MOMENT, "flags": [True, 1, 1.0, -0.0, None], "\u00e9": "\U0001f600"},
+    ).to_mapping(),
+    {"task": "t_import", "status": "finished"},  # no kwargs, metadata or abandonState
+    {"status": "running", "kwargs": None, "metadata": None, "abandonState": None},  # task from the name
+    {"task": "t_import", "kwargs": {"start": {}}, "metadata": {}, "unknown": {"$ignored": 1}},
+    {"task": "", "status": "scheduled", "kwargs": {}, "metadata": {"statusTimes": {"scheduled": {
+        "$datetime": "2024-01-01T00:00:00+00:00"}}}},
+    # Keys from_stored ignores, which decoding the whole record at once would not.
+    {"$datetime": "2024-01-01T00:00:00+00:00"},
+    {"$x": 1, "task": "t_import", "kwargs": {"start": {"$$k": 1}}},
+]
+
+
+@pytest.mark.parametrize("record", INSTANCE_RECORDS)
+def test_from_text_is_from_stored_of_the_parsed_text(record: dict[str, Any]) -> None:
+    configs = {"t_import": config()}
+    text = values.canonical_json(record)
+    got = TaskInstance.from_text("t_import#4", text, configs)
+    want = TaskInstance.from_stored("t_import#4", json.loads(text), configs)
+    assert _state(got) == _state(want)
+    assert got.to_mapping() == want.to_mapping()
+
+
+@pytest.mark.parametrize(
+    ("record", "what"),
+    [
+        ({"task": "t", "status": "exploded"}, "exploded"),
+        ({"task": "gone", "status": "finished"}, "unknown task 'gone'"),
+        ({"task": "t", "kwargs": {"start": 5}}, ""),
+        ({"task": "t", "kwargs": {"start": {"$x": 1}}}, "not escaped"),
+        ({"task": "t", "metadata": {"when": {"$datetime": "yesterday"}}}, "yesterday"),
+        ({"task": "t", "metadata": {"when": {"$datetime": "2024-01-01T00:00:00"}}}, "no timezone"),
+        ({"task": {"$datetime": "2024-01-01T00:00:00+00:00"}}, ""),
+        ({"task": "t", "kwargs": [["start", {}]]}, ""),
+    ],
+)
+def test_from_text_refuses_what_from_stored_refuses_with_its_error(record: Any, what: str) -> None:
+    configs = {"t": config("t")}
+    text = values.canonical_json(record)
+    with pytest.raises(Exception) as checked:
+        TaskInstance.from_stored("t#0", json.loads(text), configs)
+    with pytest.raises(Exception) as quick:
+        TaskInstance.from_text("t#0", text, configs)
+    assert type(quick.value) is type(checked.value)
+    assert str(quick.value) == str(checked.value)
+    assert what in str(quick.value)
+
+
+def test_from_text_refuses_text_that_is_not_json() -> None:
+    with pytest.raises(ValueError):
+        TaskInstance.from_text("t#0", '{"task": "t", ', {"t": config("t")})
+
+
+def test_an_instance_from_text_shares_nothing_with_another_from_the_same_text() -> None:
+    configs = {"t_import": config()}
+    text = values.canonical_json(INSTANCE_RECORDS[0])
+    first = TaskInstance.from_text("t_import#4", text, configs)
+    first.kwargs["start"]["$k"].append(4)
+    first.metadata["flags"].clear()
+    second = TaskInstance.from_text("t_import#4", text, configs)
+    assert second.to_mapping() == INSTANCE_RECORDS[0]
+
+
+def test_a_subclass_of_task_instance_is_built_by_its_constructor() -> None:
+    class Tagged(TaskInstance):
+        __slots__ = ("tag",)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.tag = "built"
+
+    text = values.canonical_json(INSTANCE_RECORDS[0])
+    loaded = Tagged.from_text("t_import#4", text, {"t_import": config()})
+    assert isinstance(loaded, Tagged)
+    assert loaded.tag == "built"
+
+
+CONFIG_RECORDS: list[dict[str, Any]] = [
+    config().to_mapping(),
+    config(unless=["stop"], andEvery="page", using="queue").to_mapping(),
+    config(withParams={"start": {"$k": [1, 2], "when": MOMENT}}, color={"$x": [True]}).to_mapping(),
+    {"after": ["start", "start"], "run": f"  {RUN} ", "unless": [], "withParams": {}},  # not normalized
+]
+
+
+@pytest.mark.parametrize("record", CONFIG_RECORDS)
+def test_config_from_text_is_from_stored_every_time(record: dict[str, Any]) -> None:
+    text = values.canonical_json(record)
+    want = TaskConfig.from_stored("t_import", json.loads(text))
+    for _ in range(3):  # the first validates, the others reuse that
+        by_text = TaskConfig.from_text("t_import", text)
+        with_text = TaskConfig.from_stored("t_import", json.loads(text), text=text)
+        for got in (by_text, with_text):
+            assert got == want
+            assert got is not want
+            assert got.to_mapping() == want.to_mapping()
+
+
+def test_configs_from_the_same_text_share_no_mutable_value() -> None:
+    text = values.canonical_json(CONFIG_RECORDS[2])
+    first = TaskConfig.from_text("t_import", text)
+    first.with_params["start"]["$k"].append(3)  # type: ignore[index]
+    first.extra["color"]["$x"].clear()  # type: ignore[index]
+    second = TaskConfig.from_text("t_import", text)
+    assert second.to_mapping() == CONFIG_RECORDS[2]
+    assert TaskConfig.from_text("t_import", values.canonical_json(CONFIG_RECORDS[0])).with_params == {}
+
+
+def test_a_config_validated_once_is_not_validated_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = values.canonical_json(config("t_once", unless=["x"]).to_mapping())
+    TaskConfig.from_text("t_once", text)
+    calls: list[str] = []
+    original = TaskConfig.from_mapping.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[TaskConfig], name: str, directives: Any) -> TaskConfig:
+        calls.append(name)
+        return original(cls, name, directives)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(TaskConfig, "from_mapping", classmethod(counting))
+    assert TaskConfig.from_text("t_once", text).unless == ("x",)
+    assert TaskConfig.from_text("t_other", text).name == "t_other"  # another name: validated
+    assert calls == ["t_other"]
+
+
+def test_an_invalid_config_text_is_refused_every_time() -> None:
+    text = values.canonical_json({"run": RUN})
+    for _ in range(2):
+        with pytest.raises(ConfigurationError, match="'after'"):
+            TaskConfig.from_text("t_bad", text)

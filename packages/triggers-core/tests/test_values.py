@@ -2,8 +2,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta, timezone
+from enum import IntEnum, StrEnum
+from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -387,3 +391,183 @@ def test_dumps_is_deterministic_and_stable_under_round_trip(value: Any) -> None:
 def test_canonical_json_ignores_insertion_order(value: dict[str, Any]) -> None:
     reversed_order = dict(reversed(list(value.items())))
     assert values.dumps(reversed_order) == values.dumps(value)
+
+
+# --- the quick walks give exactly what the checked ones give --------------------
+#
+# encode, decode and loads first try a walk that builds no error paths (the
+# cost of a fire and a load is mostly these walks); anything unusual or wrong
+# sends them to the checked walk. These compare the two, type for type.
+
+
+def same(got: Any, want: Any) -> bool:
+    """Equal and of the same types all the way down (True is not 1, 1 is not 1.0)."""
+    if type(got) is not type(want):
+        return False
+    if isinstance(want, dict):
+        return list(got) == list(want) and all(same(got[key], want[key]) for key in want)
+    if isinstance(want, list):
+        return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want, strict=True))
+    if isinstance(want, float):
+        return got == want and math.copysign(1, got) == math.copysign(1, want)
+    if isinstance(want, datetime):
+        return got == want and got.tzinfo is want.tzinfo and got.isoformat() == want.isoformat()
+    return bool(got == want)
+
+
+def checked_encode(value: Any, path: str = "value", depth: int = 0) -> Any:
+    return values._encode(value, path, depth)
+
+
+def checked_decode(data: Any, path: str = "value") -> Any:
+    return values._decode(data, path)
+
+
+class _Level(IntEnum):
+    HIGH = 40
+
+
+class _Colour(StrEnum):
+    RED = "red"
+
+
+class _Moment(datetime):
+    pass
+
+
+UNUSUAL_VALUES: list[Any] = [
+    _Level.HIGH,
+    {"level": _Level.HIGH, _Colour.RED: _Colour.RED},
+    OrderedDict([("b", 1), ("a", (2, 3))]),
+    MappingProxyType({"$k": [1.5, None]}),
+    _Moment(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+    datetime(2024, 1, 15, 12, tzinfo=ZoneInfo("Europe/London")),  # zero offset, not UTC
+    datetime(2024, 7, 15, 12, tzinfo=ZoneInfo("Europe/London")),
+    datetime(2024, 1, 1, tzinfo=timezone(timedelta(0), "GMT")),
+    {"nested": [{"t": (1, (True, False))}], "\u00e9t\u00e9": "\u00e9", "$$": {"$datetime": 1}},
+    -0.0,
+    [INT64_MIN, INT64_MAX, 2**53 + 1, 0.1 + 0.2],
+]
+
+
+@pytest.mark.parametrize("value", UNUSUAL_VALUES)
+def test_encode_of_unusual_types_is_the_checked_encoding(value: Any) -> None:
+    assert same(values.encode(value), checked_encode(value))
+
+
+@given(domain_values)
+def test_encode_is_the_checked_encoding(value: Any) -> None:
+    assert same(values.encode(value), checked_encode(value))
+
+
+OUTSIDE: list[Any] = [
+    math.nan, math.inf, INT64_MAX + 1, INT64_MIN - 1, datetime(2024, 1, 1), b"x", {1, 2},
+    {1: "int key"}, {"bad\ud800": 1}, "\udc00", [_Opaque()], nested_lists(MAX_DEPTH + 1),
+    datetime.max.replace(tzinfo=timezone(timedelta(hours=-5))),
+]
+
+
+@pytest.mark.parametrize("bad", OUTSIDE)
+@pytest.mark.parametrize("where", ["top", "in a list", "in a dict", "under a $ key"])
+def test_encode_refuses_what_the_checked_encoding_refuses_with_its_error(bad: Any, where: str) -> None:
+    value = {"top": bad, "in a list": [1, bad], "in a dict": {"a": {"b": bad}}, "under a $ key": {"$x": bad}}[where]
+    with pytest.raises(ValueDomainError) as checked:
+        checked_encode(value, "kwargs", 1)
+    with pytest.raises(ValueDomainError) as quick:
+        values.encode(value, "kwargs", depth=1)
+    assert type(quick.value) is type(checked.value)
+    assert str(quick.value) == str(checked.value)
+    assert quick.value.path == checked.value.path
+
+
+def test_depth_is_counted_by_the_quick_walk_too() -> None:
+    fits = nested_dicts(MAX_DEPTH - 1)
+    assert same(values.encode(fits, depth=1), checked_encode(fits, depth=1))
+    with pytest.raises(ValueDomainError, match="deeper than"):
+        values.encode(fits, depth=2)
+
+
+STORED_DATA: list[Any] = [
+    {"$$x": 1, "$$$y": [{"$$datetime": "not a tag"}], "plain": None},
+    {"when": {"$datetime": "2024-03-01T10:00:00+00:00"}, "later": {"$datetime": "2024-03-01T12:00:00+02:00"}},
+    {"$$datetime": {"$datetime": "2024-03-01T10:00:00.123456+00:00"}},
+    [True, 1, 1.0, -0.0, "1", None, [], {}],
+    {"": {"": ""}, "\u00e9": "\U0001f600", "a.b": [INT64_MIN, INT64_MAX]},
+    OrderedDict([("$$k", 1)]),
+    "text",
+    5,
+]
+BAD_STORED_DATA: list[Any] = [
+    {"$x": 1},
+    {"ok": [{"$": 1}]},
+    {"a": {"$datetime": 5}},
+    {"a": [{"$datetime": "2024-01-01T00:00:00"}]},
+    {"a": {"$datetime": "yesterday"}},
+    {"n": [1, math.inf]},
+    {"n": {"m": math.nan}},
+    {"k": {1: "x"}},
+    {"k": (1, 2)},
+    {"k": b"x"},
+]
+
+
+@pytest.mark.parametrize("data", STORED_DATA)
+def test_decode_is_the_checked_decoding(data: Any) -> None:
+    assert same(values.decode(data), checked_decode(data))
+
+
+@pytest.mark.parametrize("data", BAD_STORED_DATA)
+def test_decode_refuses_what_the_checked_decoding_refuses_with_its_error(data: Any) -> None:
+    with pytest.raises(ValueError) as checked:
+        checked_decode(data, "metadata")
+    with pytest.raises(ValueError) as quick:
+        values.decode(data, "metadata")
+    assert str(quick.value) == str(checked.value)
+
+
+@given(domain_values)
+def test_decode_and_loads_are_the_checked_decoding(value: Any) -> None:
+    encoded = values.encode(value)
+    assert same(values.decode(encoded), checked_decode(encoded))
+    text = values.canonical_json(encoded)
+    want = checked_decode(json.loads(text))
+    assert same(values.loads(text), want)
+    assert same(values.parse_decoded(text), want)
+
+
+def test_decode_never_hands_back_the_stored_containers() -> None:
+    """The storage layer keeps the stored data as the change baseline."""
+    stored = {"a": {"b": [1, {"c": 2}]}, "l": []}
+    decoded = values.decode(stored)
+    decoded["a"]["b"][1]["c"] = 3
+    decoded["l"].append(1)
+    assert stored == {"a": {"b": [1, {"c": 2}]}, "l": []}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"$x": 1}',
+        '{"a": [{"$datetime": 5}]}',
+        '{"a": {"$datetime": "2024-01-01T00:00:00"}}',
+        '{"n": NaN}',
+        '{"n": [Infinity]}',
+        '{"n": -Infinity}',
+        '{"n": 1e999}',
+        '{"n": -1e999}',
+    ],
+)
+def test_loads_refuses_what_decode_refuses_with_its_error(text: str) -> None:
+    with pytest.raises(ValueError) as checked:
+        checked_decode(json.loads(text), "kwargs")
+    with pytest.raises(ValueError) as quick:
+        values.loads(text, "kwargs")
+    assert str(quick.value) == str(checked.value)
+    with pytest.raises(ValueError):
+        values.parse_decoded(text)
+
+
+def test_loads_reads_a_byte_order_mark_as_json_loads_does() -> None:
+    text = values.dumps({"a": 1})
+    assert values.loads(("\ufeff" + text).encode("utf-8")) == {"a": 1}
+    assert values.loads(text.encode("utf-16")) == {"a": 1}

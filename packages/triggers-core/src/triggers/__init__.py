@@ -40,7 +40,13 @@ from triggers.registry import (
     trigger_managers,
 )
 from triggers.runners import EagerTaskRunner, TaskRunner, ThreadingTaskRunner
-from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
+from triggers.storage import (
+    LoadScope,
+    SessionChanges,
+    StoredSession,
+    StoredText,
+    TriggerStorageBackend,
+)
 from triggers.tasks import TaskContext, TriggerTask
 from triggers.types import InstanceStatus, TaskConfig, TaskInstance
 
@@ -71,6 +77,7 @@ __all__ = [
     "StaleSessionError",
     "StorageError",
     "StoredSession",
+    "StoredText",
     "TaskConfig",
     "TaskContext",
     "TaskInstance",

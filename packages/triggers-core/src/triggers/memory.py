@@ -9,7 +9,9 @@ leases (process-local here).
 
 Records are kept as JSON text, exactly as a networked store would hold them,
 so nothing a caller still references can change a stored session behind the
-backend's back.
+backend's back. A load hands that text over as it is (:class:`StoredText`),
+so the base class parses only what it needs: a fire never touches the
+finished history, and loading a whole session decodes none of it until read.
 
 Configuration::
 
@@ -23,7 +25,6 @@ Configuration::
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from triggers.storage import (
     LoadScope,
     SessionChanges,
     StoredSession,
+    StoredText,
     TriggerStorageBackend,
     is_active_record,
 )
@@ -47,10 +49,10 @@ __all__ = ["MemoryStorageBackend"]
 @dataclass
 class _StoredState:
     version: int = 0
-    configs: dict[str, str] = field(default_factory=dict)
-    instances: dict[str, str] = field(default_factory=dict)
+    configs: dict[str, StoredText] = field(default_factory=dict)
+    instances: dict[str, StoredText] = field(default_factory=dict)
     active: set[str] = field(default_factory=set)
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, StoredText] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,21 +111,36 @@ class MemoryStorageBackend(TriggerStorageBackend):
             state = self._store.sessions.get(self.uid)
             if state is None:
                 return StoredSession({}, {}, {}, version=None)
-            names = state.active if scope < LoadScope.FULL else state.instances.keys()
+            if scope < LoadScope.FULL:
+                instances = {name: state.instances[name] for name in state.active}
+            else:
+                instances = dict(state.instances)
             return StoredSession(
-                configs={name: json.loads(text) for name, text in state.configs.items()},
-                instances={name: json.loads(state.instances[name]) for name in names},
-                metadata={key: json.loads(text) for key, text in state.metadata.items()},
+                configs=dict(state.configs),
+                instances=instances,
+                metadata=dict(state.metadata),
                 version=state.version,
                 complete=scope >= LoadScope.FULL,
             )
 
     def _save_changes(self, changes: SessionChanges) -> None:
-        # Serialize outside the mutex; then check the fence and apply in one
-        # critical section, which is what makes the save atomic.
-        configs = {name: values.canonical_json(r) for name, r in changes.configs.items()}
-        instances = {name: values.canonical_json(r) for name, r in changes.instances.items()}
-        metadata = {key: values.canonical_json(v) for key, v in changes.metadata.items()}
+        # Serialize outside the mutex (the base class did, in *_texts); then
+        # check the fence and apply in one critical section, which is what
+        # makes the save atomic.
+        configs = {
+            name: StoredText(_text(record, changes.config_texts.get(name)))
+            for name, record in changes.configs.items()
+        }
+        instances = {
+            name: StoredText(
+                _text(record, changes.instance_texts.get(name)), resolved=not is_active_record(record)
+            )
+            for name, record in changes.instances.items()
+        }
+        metadata = {
+            key: StoredText(_text(value, changes.metadata_texts.get(key)))
+            for key, value in changes.metadata.items()
+        }
         with self._store.mutex:
             if changes.lease is None:
                 if LOCAL_LEASES.live_holder(self._lease_key(), self.clock()) is not None:
@@ -147,12 +164,17 @@ class MemoryStorageBackend(TriggerStorageBackend):
                 state = self._store.sessions[self.uid] = _StoredState()
             state.configs.update(configs)
             state.instances.update(instances)
-            for name, record in changes.instances.items():
-                if is_active_record(record):
-                    state.active.add(name)
-                else:
+            for name, stored in instances.items():
+                if stored.resolved:
                     state.active.discard(name)
+                else:
+                    state.active.add(name)
             state.metadata.update(metadata)
             for key in changes.deleted_metadata:
                 state.metadata.pop(key, None)
             state.version = changes.new_version
+
+
+def _text(record: values.JSONValue, text: str | None) -> str:
+    """A changed record's canonical JSON: as the base class computed it, if it did."""
+    return values.canonical_json(record) if text is None else text

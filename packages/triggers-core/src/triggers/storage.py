@@ -33,6 +33,9 @@ Native backends implement optional hooks instead, each independently:
 ``_load_session(scope) -> StoredSession``
     Load with a version number; for ``LoadScope.ACTIVE`` it may return only
     the unresolved instances (``complete=False``), which is what a fire needs.
+    A store that holds each record as the text it was given may return that
+    text unparsed (:class:`StoredText`): the base class then decodes finished
+    instances only when something reads them.
 ``_save_changes(changes: SessionChanges)``
     Write only what changed, in one atomic write, conditioned on
     ``changes.base_version`` (and on ``changes.lease.token`` where the store
@@ -42,6 +45,8 @@ Native backends implement optional hooks instead, each independently:
     receives *optimistic* change sets, ``changes.lease is None``: the write is
     then conditioned on the version and on no live lease being held, in the
     same atomic write.
+    The canonical JSON text of every changed record comes with it
+    (``changes.instance_texts`` and its siblings), ready to write.
 ``_acquire_lease(lease) -> bool``, ``_renew_lease(lease) -> bool``,
 ``_release_lease(lease)``
     A lock native to the store, excluding other processes and machines. A
@@ -83,18 +88,27 @@ store's error is raised.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import secrets
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import (
+    Callable,
+    Hashable,
+    ItemsView,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from triggers import observability, values
 from triggers.capabilities import Capabilities
@@ -119,6 +133,7 @@ __all__ = [
     "LoadScope",
     "SessionChanges",
     "StoredSession",
+    "StoredText",
     "TriggerStorageBackend",
     "is_active_record",
 ]
@@ -172,6 +187,31 @@ class LoadScope(IntEnum):
     """Everything, finished history included."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredText:
+    """A stored record (or metadata value) handed over as the text the backend holds.
+
+    ``text`` must be the canonical JSON text the base class gave the backend
+    to write (``SessionChanges.instance_texts`` and its siblings, which is
+    :func:`triggers.values.canonical_json` of the record). Backends that keep
+    text can return it as is instead of parsing it: the base class parses it
+    itself, in one pass with the decoding, and uses the text as the record's
+    change baseline without encoding the record again.
+
+    ``resolved`` is for instance records: True when the instance is resolved
+    (``not is_active_record(record)``, its status is final). Such a record is
+    finished history, which no fire needs, so it is decoded only when
+    something reads it: loading a session of 10,000 finished instances then
+    decodes none of them, and a save skips every record that was never read
+    (it cannot have changed). Stored text that cannot be decoded raises
+    :class:`CorruptSessionError` when the record is first read, and is left
+    untouched.
+    """
+
+    text: str
+    resolved: bool = False
+
+
 @dataclass(frozen=True)
 class StoredSession:
     """What :meth:`TriggerStorageBackend._load_session` returns.
@@ -181,6 +221,10 @@ class StoredSession:
     ``"$$x"``, see :func:`triggers.values.escape_key`), to encoded values. ``version`` is the stored version
     (``None`` if the backend keeps none, or the session does not exist yet).
     ``complete`` is False when only active instances were loaded.
+
+    A record is a mapping (the stored form, as JSON data), a
+    :class:`TaskConfig` or :class:`TaskInstance` object, or a
+    :class:`StoredText`; a metadata value is JSON data or a :class:`StoredText`.
     """
 
     configs: Mapping[str, Any]
@@ -212,6 +256,14 @@ class SessionChanges:
     instances: Mapping[str, StoredRecord] = field(default_factory=dict)
     metadata: Mapping[str, values.JSONValue] = field(default_factory=dict)
     deleted_metadata: frozenset[str] = frozenset()
+    config_texts: Mapping[str, str] = field(default_factory=dict)
+    """``values.canonical_json`` of each record of ``configs``, by the same
+    names: the base class computed it to detect the change, so a backend that
+    writes text need not encode the record again."""
+    instance_texts: Mapping[str, str] = field(default_factory=dict)
+    """``values.canonical_json`` of each record of ``instances``, by the same names."""
+    metadata_texts: Mapping[str, str] = field(default_factory=dict)
+    """``values.canonical_json`` of each value of ``metadata``, by the same (escaped) keys."""
 
     @property
     def is_empty(self) -> bool:
@@ -238,11 +290,145 @@ def is_active_record(record: Mapping[str, Any]) -> bool:
 
 @dataclass
 class _Snapshot:
-    """Canonical JSON of every record as loaded or last saved: the change baseline."""
+    """Canonical JSON of every record as loaded or last saved: the change baseline.
+
+    A loaded record's baseline is its stored text (:class:`StoredText`) or
+    the canonical JSON of the record as the backend returned it, never an
+    encoding of the object decoded from it: that encoding would cost as much
+    as the decoding again, for every record of every load. Comparing texts
+    (rather than decoded values) is what sees a change from ``True`` to ``1``
+    or from ``1`` to ``1.0``, all equal in Python. A record whose baseline is
+    not the canonical JSON of the object (a stored record in an older form,
+    say, with ``kwargs`` missing) is merely written once more in that form.
+    """
 
     configs: dict[str, str] = field(default_factory=dict)
     instances: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    config_objects: dict[str, TaskConfig] = field(default_factory=dict)
+    """The configs whose text in ``configs`` stands for them as long as they
+    are the same object, which holds for a config nothing can change (see
+    :func:`_unchangeable`): a save need not encode it again."""
+
+
+class _InstanceTable(MutableMapping[str, TaskInstance]):
+    """A session's task instances by name; finished history stays text until read.
+
+    Entries are :class:`TaskInstance` objects or, for the resolved records a
+    backend handed over as :class:`StoredText`, that text, decoded the first
+    time the entry is read (and from then on the same object, so changes to
+    it are kept and saved). Whatever reads instances through the mapping
+    (``storage.instances``, ``values()``, ``items()``) sees only objects;
+    :meth:`decoded` and :meth:`unresolved` are how the storage layer avoids
+    decoding what it does not need. A dict keeps the load order, as before.
+    """
+
+    __slots__ = ("_configs", "_entries", "_mutex", "_pending", "_uid")
+
+    def __init__(self, configs: Mapping[str, TaskConfig], uid: str) -> None:
+        self._configs = configs  # the session's configs (the live dict): text is decoded with them
+        self._uid = uid
+        self._entries: dict[str, TaskInstance | StoredText] = {}
+        self._pending = 0  # how many entries are still text
+        self._mutex = threading.Lock()
+
+    def __getitem__(self, name: str) -> TaskInstance:
+        entry = self._entries[name]
+        if type(entry) is StoredText:
+            return self._decode(name, entry)
+        return entry  # type: ignore[return-value]
+
+    def __setitem__(self, name: str, instance: TaskInstance) -> None:
+        with self._mutex:
+            if type(self._entries.get(name)) is StoredText:
+                self._pending -= 1
+            self._entries[name] = instance
+
+    def __delitem__(self, name: str) -> None:
+        with self._mutex:
+            if type(self._entries.pop(name)) is StoredText:
+                self._pending -= 1
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def values(self) -> ValuesView[TaskInstance]:
+        self._decode_all()
+        return cast("ValuesView[TaskInstance]", self._entries.values())
+
+    def items(self) -> ItemsView[str, TaskInstance]:
+        self._decode_all()
+        return cast("ItemsView[str, TaskInstance]", self._entries.items())
+
+    def __reversed__(self) -> Iterator[str]:
+        return reversed(self._entries)
+
+    def __or__(self, other: Mapping[str, TaskInstance]) -> dict[str, TaskInstance]:
+        return self.copy() | dict(other)
+
+    def __ror__(self, other: Mapping[str, TaskInstance]) -> dict[str, TaskInstance]:
+        return dict(other) | self.copy()
+
+    def copy(self) -> dict[str, TaskInstance]:
+        """A plain dict of the instances (what ``storage.instances.copy()`` always gave)."""
+        return dict(self.items())
+
+    def add_text(self, name: str, entry: StoredText) -> None:
+        """Add a stored record to be decoded when first read."""
+        with self._mutex:
+            if type(self._entries.get(name)) is not StoredText:
+                self._pending += 1
+            self._entries[name] = entry
+
+    def decoded(self) -> list[tuple[str, TaskInstance]]:
+        """The entries decoded so far: the only ones that can have changed since the load."""
+        return [
+            (name, entry) for name, entry in self._entries.items() if isinstance(entry, TaskInstance)
+        ]
+
+    def unresolved(self) -> list[TaskInstance]:
+        """The unresolved instances, decoding no resolved text."""
+        if self._pending:
+            for name, entry in list(self._entries.items()):
+                if type(entry) is StoredText and not entry.resolved:
+                    self._decode(name, entry)
+        return [
+            entry
+            for entry in self._entries.values()
+            if isinstance(entry, TaskInstance) and not entry.is_resolved
+        ]
+
+    def _decode_all(self) -> None:
+        if self._pending:
+            for name, entry in list(self._entries.items()):
+                if type(entry) is StoredText:
+                    self._decode(name, entry)
+
+    def _decode(self, name: str, entry: StoredText) -> TaskInstance:
+        try:
+            instance = TaskInstance.from_text(name, entry.text, self._configs)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise CorruptSessionError(
+                f"session {self._uid!r}: stored data of instance {name!r} could not be decoded "
+                f"({exc}); it was left untouched"
+            ) from exc
+        with self._mutex:
+            current = self._entries.get(name)
+            if isinstance(current, TaskInstance):
+                return current  # another thread decoded it meanwhile: everyone gets the first object
+            if current is entry:
+                self._entries[name] = instance
+                self._pending -= 1
+        return instance
 
 
 class TriggerStorageBackend:
@@ -295,7 +481,7 @@ class TriggerStorageBackend:
         self._transacting = False  # inside an optimistic attempt of transact()
         self._recent_writes: object = []  # as loaded: see RECENT_WRITES_KEY
         self._configs: dict[str, TaskConfig] = {}
-        self._instances: dict[str, TaskInstance] = {}
+        self._instances = _InstanceTable(self._configs, self.uid)
         self._metas: dict[str, Any] = {}
         self._snapshot = _Snapshot()
         self._version: int | None = None
@@ -497,7 +683,8 @@ class TriggerStorageBackend:
         with self._mutex:
             self._ensure(LoadScope.ACTIVE)
             self._configs.update(parsed)
-            for instance in self._instances.values():
+            # Instances still undecoded will be decoded with the new configs.
+            for _, instance in self._instances.decoded():
                 if instance.config.name in parsed:
                     instance.config = parsed[instance.config.name]
         return parsed
@@ -595,7 +782,7 @@ class TriggerStorageBackend:
         """Instances that may still run or change (not abandoned/finished/replayed/skipped)."""
         with self._mutex:
             self._ensure(LoadScope.ACTIVE)
-            found = [i for i in self._instances.values() if not i.is_resolved]
+            found = list(self._instances.unresolved())
         return sorted(found, key=_instance_order)
 
     def get_instances_with_unresolved_logs(self) -> list[TaskInstance]:
@@ -620,7 +807,7 @@ class TriggerStorageBackend:
         """
         with self._mutex:
             self._ensure(LoadScope.ACTIVE)
-            busy = {i.config.name for i in self._instances.values() if not i.is_resolved}
+            busy = {i.config.name for i in self._instances.unresolved()}
             fired = self._metas.get(TRIGGER_KWARGS_KEY)
             fired = fired if isinstance(fired, dict) else {}
             counts = self._instance_counts()
@@ -917,7 +1104,11 @@ class TriggerStorageBackend:
         recent = self._recent_writes
         earlier = [t for t in recent if isinstance(t, str)] if isinstance(recent, list) else []
         tokens: list[values.JSONValue] = [*earlier[-(RECENT_WRITES_KEPT - 1):], token]
-        changes = dataclasses.replace(changes, metadata={**changes.metadata, RECENT_WRITES_KEY: tokens})
+        changes = dataclasses.replace(
+            changes,
+            metadata={**changes.metadata, RECENT_WRITES_KEY: tokens},
+            metadata_texts={**changes.metadata_texts, RECENT_WRITES_KEY: values.canonical_json(tokens)},
+        )
         self._check_limits(changes)
         self._write(changes, snapshot)
         self._recent_writes = tokens
@@ -940,6 +1131,8 @@ class TriggerStorageBackend:
                 "read the session before doing the change again"
             ) from failure
         landed = stored.metadata.get(RECENT_WRITES_KEY)
+        if isinstance(landed, StoredText):
+            landed = json.loads(landed.text)
         return isinstance(landed, list) and token in landed
 
     def invalidate_cache(self) -> None:
@@ -985,7 +1178,7 @@ class TriggerStorageBackend:
 
     def _reset_state(self) -> None:
         self._configs = {}
-        self._instances = {}
+        self._instances = _InstanceTable(self._configs, self.uid)
         self._metas = {}
         self._snapshot = _Snapshot()
         self._version = None
@@ -1035,31 +1228,41 @@ class TriggerStorageBackend:
                 self._adopt(stored, level, keep_loaded=True)
 
     def _adopt(self, stored: StoredSession, level: LoadScope, *, keep_loaded: bool) -> None:
-        """Decode a load into objects and snapshots; keep objects already loaded."""
+        """Decode a load into objects and baselines; keep objects already loaded.
+
+        Each record's baseline is the text it was stored as (see
+        :class:`_Snapshot`); resolved records given as :class:`StoredText`
+        are not decoded at all until read (see :class:`_InstanceTable`).
+        """
         if not keep_loaded:
             self._reset_state()
+        snapshot = self._snapshot
         try:
             if not keep_loaded:
-                for name, record in stored.configs.items():
-                    config = record if isinstance(record, TaskConfig) else TaskConfig.from_stored(name, record)
+                for name, config_record in stored.configs.items():
+                    config, text = _stored_config(name, config_record)
                     self._configs[name] = config
-                    self._snapshot.configs[name] = _fingerprint(config)
-                metadata = values.decode(dict(stored.metadata), "metadata")
-                # Plumbing of transact(), not the session's: kept apart, written only by it.
-                self._recent_writes = metadata.pop(RECENT_WRITES_KEY, [])
-                self._metas.update(metadata)
-                for key, value in self._metas.items():
-                    self._snapshot.metadata[key] = _fingerprint(value)
+                    snapshot.configs[name] = text
+                    if _unchangeable(config):
+                        snapshot.config_objects[name] = config
+                self._adopt_metadata(stored.metadata)
+            table = self._instances
             for name, record in stored.instances.items():
-                if name in self._instances:
+                if name in table:
                     continue
-                instance = (
-                    record
-                    if isinstance(record, TaskInstance)
-                    else TaskInstance.from_stored(name, record, self._configs)
-                )
-                self._instances[name] = instance
-                self._snapshot.instances[name] = _fingerprint(instance)
+                if type(record) is StoredText:
+                    snapshot.instances[name] = record.text
+                    if record.resolved:
+                        table.add_text(name, record)
+                    else:
+                        table[name] = TaskInstance.from_text(name, record.text, self._configs)
+                elif isinstance(record, TaskInstance):
+                    table[name] = record
+                    snapshot.instances[name] = _fingerprint(record)
+                else:
+                    instance = TaskInstance.from_stored(name, record, self._configs)
+                    table[name] = instance
+                    snapshot.instances[name] = _record_text(record, instance)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             self._reset_state()
             raise CorruptSessionError(
@@ -1068,6 +1271,42 @@ class TriggerStorageBackend:
             ) from exc
         self._version = stored.version
         self._level = level
+
+    def _adopt_metadata(self, stored: Mapping[str, Any]) -> None:
+        """Decode the loaded metadata into ``self._metas`` and its baselines."""
+        plain: dict[str, Any] = {}
+        texts: dict[str, str] = {}
+        for key, value in stored.items():
+            if type(value) is StoredText:
+                texts[key] = value.text
+            else:
+                plain[key] = value
+        if texts:
+            if any(key.startswith("$") and not key.startswith("$$") for key in texts) or (
+                len(stored) == 1 and "$datetime" in stored
+            ):
+                # Something is wrong with the keys: decoding all of it the
+                # checked way below raises the error it always raised.
+                plain = {key: json.loads(text) for key, text in texts.items()} | plain
+            else:
+                for key, text in texts.items():
+                    # Parsed and decoded in one pass (the checked way again,
+                    # for its error, if anything is wrong).
+                    name = key[1:] if key.startswith("$") else key
+                    try:
+                        value = values.parse_decoded(text)
+                    except Exception:
+                        value = values.decode(json.loads(text), f"metadata[{name!r}]")
+                    self._metas[name] = value
+                    self._snapshot.metadata[name] = text
+        if plain:
+            self._metas.update(values.decode(plain, "metadata"))
+            for key, value in plain.items():
+                name = key[1:] if key.startswith("$") else key
+                self._snapshot.metadata[name] = _record_text(value, self._metas[name])
+        # Plumbing of transact(), not the session's: kept apart, written only by it.
+        self._recent_writes = self._metas.pop(RECENT_WRITES_KEY, [])
+        self._snapshot.metadata.pop(RECENT_WRITES_KEY, None)
 
     def _config_for(self, task_config: TaskConfig | str) -> TaskConfig:
         self._ensure(LoadScope.ACTIVE)
@@ -1105,31 +1344,55 @@ class TriggerStorageBackend:
         return number
 
     def _collect_changes(self, lease: Lease | None) -> tuple[SessionChanges, _Snapshot]:
-        """Encode every loaded record (validating it) and diff against the snapshot."""
-        snapshot = _Snapshot()
+        """Encode every loaded record (validating it) and diff against the snapshot.
+
+        Each record is encoded once: its canonical text is compared with the
+        baseline and handed to the backend with the record (``*_texts``), so
+        neither the limits nor a backend that writes text encode it again.
+        Instances never decoded since the load are skipped: nothing can have
+        changed them, and their baselines carry over.
+        """
+        baseline = self._snapshot
+        snapshot = _Snapshot(instances=dict(baseline.instances))
         configs: dict[str, StoredRecord] = {}
         instances: dict[str, StoredRecord] = {}
         metadata: dict[str, values.JSONValue] = {}
+        config_texts: dict[str, str] = {}
+        instance_texts: dict[str, str] = {}
+        metadata_texts: dict[str, str] = {}
+        canonical_json = values.canonical_json
         for name, config in self._configs.items():
+            if baseline.config_objects.get(name) is config and not (config.with_params or config.extra):
+                snapshot.configs[name] = baseline.configs[name]
+                snapshot.config_objects[name] = config
+                continue
             record = config.to_mapping()
-            snapshot.configs[name] = values.canonical_json(record)
-            if snapshot.configs[name] != self._snapshot.configs.get(name):
+            text = snapshot.configs[name] = canonical_json(record)
+            if _unchangeable(config):
+                snapshot.config_objects[name] = config
+            if text != baseline.configs.get(name):
                 configs[name] = record
-        for name, instance in self._instances.items():
+                config_texts[name] = text
+        for name, instance in self._instances.decoded():
             record = instance.to_mapping()
-            snapshot.instances[name] = values.canonical_json(record)
-            if snapshot.instances[name] != self._snapshot.instances.get(name):
+            text = snapshot.instances[name] = canonical_json(record)
+            if text != baseline.instances.get(name):
                 instances[name] = record
+                instance_texts[name] = text
         for key, value in self._metas.items():
             if not isinstance(key, str):
                 raise ValueDomainError(f"session {self.uid!r} metadata: key {key!r} is not a str")
-            values.check(key, f"session {self.uid!r} metadata key")
-            encoded = values.encode(value, f"session {self.uid!r} metadata[{key!r}]")
-            snapshot.metadata[key] = values.canonical_json(encoded)
-            if snapshot.metadata[key] != self._snapshot.metadata.get(key):
-                metadata[values.escape_key(key)] = encoded
+            if not key.isascii():
+                values.check(key, f"session {self.uid!r} metadata key")
+            where = f"session {self.uid!r} metadata[{key!r}]"
+            encoded = values.encode(value, where)
+            text = snapshot.metadata[key] = canonical_json(encoded)
+            if text != baseline.metadata.get(key):
+                escaped = values.escape_key(key)
+                metadata[escaped] = encoded
+                metadata_texts[escaped] = text
         deleted = frozenset(
-            values.escape_key(key) for key in set(self._snapshot.metadata) - set(snapshot.metadata)
+            values.escape_key(key) for key in set(baseline.metadata) - set(snapshot.metadata)
         )
         changes = SessionChanges(
             uid=self.uid,
@@ -1140,6 +1403,9 @@ class TriggerStorageBackend:
             instances=instances,
             metadata=metadata,
             deleted_metadata=deleted,
+            config_texts=config_texts,
+            instance_texts=instance_texts,
+            metadata_texts=metadata_texts,
         )
         return changes, snapshot
 
@@ -1156,9 +1422,13 @@ class TriggerStorageBackend:
     def _check_limits(self, changes: SessionChanges) -> None:
         caps = self.capabilities
         if caps.max_record_bytes is not None:
-            for kind, records in (("task", changes.configs), ("instance", changes.instances)):
+            kinds = (
+                ("task", changes.configs, changes.config_texts),
+                ("instance", changes.instances, changes.instance_texts),
+            )
+            for kind, records, texts in kinds:
                 for name, record in records.items():
-                    size = len(values.canonical_json(record).encode("utf-8"))
+                    size = _utf8_size(_text_of(record, texts.get(name)))
                     if size > caps.max_record_bytes:
                         raise SessionLimitError(
                             f"session {self.uid!r}: {kind} {name!r} takes {size} bytes; "
@@ -1200,14 +1470,76 @@ def _seconds(option: str, value: object, *, allow_zero: bool) -> float:
 
 def _changes_bytes(changes: SessionChanges) -> int:
     """Bytes of the records a save wrote, in canonical JSON (for the save_bytes metric)."""
-    records = [*changes.configs.values(), *changes.instances.values(), *changes.metadata.values()]
-    return sum(len(values.canonical_json(record).encode("utf-8")) for record in records)
+    parts = (
+        (changes.configs, changes.config_texts),
+        (changes.instances, changes.instance_texts),
+        (changes.metadata, changes.metadata_texts),
+    )
+    return sum(
+        _utf8_size(_text_of(record, texts.get(name)))
+        for records, texts in parts
+        for name, record in records.items()
+    )
+
+
+def _text_of(record: values.JSONValue, text: str | None) -> str:
+    """The canonical JSON of a changed record: the text computed with it, if there is one."""
+    return values.canonical_json(record) if text is None else text
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _fingerprint(item: TaskConfig | TaskInstance | Any) -> str:
+    """The baseline of an object (or decoded metadata value): its canonical JSON."""
     if isinstance(item, TaskConfig | TaskInstance):
         return values.canonical_json(item.to_mapping())
     return values.canonical_json(values.encode(item))
+
+
+def _record_text(record: Any, decoded: Any) -> str:
+    """The baseline of a record loaded as JSON data: its canonical JSON.
+
+    Data that is no JSON (a backend's own mapping type, say) falls back to
+    the canonical JSON of what was decoded from it, as every baseline was
+    before: correct either way, since the baseline only decides whether a
+    record is written again.
+    """
+    try:
+        return values.canonical_json(record)
+    except (TypeError, ValueError):
+        return _fingerprint(decoded)
+
+
+def _unchangeable(config: TaskConfig) -> bool:
+    """True if nothing can change ``config``'s stored form.
+
+    A :class:`TaskConfig` is frozen, and its tuples and strings cannot
+    change; only ``withParams`` and extra directives hold dicts that could
+    (and ``after``/``unless`` lists, in a config built by hand).
+    """
+    return (
+        type(config) is TaskConfig
+        and type(config.after) is tuple
+        and type(config.unless) is tuple
+        and not config.with_params
+        and not config.extra
+    )
+
+
+def _stored_config(name: str, record: Any) -> tuple[TaskConfig, str]:
+    """A loaded task config and its baseline text."""
+    if type(record) is StoredText:
+        return TaskConfig.from_text(name, record.text), record.text
+    if isinstance(record, TaskConfig):
+        return record, _fingerprint(record)
+    try:
+        text = values.canonical_json(record)
+    except (TypeError, ValueError):
+        config = TaskConfig.from_stored(name, record)  # raises the decoding error, if any
+        return config, _fingerprint(config)
+    return TaskConfig.from_stored(name, record, text=text), text
 
 
 def _instance_number(name: str) -> int:

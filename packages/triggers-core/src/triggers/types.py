@@ -13,6 +13,7 @@ that is the form backends store, with every value already encoded by
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,16 @@ again would apply its cascade twice.
 """
 
 KNOWN_DIRECTIVES = frozenset({"after", "run", "unless", "andEvery", "using", "withParams"})
+
+_STATUSES: Mapping[str, InstanceStatus] = {status.value: status for status in InstanceStatus}
+"""Each status by its stored name: a dict lookup costs less than ``InstanceStatus(name)``."""
+
+_VALIDATED: dict[tuple[str, str], TaskConfig] = {}
+"""Configs already validated, by task name and canonical stored text (see
+:meth:`TaskConfig.from_stored`); shared by every session of the process."""
+
+_VALIDATED_KEPT = 1024
+"""Most entries :data:`_VALIDATED` holds; it starts over when full."""
 
 
 def _trigger_list(
@@ -241,15 +252,70 @@ class TaskConfig:
         return mapping
 
     @classmethod
-    def from_stored(cls, name: str, stored: Mapping[str, Any]) -> TaskConfig:
-        """Inverse of :meth:`to_mapping` (decodes values, then validates)."""
+    def from_stored(cls, name: str, stored: Mapping[str, Any], *, text: str | None = None) -> TaskConfig:
+        """Inverse of :meth:`to_mapping` (decodes values, then validates).
+
+        ``text``, when the caller has it, is the canonical JSON text of
+        ``stored`` (:func:`triggers.values.canonical_json`). Every fire loads
+        the session's task configs again, and validating them is most of what
+        that costs; with ``text``, a config validated once for the same name
+        and text is not validated again (the validation depends on nothing
+        else). The config returned is always a new object with its own
+        ``withParams`` and extra directives, as without ``text``.
+        """
+        known = None if text is None or cls is not TaskConfig else _VALIDATED.get((name, text))
+        if known is not None:
+            return known._copy(stored)
         directives = dict(stored)
         if "withParams" in directives:
             directives["withParams"] = values.decode(directives["withParams"])
         for key in list(directives):
             if key not in KNOWN_DIRECTIVES:
                 directives[key] = values.decode(directives[key])
-        return cls.from_mapping(name, directives)
+        config = cls.from_mapping(name, directives)
+        if text is not None and cls is TaskConfig:
+            if len(_VALIDATED) >= _VALIDATED_KEPT:
+                _VALIDATED.clear()
+            _VALIDATED[name, text] = config
+        return config
+
+    @classmethod
+    def from_text(cls, name: str, text: str) -> TaskConfig:
+        """:meth:`from_stored` of a record given as its canonical JSON text.
+
+        A config validated before for the same text, without ``withParams``
+        or extra directives (which need their values decoded afresh), is
+        copied without even parsing the text.
+        """
+        known = _VALIDATED.get((name, text)) if cls is TaskConfig else None
+        if known is not None and not known.with_params and not known.extra:
+            return known._copy({})
+        return cls.from_stored(name, json.loads(text), text=text)
+
+    def _copy(self, stored: Mapping[str, Any]) -> TaskConfig:
+        """A new config equal to this validated one, decoding its values from ``stored``.
+
+        ``stored`` is the record this config was validated from (or one with
+        the same canonical text); only ``withParams`` and extra directives are
+        read from it, so that the copy shares no mutable value with this one.
+        """
+        with_params: dict[str, dict[str, Any]] = {}
+        extra: dict[str, Any] = {}
+        if self.with_params:
+            decoded = values.decode(stored["withParams"])
+            with_params = {trigger: dict(params) for trigger, params in decoded.items()}
+        if self.extra:
+            extra = {key: values.decode(stored[key]) for key in self.extra}
+        return TaskConfig(
+            name=self.name,
+            after=self.after,
+            run=self.run,
+            unless=self.unless,
+            and_every=self.and_every,
+            using=self.using,
+            with_params=with_params,
+            extra=extra,
+        )
 
     @property
     def required_triggers(self) -> tuple[str, ...]:
@@ -472,11 +538,74 @@ class TaskInstance:
         config = configs.get(task)
         if config is None:
             raise ValueError(f"instance {name!r} belongs to unknown task {task!r}")
-        return cls(
+        return cls._decoded(
             name,
             config,
-            status=stored.get("status", InstanceStatus.UNSTARTED),
-            kwargs=values.decode(stored.get("kwargs") or {}),
-            abandon_state=values.decode(stored.get("abandonState")),
-            metadata=values.decode(stored.get("metadata") or {}),
+            stored.get("status", InstanceStatus.UNSTARTED),
+            values.decode(stored.get("kwargs") or {}),
+            values.decode(stored.get("abandonState")),
+            values.decode(stored.get("metadata") or {}),
         )
+
+    @classmethod
+    def from_text(cls, name: str, text: str, configs: Mapping[str, TaskConfig]) -> TaskInstance:
+        """:meth:`from_stored` of a record given as its canonical JSON text.
+
+        Parses and decodes in one pass (:func:`triggers.values.parse_decoded`),
+        which also runs the decoding over the record's own dict and its
+        ``task`` and ``status``. For a record :meth:`from_stored` accepts that
+        changes nothing (its keys are plain names; a ``task`` or ``status``
+        that is not text fails either way), and anything that goes wrong is
+        done again by :meth:`from_stored`, for its error message.
+        """
+        try:
+            record = values.parse_decoded(text)
+            task = record.get("task") or name.partition("#")[0]
+            config = configs[task]
+            return cls._decoded(
+                name,
+                config,
+                record.get("status", InstanceStatus.UNSTARTED),
+                record.get("kwargs") or {},
+                record.get("abandonState"),
+                record.get("metadata") or {},
+            )
+        except Exception:
+            pass
+        return cls.from_stored(name, json.loads(text), configs)
+
+    @classmethod
+    def _decoded(
+        cls,
+        name: str,
+        config: TaskConfig,
+        status: Any,
+        kwargs: Any,
+        abandon_state: Any,
+        metadata: Any,
+    ) -> TaskInstance:
+        """An instance of freshly decoded values, which it may keep without copying.
+
+        The constructor copies every dict it is given, so that an instance
+        never shares them with its caller; values decoded just now are
+        shared with nobody, so loading a session skips those copies. Anything
+        but the plain dicts of a decoded record goes through the constructor,
+        which converts or refuses it as it always did.
+        """
+        if (
+            cls is TaskInstance
+            and type(kwargs) is dict
+            and type(metadata) is dict
+            and (abandon_state is None or type(abandon_state) is dict)
+            and all(type(received) is dict for received in kwargs.values())
+        ):
+            known = _STATUSES.get(status) if type(status) is str else None
+            instance = object.__new__(cls)
+            instance._status = InstanceStatus(status) if known is None else known
+            instance.name = name
+            instance.config = config
+            instance.kwargs = kwargs
+            instance.abandon_state = abandon_state
+            instance.metadata = metadata
+            return instance
+        return cls(name, config, status=status, kwargs=kwargs, abandon_state=abandon_state, metadata=metadata)
