@@ -165,6 +165,38 @@ class StaleSessionError(StorageError):
     """
 
 
+    # One vocabulary for every store's refusals, so that an operator reads the
+    # same words whichever backend refused the save.
+
+    @classmethod
+    def version_moved(cls, uid: str, loaded: object, stored: object) -> StaleSessionError:
+        """Refused: another save landed since this writer loaded the session."""
+        return cls(
+            f"session {uid!r}: the stored version is {stored}, this writer loaded {loaded}; "
+            "nothing was written"
+        )
+
+    @classmethod
+    def created_elsewhere(cls, uid: str) -> StaleSessionError:
+        """Refused: this writer found no session, and another created it first."""
+        return cls(f"session {uid!r}: another writer created the session first; nothing was written")
+
+    @classmethod
+    def lease_taken_over(cls, uid: str) -> StaleSessionError:
+        """Refused: the lease this holder saves under was taken over."""
+        return cls(
+            f"session {uid!r}: the lease was taken over by another holder; nothing was written"
+        )
+
+    @classmethod
+    def leased(cls, uid: str, detail: str = "") -> StaleSessionError:
+        """Refused: an optimistic save met a live lease (``detail`` may say whose, until when)."""
+        return cls(
+            f"session {uid!r} is locked by a lease holder{detail}; this optimistic save was "
+            "refused and nothing was written"
+        )
+
+
 class LeaseExpiredError(StaleSessionError):
     """The lock's lease ran out before the save, so the save was refused.
 

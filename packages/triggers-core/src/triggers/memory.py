@@ -2,10 +2,12 @@
 
 Sessions live in a dict of this process, so they vanish with it and other
 processes never see them. It exists for tests, examples and documentation,
-and as the model of every optional hook a native backend implements: a
-versioned partial load, an incremental save fenced by version and lease (or,
-for an optimistic save, by version and the absence of a live lease), and
-leases (process-local here).
+and as the model of a backend built on a :class:`~triggers.stores.Store`:
+:class:`MemoryStore` implements every session operation a native backend
+does (a versioned partial load, an incremental save fenced by version and
+lease, or for an optimistic save by version and the absence of a live lease,
+and leases, process-local here), and :class:`MemoryStorageBackend` is the
+three lines that name it.
 
 Records are kept as JSON text, exactly as a networked store would hold them,
 so nothing a caller still references can change a stored session behind the
@@ -26,24 +28,25 @@ Configuration::
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from triggers import values
 from triggers.capabilities import Capabilities
-from triggers.errors import StaleSessionError
-from triggers.locking import LOCAL_LEASES
+from triggers.errors import ConfigurationError, StaleSessionError
+from triggers.locking import LOCAL_LEASES, Lease
 from triggers.storage import (
     LoadScope,
     SessionChanges,
     StoredSession,
     StoredText,
-    TriggerStorageBackend,
     is_active_record,
 )
+from triggers.stores import Store, StoreStorageBackend
 
-__all__ = ["MemoryStorageBackend"]
+__all__ = ["MemoryStorageBackend", "MemoryStore"]
 
 
 @dataclass
@@ -70,45 +73,49 @@ def _namespace(name: str) -> _Namespace:
         return _NAMESPACES.setdefault(name, _Namespace())
 
 
-class MemoryStorageBackend(TriggerStorageBackend):
-    """Process-local, thread-safe session storage (see the module docstring)."""
+class MemoryStore(Store):
+    """One namespace of sessions in this process's memory (see the module docstring)."""
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
+    capabilities = Capabilities(
         fenced_saves=True,
         optimistic_saves=True,
         incremental_saves=True,
         partial_loads=True,
     )
+    driver_errors = ()  # no driver: any exception here is a bug, and propagates as one
 
-    def __init__(self, uid: str, *, namespace: str = "default", **options: Any) -> None:
-        super().__init__(uid, **options)
+    def __init__(self, *, namespace: str = "default", **options: Any) -> None:
+        super().__init__(**options)
+        if not isinstance(namespace, str):
+            raise ConfigurationError(f"namespace must be a str, not {type(namespace).__name__}")
         self.namespace = namespace
-        self._store = _namespace(namespace)
+        self._sessions = _namespace(namespace)
 
-    @classmethod
-    def clear(cls, namespace: str | None = None) -> None:
-        """Delete every session of ``namespace`` (or of every namespace)."""
-        with _NAMESPACES_MUTEX:
-            names = list(_NAMESPACES) if namespace is None else [namespace]
-            stores = [_NAMESPACES[name] for name in names if name in _NAMESPACES]
-        for store in stores:
-            with store.mutex:
-                store.sessions.clear()
+    def describe(self) -> str:
+        return f"memory namespace {self.namespace!r}"
 
-    @classmethod
-    def session_uids(cls, *, namespace: str = "default", **options: Any) -> Iterator[str]:
-        """The uids of the sessions stored in ``namespace``, in sorted order."""
-        store = _namespace(namespace)
-        with store.mutex:
-            uids = sorted(store.sessions)
+    def session_uids(self) -> Iterator[str]:
+        """The uids of the sessions stored in the namespace, in sorted order."""
+        with self._sessions.mutex:
+            uids = sorted(self._sessions.sessions)
         yield from uids
 
-    def _lease_key(self) -> Hashable:
-        return ("memory", self.namespace, self.uid)
+    def lease_key(self, uid: str) -> Hashable:
+        """The session's key in the process-local lease table."""
+        return ("memory", self.namespace, uid)
 
-    def _load_session(self, scope: LoadScope) -> StoredSession:
-        with self._store.mutex:
-            state = self._store.sessions.get(self.uid)
+    def take_lease(self, uid: str, lease: Lease) -> bool:
+        return LOCAL_LEASES.try_acquire(self.lease_key(uid), lease, lease.acquired_at)
+
+    def renew_lease(self, uid: str, lease: Lease) -> bool:
+        return LOCAL_LEASES.renew(self.lease_key(uid), lease)
+
+    def release_lease(self, uid: str, lease: Lease) -> None:
+        LOCAL_LEASES.release(self.lease_key(uid), lease.token)
+
+    def load(self, uid: str, scope: LoadScope) -> StoredSession:
+        with self._sessions.mutex:
+            state = self._sessions.sessions.get(uid)
             if state is None:
                 return StoredSession({}, {}, {}, version=None)
             if scope < LoadScope.FULL:
@@ -123,7 +130,7 @@ class MemoryStorageBackend(TriggerStorageBackend):
                 complete=scope >= LoadScope.FULL,
             )
 
-    def _save_changes(self, changes: SessionChanges) -> None:
+    def write(self, uid: str, changes: SessionChanges) -> None:
         # Serialize outside the mutex (the base class did, in *_texts); then
         # check the fence and apply in one critical section, which is what
         # makes the save atomic.
@@ -141,27 +148,11 @@ class MemoryStorageBackend(TriggerStorageBackend):
             key: StoredText(_text(value, changes.metadata_texts.get(key)))
             for key, value in changes.metadata.items()
         }
-        with self._store.mutex:
-            if changes.lease is None:
-                if LOCAL_LEASES.live_holder(self._lease_key(), self.clock()) is not None:
-                    raise StaleSessionError(
-                        f"session {self.uid!r} is locked by a lease holder; this optimistic "
-                        "save was refused and nothing was written"
-                    )
-            elif not LOCAL_LEASES.holds(self._lease_key(), changes.lease.token):
-                raise StaleSessionError(
-                    f"session {self.uid!r}: the lease was taken over by another holder; "
-                    "this save was refused and nothing was written"
-                )
-            state = self._store.sessions.get(self.uid)
-            stored_version = state.version if state is not None else None
-            if stored_version != changes.base_version:
-                raise StaleSessionError(
-                    f"session {self.uid!r}: stored version is {stored_version}, this holder "
-                    f"loaded {changes.base_version}; nothing was written"
-                )
+        with self._sessions.mutex:
+            self._check_fence(uid, changes)
+            state = self._sessions.sessions.get(uid)
             if state is None:
-                state = self._store.sessions[self.uid] = _StoredState()
+                state = self._sessions.sessions[uid] = _StoredState()
             state.configs.update(configs)
             state.instances.update(instances)
             for name, stored in instances.items():
@@ -173,6 +164,44 @@ class MemoryStorageBackend(TriggerStorageBackend):
             for key in changes.deleted_metadata:
                 state.metadata.pop(key, None)
             state.version = changes.new_version
+
+    def _check_fence(self, uid: str, changes: SessionChanges) -> None:
+        """Refuse a save whose lease was taken over, that meets a live lease
+        (optimistic), or whose loaded version is not the stored one."""
+        key = self.lease_key(uid)
+        if changes.lease is None:
+            now = time.time() if changes.written_at is None else changes.written_at
+            if LOCAL_LEASES.live_holder(key, now) is not None:
+                raise StaleSessionError.leased(uid)
+        elif not LOCAL_LEASES.holds(key, changes.lease.token):
+            raise StaleSessionError.lease_taken_over(uid)
+        state = self._sessions.sessions.get(uid)
+        stored_version = state.version if state is not None else None
+        if stored_version != changes.base_version:
+            raise StaleSessionError.version_moved(uid, changes.base_version, stored_version)
+
+
+class MemoryStorageBackend(StoreStorageBackend):
+    """Process-local, thread-safe session storage (see the module docstring)."""
+
+    store_class = MemoryStore
+    capabilities: ClassVar[Capabilities] = MemoryStore.capabilities
+    store: MemoryStore
+
+    @property
+    def namespace(self) -> str:
+        """The namespace this session lives in."""
+        return self.store.namespace
+
+    @classmethod
+    def clear(cls, namespace: str | None = None) -> None:
+        """Delete every session of ``namespace`` (or of every namespace)."""
+        with _NAMESPACES_MUTEX:
+            names = list(_NAMESPACES) if namespace is None else [namespace]
+            stores = [_NAMESPACES[name] for name in names if name in _NAMESPACES]
+        for store in stores:
+            with store.mutex:
+                store.sessions.clear()
 
 
 def _text(record: values.JSONValue, text: str | None) -> str:

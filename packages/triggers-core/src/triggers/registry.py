@@ -181,12 +181,27 @@ def _accepted_keywords(cls: type) -> set[str] | None:
     A backend's ``__init__(self, uid, *, url, **options)`` passes the rest to
     the base class, so its own signature alone would accept anything. Returns
     None when the set is open-ended (some ``__init__`` up to ``object`` takes
-    ``**kwargs`` and passes them on) or cannot be inspected.
+    ``**kwargs`` and passes them on) or cannot be inspected. A backend built
+    on a store (:class:`~triggers.stores.StoreStorageBackend`) accepts the
+    common options and what its store's ``__init__`` takes.
     """
+    from triggers.stores import COMMON_OPTIONS, Store
+
+    store_class = getattr(cls, "store_class", None)
+    if isinstance(store_class, type) and issubclass(store_class, Store):
+        store_names = _keywords_up_to(store_class, Store)
+        return None if store_names is None else store_names | set(COMMON_OPTIONS) | {"uid"}
+    return _keywords_up_to(cls, object)
+
+
+def _keywords_up_to(cls: type, end: type) -> set[str] | None:
+    """:func:`_accepted_keywords` along ``cls``'s MRO, stopping before ``end``."""
     names: set[str] = set()
     for klass in cls.__mro__:
+        if klass is end or klass is object:
+            return names if klass is end else None
         init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
+        if init is None:
             continue
         try:
             parameters = list(inspect.signature(init).parameters.values())[1:]

@@ -88,6 +88,7 @@ store's error is raised.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -125,6 +126,7 @@ from triggers.errors import (
     StorageError,
     TriggersError,
     ValueDomainError,
+    hide_passwords,
 )
 from triggers.locking import LOCAL_LEASES, Clock, Lease, backoff_delays, poll_until
 from triggers.types import RESOLVED_STATUSES, InstanceStatus, TaskConfig, TaskInstance
@@ -162,6 +164,10 @@ RECENT_WRITES_KEY = "recentWrites"
 How :meth:`TriggerStorageBackend.transact` tells, after a write whose reply
 was lost, whether that write landed (see the module docstring).
 """
+
+TRANSIENT_RETRY_SECONDS = 2.0
+"""How long a repeatable backend call is retried after transient driver errors
+outside a lock wait (inside one, the wait's own bound applies)."""
 
 RETRY_FIRST_DELAY = 0.001
 RETRY_MAX_DELAY = 0.025
@@ -264,6 +270,10 @@ class SessionChanges:
     """``values.canonical_json`` of each record of ``instances``, by the same names."""
     metadata_texts: Mapping[str, str] = field(default_factory=dict)
     """``values.canonical_json`` of each value of ``metadata``, by the same (escaped) keys."""
+    written_at: float | None = None
+    """The writer's clock (seconds since the epoch) when the changes were
+    collected. A store with no clock of its own judges by it whether a lease
+    is still live; stores that have one (SQL ``now()``, a key's expiry) use theirs."""
 
     @property
     def is_empty(self) -> bool:
@@ -590,6 +600,24 @@ class TriggerStorageBackend:
     # ------------------------------------------------------------------
 
     @classmethod
+    def administers(cls, hook: str) -> bool:
+        """True if this backend implements the administration class method ``hook``
+        (``create_schema``, ``check_schema``, ``session_uids``) rather than the default."""
+        return inspect.getattr_static(cls, hook) is not inspect.getattr_static(
+            TriggerStorageBackend, hook
+        )
+
+    @classmethod
+    def capabilities_for(cls, **options: Any) -> Capabilities:
+        """What a storage object made with ``options`` guarantees (without making one).
+
+        The class's declaration by default; a backend whose guarantees depend
+        on its configuration (an in-memory SQLite database is not shared
+        between processes) answers for that configuration.
+        """
+        return cls.capabilities
+
+    @classmethod
     def create_schema(cls, **options: Any) -> list[str]:
         """Create the tables / indexes / collections the backend needs; idempotent.
 
@@ -895,7 +923,7 @@ class TriggerStorageBackend:
             nonlocal tries
             tries += 1
             lease = Lease.new(self.uid, ttl, self.clock)
-            if self._call("acquire the lock", self._acquire_lease, lease):
+            if self._call("acquire the lock", self._acquire_lease, lease, repeatable=True):
                 acquired.append(lease)
                 return True
             return False
@@ -925,7 +953,7 @@ class TriggerStorageBackend:
         if lease is None:
             return
         try:
-            self._call("release the lock", self._release_lease, lease)
+            self._call("release the lock", self._release_lease, lease, repeatable=True)
         except StorageError:
             # The lease expires by itself; failing here would hide the error
             # (if any) that is already leaving the with-block.
@@ -955,7 +983,7 @@ class TriggerStorageBackend:
         with self._mutex:
             lease = self._require_lock("renew the lock")
             renewed = lease.renewed(self.clock)
-            if lease.expired(self.clock) or not self._call("renew the lock", self._renew_lease, renewed):
+            if lease.expired(self.clock) or not self._call("renew the lock", self._renew_lease, renewed, repeatable=True):
                 raise LeaseExpiredError(
                     f"session {self.uid!r}: the lease expired and may have been taken over; "
                     "acquire the lock again"
@@ -1123,7 +1151,7 @@ class TriggerStorageBackend:
         self._transacting = False
         self._reset_state()
         try:
-            stored = self._call("load", self._load_session, LoadScope.ACTIVE)
+            stored = self._call("load", self._load_session, LoadScope.ACTIVE, repeatable=True)
         except StorageError as unreadable:
             raise StorageError(
                 f"session {self.uid!r}: a save failed ({failure}) and the session could not "
@@ -1193,17 +1221,48 @@ class TriggerStorageBackend:
             )
         return self._lease
 
-    def _call(self, action: str, hook: Callable[..., _T], *args: Any) -> _T:
-        """Run a backend hook, turning driver errors into StorageError with context."""
-        try:
-            return hook(*args)
-        except TriggersError:
-            raise
-        except Exception as exc:
-            raise StorageError(
-                f"{type(self).__name__}: could not {action} session {self.uid!r}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+    def _call(self, action: str, hook: Callable[..., _T], *args: Any, repeatable: bool = False) -> _T:
+        """Run a backend hook; the one place where driver errors are retried and translated.
+
+        A ``repeatable`` hook (a load, a lease operation: each ends in the same
+        state however often it runs) is run again after a transient driver
+        error (:meth:`_is_transient`), after a jittered wait, within what is
+        left of the running lock wait or, outside one, of
+        :data:`TRANSIENT_RETRY_SECONDS`. Saves are never repeated here: whether
+        a failed write landed is for the caller to find out. A driver error
+        that stays reaches the caller as :meth:`_translate` makes it, the
+        driver's exception as ``__cause__``.
+        """
+        deadline: float | None = None
+        delays: Iterator[float] | None = None
+        while True:
+            try:
+                return hook(*args)
+            except (TriggersError, NotImplementedError):
+                raise  # ours, or a backend missing a hook: not the store failing
+            except Exception as exc:
+                if repeatable and self._is_transient(exc):
+                    if deadline is None:
+                        left = self._lock_wait_left()
+                        deadline = time.monotonic() + (TRANSIENT_RETRY_SECONDS if left is None else left)
+                        delays = backoff_delays(0.01, 0.5)
+                    remaining = deadline - time.monotonic()
+                    if remaining > 0 and delays is not None:
+                        logger.info("session %r: %s failed (%s), trying again", self.uid, action, exc)
+                        time.sleep(min(remaining, next(delays)))
+                        continue
+                raise self._translate(exc, action) from exc
+
+    def _is_transient(self, error: BaseException) -> bool:
+        """True for a driver error after which the same call may succeed; default: never."""
+        return False
+
+    def _translate(self, error: BaseException, action: str) -> TriggersError:
+        """The error a caller sees for a driver error raised while doing ``action``."""
+        return StorageError(hide_passwords(
+            f"{type(self).__name__}: could not {action} session {self.uid!r}: "
+            f"{type(error).__name__}: {error}"
+        ))
 
     def _ensure(self, scope: LoadScope) -> None:
         with self._mutex:
@@ -1212,7 +1271,7 @@ class TriggerStorageBackend:
             attributes = {**observability.session_attributes(self, self.uid),
                           "triggers.scope": scope.name.lower()}
             with observability.span("triggers.load", attributes):
-                stored = self._call("load", self._load_session, scope)
+                stored = self._call("load", self._load_session, scope, repeatable=True)
             level = LoadScope.FULL if stored.complete else scope
             if self._level == LoadScope.NONE:
                 self._adopt(stored, level, keep_loaded=False)
@@ -1406,6 +1465,7 @@ class TriggerStorageBackend:
             config_texts=config_texts,
             instance_texts=instance_texts,
             metadata_texts=metadata_texts,
+            written_at=self.clock(),
         )
         return changes, snapshot
 

@@ -10,7 +10,6 @@ accepts and refuses exactly the options an application would.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -173,4 +172,4 @@ def selection_from_args(
 
 def overrides(cls: type[TriggerStorageBackend], hook: str) -> bool:
     """True if the backend class implements the administration ``hook`` itself."""
-    return inspect.getattr_static(cls, hook) is not inspect.getattr_static(TriggerStorageBackend, hook)
+    return cls.administers(hook)
