@@ -16,7 +16,7 @@ from triggers.locking import Lease
 from triggers.memory import MemoryStorageBackend, MemoryStore
 from triggers.registry import storage_backends
 from triggers.storage import LoadScope, SessionChanges, StoredSession
-from triggers.stores import Store, StoreStorageBackend
+from triggers.stores import Store, StoreStorageBackend, expiry_due, validated_session_ttl
 
 
 class DriverHiccup(ConnectionError):
@@ -185,3 +185,18 @@ def test_a_store_subclass_must_implement_the_session_operations() -> None:
     with pytest.raises(NotImplementedError, match="take_lease"):
         Bare().take_lease("a", lease)
 
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), True, "60"])
+def test_session_ttl_is_a_finite_positive_number_or_none(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="session_ttl must be a finite number"):
+        validated_session_ttl(bad)
+    assert validated_session_ttl(None) is None
+    assert validated_session_ttl(60) == 60.0
+
+
+def test_history_expiry_is_extended_once_half_the_ttl_has_passed() -> None:
+    assert not expiry_due(None, 1000.0, None)  # sessions that never expire
+    assert expiry_due(None, 1000.0, 60.0)  # never set yet
+    assert not expiry_due(1000.0, 1030.0, 60.0)
+    assert expiry_due(1000.0, 1030.5, 60.0)

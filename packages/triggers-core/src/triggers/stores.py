@@ -37,6 +37,7 @@ subclass and three lines::
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import weakref
@@ -48,7 +49,16 @@ from triggers.errors import ConfigurationError, StorageError, TriggersError, hid
 from triggers.locking import Lease
 from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
 
-__all__ = ["COMMON_OPTIONS", "Store", "StoreStorageBackend", "shared_store", "store_options"]
+__all__ = [
+    "COMMON_OPTIONS",
+    "EPOCH",
+    "Store",
+    "StoreStorageBackend",
+    "expiry_due",
+    "shared_store",
+    "store_options",
+    "validated_session_ttl",
+]
 
 _T = TypeVar("_T")
 
@@ -160,6 +170,48 @@ class Store:
     def session_uids(self) -> Iterator[str]:
         """Every stored session's uid; a store that cannot list them raises NotImplementedError."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its sessions")
+
+
+# ----------------------------------------------------------------------
+# Session expiry: one option, one rule
+# ----------------------------------------------------------------------
+
+
+def validated_session_ttl(value: object, option: str = "session_ttl") -> float | None:
+    """``session_ttl`` as given: seconds a session lives after its last save, or
+    ``None`` (sessions never expire). Refused, naming ``option``: anything but a
+    finite number above zero (``inf`` included: say ``None`` for "never")."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        math.isfinite(value) and value > 0
+    ):
+        raise ConfigurationError(
+            f"{option} must be a finite number of seconds above zero, or None for sessions "
+            f"that never expire; not {value!r}"
+        )
+    return float(value)
+
+
+def expiry_due(last_set: float | None, now: float, session_ttl: float | None) -> bool:
+    """Whether a save must push the expiry of the documents it does not rewrite.
+
+    Every store extends a session's expiry the same way: the records a save
+    writes get ``now + session_ttl``; the others (finished history) are
+    extended only once half the ttl has passed since their expiry was last
+    set, so a save rarely touches history, yet no part of a session expires
+    before the rest (unless writers' clocks disagree by half a ttl).
+    """
+    if session_ttl is None:
+        return False
+    return last_set is None or now - last_set > session_ttl / 2
+
+
+EPOCH = "epoch"
+"""The name, in every store that needs one, of a session's incarnation: a
+random id given when the session is first written, and again when a store
+that can lose a session whole (a cache evicting its keys) finds it gone, so
+that nothing of an older incarnation is ever read as part of a newer one."""
 
 
 # ----------------------------------------------------------------------
