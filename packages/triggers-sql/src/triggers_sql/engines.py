@@ -59,6 +59,7 @@ __all__ = [
     "engine_for",
     "is_sqlite_memory",
     "rerun_if_lost",
+    "run_conditional_write",
     "run_statement",
     "run_transaction",
     "statement_engine",
@@ -251,6 +252,47 @@ def run_statement(engine: Engine, work: Callable[[Connection], _T]) -> _T:
             return work(connection)
 
     return rerun_if_lost(attempt)
+
+
+def run_conditional_write(
+    engine: Engine, work: Callable[[Connection], _T], applied: Callable[[_T], bool]
+) -> _T:
+    """Run ``work``, one conditional write in one statement, outside any transaction.
+
+    The statement is atomic by itself, so it runs like :func:`run_statement`
+    (one round trip, no ``BEGIN``/``COMMIT``). It is not idempotent, but it is
+    conditioned on the version it moves the session from, which makes running
+    it again after a lost connection safe: the second run can only apply if
+    the first did not (had it applied, the version would have moved on). When
+    the second run is refused instead, ``applied(result)`` False, the first
+    may have applied before the connection was lost, so the error of the lost
+    connection is raised: its outcome is unknown, and the caller must read the
+    session to know. Any error of the second run is reported the same way.
+    """
+    target = _statement_engines.get(engine)
+
+    def attempt() -> _T:
+        if target is None:
+            with transaction(engine, write=True) as connection:
+                return work(connection)
+        with _serialized(target), target.connect() as connection:
+            if target is engine:  # SQLite: the same engine, without BEGIN
+                connection = connection.execution_options(**{_SINGLE: True})
+            return work(connection)
+
+    try:
+        return attempt()
+    except DBAPIError as error:
+        if not _lost_connection(error):
+            raise
+        lost = error
+    try:
+        result = attempt()
+    except Exception:
+        raise lost from lost.__cause__  # the second run's error is the context
+    if not applied(result):
+        raise lost
+    return result
 
 
 def run_transaction(engine: Engine, work: Callable[[Connection], _T], *, write: bool) -> _T:
