@@ -49,7 +49,7 @@ statement) and :func:`.engines.run_transaction`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -303,7 +303,7 @@ def _mariadb_block(connection: Connection, t: Tables, write: Write) -> tuple[str
         return quote(name).replace("%", "%%")
 
     sessions = table(t.sessions)
-    now = "UNIX_TIMESTAMP(NOW(6))"
+    now = str(store_now().compile(dialect=connection.dialect))
     free = f"(lease_token IS NULL OR lease_expires <= {now})"
     params: dict[str, Any] = {
         "key": write.key, "uid": write.uid, "base": write.base_version,
@@ -323,26 +323,7 @@ def _mariadb_block(connection: Connection, t: Tables, write: Write) -> tuple[str
         f"UPDATE {sessions} SET version = %(new)s "
         f"WHERE uid_key = %(key)s AND version <=> %(base)s AND {condition};",
         "IF ROW_COUNT() = 1 THEN",
-    ]
-    for kind, name, body in _DATA:
-        rows = write.records(kind)
-        if not rows:
-            continue
-        columns = ["name_key", "name", body, *(["active"] if kind == "i" else [])]
-        values = []
-        for number, row in enumerate(rows):
-            names = [f"{kind}{number}_{column}" for column in columns]
-            params.update(zip(names, row, strict=True))
-            values.append("(%(key)s, " + ", ".join(f"%({n})s" for n in names) + ")")
-        updates = ", ".join(f"{column} = VALUES({column})" for column in columns[2:])
-        lines.append(f"INSERT INTO {table(getattr(t, name))} (uid_key, {', '.join(columns)}) "
-                     f"VALUES {', '.join(values)} ON DUPLICATE KEY UPDATE {updates};")
-    if write.deleted:
-        names = [f"d{number}" for number in range(len(write.deleted))]
-        params.update(zip(names, write.deleted, strict=True))
-        lines.append(f"DELETE FROM {table(t.metas)} WHERE uid_key = %(key)s AND name_key IN ("
-                     + ", ".join(f"%({n})s" for n in names) + ");")
-    lines += [
+        *_mariadb_records(write, lambda name: table(getattr(t, name)), params),
         "COMMIT;",
         "SELECT 1, NULL, NULL, NULL;",
         "ELSE",
@@ -354,6 +335,32 @@ def _mariadb_block(connection: Connection, t: Tables, write: Write) -> tuple[str
         "END",
     ]
     return "\n".join(lines), params
+
+
+def _mariadb_records(
+    write: Write, table: Callable[[str], str], params: dict[str, Any]
+) -> list[str]:
+    """The upserts (multi-row ``VALUES``) and the delete of a save, adding their values to ``params``."""
+    statements = []
+    for kind, name, body in _DATA:
+        rows = write.records(kind)
+        if not rows:
+            continue
+        columns = ["name_key", "name", body, *(["active"] if kind == "i" else [])]
+        values = []
+        for number, row in enumerate(rows):
+            names = [f"{kind}{number}_{column}" for column in columns]
+            params.update(zip(names, row, strict=True))
+            values.append("(%(key)s, " + ", ".join(f"%({n})s" for n in names) + ")")
+        updates = ", ".join(f"{column} = VALUES({column})" for column in columns[2:])
+        statements.append(f"INSERT INTO {table(name)} (uid_key, {', '.join(columns)}) "
+                          f"VALUES {', '.join(values)} ON DUPLICATE KEY UPDATE {updates};")
+    if write.deleted:
+        names = [f"d{number}" for number in range(len(write.deleted))]
+        params.update(zip(names, write.deleted, strict=True))
+        statements.append(f"DELETE FROM {table('metas')} WHERE uid_key = %(key)s AND name_key IN ("
+                          + ", ".join(f"%({n})s" for n in names) + ");")
+    return statements
 
 
 # -- everything else: one transaction of several statements ---------------------
