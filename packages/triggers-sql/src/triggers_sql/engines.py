@@ -17,26 +17,30 @@ An in-memory SQLite database (``sqlite://``) exists once per connection, so it
 is served by a single shared connection, and a process-wide lock serializes
 its transactions (sqlite3 connections do not isolate threads from each other).
 
-Round trips. Most steps of a lock cycle are one statement (take the lease,
-load, release): a single statement is atomic and reads one snapshot on every
-database, so wrapping it in ``BEGIN``/``COMMIT`` only adds round trips.
-:func:`run_statement` runs such steps without a transaction: on PostgreSQL and
-MySQL/MariaDB through a companion engine whose connections stay in
-autocommit mode (a second small pool: switching one connection in and out of
-autocommit costs PyMySQL a ``SET autocommit`` round trip each way), on SQLite
-on the same engine without ``BEGIN``. :func:`run_transaction` is for work of
-several statements (the fenced save); it runs on the engine itself, which
-stays an ordinary transactional engine for anyone else who uses it.
+Round trips. Most steps are one statement (take the lease, load, release,
+and on PostgreSQL and MariaDB the save, see :mod:`.writes`): a single
+statement is atomic and reads one snapshot on every database, so wrapping it
+in ``BEGIN``/``COMMIT`` only adds round trips. :func:`run_statement` and
+:func:`run_conditional_write` run such steps without a transaction: on
+PostgreSQL and MySQL/MariaDB through a companion engine whose connections
+stay in autocommit mode (a second small pool: switching one connection in and
+out of autocommit costs PyMySQL a ``SET autocommit`` round trip each way), on
+SQLite on the same engine without ``BEGIN``. :func:`run_transaction` is for
+work of several statements (SQLite's and MySQL's save); it runs on the engine
+itself, which stays an ordinary transactional engine for anyone else who
+uses it.
 
 Dead connections. The engines do not ping the server at every checkout
 (``pool_pre_ping`` costs a round trip per operation). A connection that the
 server dropped (a restart, an idle timeout) fails on its first statement
 instead; SQLAlchemy then invalidates it and the rest of the pool, and the
 operation is run once more on a new connection, but only where that cannot
-apply anything twice: a transaction whose ``COMMIT`` was not sent yet (the
-database rolled it back), or a single-statement operation the caller declares
-idempotent. A lost connection during ``COMMIT`` is never retried: whether it
-committed is unknown, and the error reaches the caller.
+apply anything twice: a single-statement operation the caller declares
+idempotent, a transaction whose ``COMMIT`` was not sent yet (the database
+rolled it back), or a conditional write that can only apply if its first run
+did not (:func:`run_conditional_write`). A lost connection during ``COMMIT``
+is never retried: whether it committed is unknown, and the error reaches the
+caller.
 """
 
 from __future__ import annotations
