@@ -15,6 +15,15 @@ from triggers_sql.engines import statement_engine
 
 _TARGET = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM|SELECT)\s+(\S+)?", re.IGNORECASE)
 
+_ONE_STATEMENT_SAVE = re.compile(r"^\s*(WITH fence AS|BEGIN NOT ATOMIC)")
+"""A save in one statement (PostgreSQL, MariaDB: see triggers_sql.writes)."""
+
+_RECORD_PARAMETER = re.compile(r"^(?:p_([cim])_|([cim])\d+_)name_key$")
+"""The parameter naming each record of a one-statement save: ``p_i_name_key`` (an
+array, PostgreSQL) or ``i7_name_key`` (one per record, MariaDB)."""
+
+_TABLES = {"c": "configs", "i": "instances", "m": "metadata"}
+
 
 @dataclass
 class Traffic:
@@ -29,7 +38,7 @@ class Traffic:
     @property
     def saves(self) -> int:
         """Fenced saves: each moves the session row to a new version, once."""
-        return sum(1 for s in self.statements if re.search(r"sessions SET version=", s))
+        return sum(1 for s in self.statements if re.search(r"sessions\W* SET version ?=", s))
 
     @property
     def selects(self) -> int:
@@ -63,6 +72,9 @@ def traffic(engine: Engine) -> Iterator[Traffic]:
         if statement.strip().upper() in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"):
             return
         seen.statements.append(statement)
+        if _ONE_STATEMENT_SAVE.match(statement):
+            _count_records(seen, parameters)
+            return
         match = _TARGET.match(statement)
         if match and match.group(1).upper() != "SELECT":
             rows = len(parameters) if executemany else 1
@@ -70,3 +82,65 @@ def traffic(engine: Engine) -> Iterator[Traffic]:
 
     with every_statement(engine, before):
         yield seen
+
+
+def _count_records(seen: Traffic, parameters: dict[str, Any]) -> None:
+    """Rows a one-statement save was given to write (if its fence matches), per table."""
+    seen.rows_written["sessions"] += 1
+    for name, value in parameters.items():
+        match = _RECORD_PARAMETER.match(name)
+        if match:
+            kind = match.group(1) or match.group(2)
+            seen.rows_written[_TABLES[kind]] += len(value) if isinstance(value, list) else 1
+
+
+@dataclass
+class RoundTrips:
+    """Round trips to the database: statements, and what the driver sends around them."""
+
+    count: int = 0
+
+
+@contextmanager
+def round_trips(engine: Engine) -> Iterator[RoundTrips]:
+    """Count the round trips the backend makes to ``engine``'s database, exactly.
+
+    Every statement (on both engines, see :func:`every_statement`; SQLite's
+    ``BEGIN IMMEDIATE`` is one of them), plus what the driver sends on its
+    own around a transaction of the main engine: psycopg's ``BEGIN``,
+    ``COMMIT`` and ``ROLLBACK``, and the ``ROLLBACK`` with which PyMySQL
+    connections go back to the pool. Autocommit connections send none of
+    those. (The same rules as the benchmarks' meter.)
+    """
+    seen = RoundTrips()
+    dialect = engine.dialect.name
+
+    def add(*args: Any) -> None:
+        seen.count += 1
+
+    def transaction_end(conn: Any) -> None:
+        if not conn.get_execution_options().get("triggers_single_statement", False):
+            seen.count += 1
+
+    def begin(conn: Any) -> None:
+        if dialect == "postgresql":
+            seen.count += 1
+
+    def reset(*args: Any) -> None:
+        if dialect in ("mysql", "mariadb"):
+            seen.count += 1
+
+    listeners: list[tuple[Any, str, Callable[..., None]]] = [
+        (engine, "commit", transaction_end),
+        (engine, "rollback", transaction_end),
+        (engine, "begin", begin),
+        (engine.pool, "reset", reset),
+    ]
+    for target, name, listener in listeners:
+        event.listen(target, name, listener)
+    try:
+        with every_statement(engine, add):
+            yield seen
+    finally:
+        for target, name, listener in listeners:
+            event.remove(target, name, listener)

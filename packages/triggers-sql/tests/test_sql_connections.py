@@ -1,11 +1,12 @@
 """How the sql backend uses connections: transactions only where needed, dead connections.
 
-Single-statement steps (take the lease, load, release) run outside any
-transaction, so each costs one round trip; the fenced save runs in one. The
-engines do not ping the server at checkout: a connection the server dropped
-fails on its first statement and the operation runs again on a new one, but
-never after its ``COMMIT`` was sent. The connections are dropped for real, by
-the server (``pg_terminate_backend``, ``KILL``), never by a mock.
+Single-statement steps (take the lease, load, release, and the save on
+PostgreSQL and MariaDB) run outside any transaction, so each costs one round
+trip; SQLite's save runs in one. The engines do not ping the server at
+checkout: a connection the server dropped fails on its first statement and
+the operation runs again on a new one, but never where that could apply a
+save twice. The connections are dropped for real, by the server
+(``pg_terminate_backend``, ``KILL``), never by a mock.
 """
 
 from __future__ import annotations
@@ -35,40 +36,46 @@ def _in_transaction(dbapi_connection: Any, dialect: str) -> bool:
     return not dbapi_connection.get_autocommit()  # PyMySQL
 
 
+_DRIVER = ("BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+
+
 @contextmanager
 def _statements_and_transactions(storage: SQLStorageBackend) -> Iterator[list[tuple[str, bool]]]:
     """(first word of each statement, whether it ran in a transaction), in order."""
     seen: list[tuple[str, bool]] = []
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        word = statement.split(None, 1)[0].upper()
-        if word in ("BEGIN", "COMMIT", "ROLLBACK"):
+        if statement.strip().upper() in _DRIVER:
             return
         dbapi_connection = conn.connection.dbapi_connection
+        word = statement.split(None, 1)[0].upper()
         seen.append((word, _in_transaction(dbapi_connection, conn.dialect.name)))
 
     with every_statement(storage.engine, before):
         yield seen
 
 
-def test_only_the_save_runs_in_a_transaction(database: Database) -> None:
+_SAVE = {
+    # one transaction of a fence and an upsert
+    "sqlite": [("UPDATE", True), ("INSERT", True)],
+    "postgresql": [("WITH", False)],  # one statement: WITH fence AS (UPDATE ...) ...
+    "mariadb": [("BEGIN", False)],  # one compound statement: BEGIN NOT ATOMIC ... END
+}
+
+
+def test_only_sqlite_saves_in_a_transaction(database: Database) -> None:
     storage = SQLStorageBackend("s", **database.options)
-    with storage.acquire_lock():
-        storage.metadata["k"] = 0
-        storage.save()
+    storage.transact(lambda: storage.metadata.update(k=0))
     storage.invalidate_cache()
     with _statements_and_transactions(storage) as seen, storage.acquire_lock():
         storage.metadata["k"] = 1
         storage.save()
-    # take the lease, load, fence + one upsert in one transaction, release
-    assert seen == [
-        ("UPDATE", False),
-        ("SELECT", False),
-        ("UPDATE", True),
-        ("INSERT", True),
-        ("UPDATE", False),
-    ]
-    assert SQLStorageBackend("s", **database.options).metadata == {"k": 1}
+    # take the lease, load, the save, release
+    assert seen == [("UPDATE", False), ("SELECT", False), *_SAVE[database.name], ("UPDATE", False)]
+    with _statements_and_transactions(storage) as seen:
+        storage.transact(lambda: storage.metadata.update(k=2))
+    assert seen == [("SELECT", False), *_SAVE[database.name]]  # load, the save: no lease
+    assert SQLStorageBackend("s", **database.options).metadata == {"k": 2}
 
 
 # -- connections dropped by the server -------------------------------------------
@@ -114,39 +121,130 @@ def _dropper(url: str) -> Iterator[Callable[[int], None]]:
         admin.dispose()
 
 
-def test_connections_the_server_dropped_are_replaced_without_an_error(server: Database) -> None:
-    storage = SQLStorageBackend("s", **server.options)
-    with storage.acquire_lock():
-        storage.metadata["k"] = 0
-        storage.save()
-    engines = [storage.engine, statement_engine(storage.engine)]
+def _drop_pooled(engine: Engine, url: str) -> set[int]:
+    """Drop every connection waiting in the pools of ``engine`` and its companion."""
+    engines = [engine, statement_engine(engine)]
     assert engines[0] is not engines[1]
     dropped = _pooled_ids(engines[0]) | _pooled_ids(engines[1])
     assert dropped
-    with _dropper(server.url) as drop:
+    with _dropper(url) as drop:
         for server_id in dropped:
             drop(server_id)
+    return dropped
+
+
+def test_connections_the_server_dropped_are_replaced_without_an_error(server: Database) -> None:
+    storage = SQLStorageBackend("s", **server.options)
+    storage.transact(lambda: storage.metadata.update(k=0))
+    dropped = _drop_pooled(storage.engine, server.url)
     storage.invalidate_cache()
     with traffic(storage.engine) as seen, storage.acquire_lock():
         storage.metadata["k"] = 1
         storage.save()
-    # The take failed on its dead connection and ran again; so did the fence.
-    assert seen.saves == 2
-    assert not (_pooled_ids(engines[0]) | _pooled_ids(engines[1])) & dropped
+    # The take failed on its dead connection and ran again (SQLAlchemy then
+    # replaced the pool's connections, so the load and save found live ones).
+    assert seen.statements[0] == seen.statements[1] and seen.saves == 1
+    assert not _pooled_ids(statement_engine(storage.engine)) & dropped
     assert SQLStorageBackend("s", **server.options).metadata == {"k": 1}
 
 
-def test_a_save_that_lost_its_connection_at_commit_is_not_run_again(server: Database) -> None:
+@contextmanager
+def _before_the_save(storage: SQLStorageBackend, act: Callable[[Any, str, Any], None]) -> Iterator[None]:
+    """Call ``act(connection, statement, parameters)`` before each one-statement save is sent."""
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().startswith(("WITH fence", "BEGIN NOT ATOMIC")):
+            act(conn, statement, parameters)
+
+    with every_statement(storage.engine, before):
+        yield
+
+
+def test_a_save_whose_connection_was_dead_runs_again_on_a_new_one(server: Database) -> None:
+    """The save meets a connection the server dropped: nothing was applied, so it runs again."""
     storage = SQLStorageBackend("s", **server.options)
+    storage.transact(lambda: storage.metadata.update(k=0))
+    first: list[int] = []
+
+    def drop_once(connection: Any, statement: str, parameters: Any) -> None:
+        if not first:
+            first.append(_server_id(connection.connection.dbapi_connection, connection.dialect.name))
+            drop(first[0])
+
+    with _dropper(server.url) as drop, traffic(storage.engine) as seen, \
+            _before_the_save(storage, drop_once):
+        storage.transact(lambda: storage.metadata.update(k=storage.metadata["k"] + 1))
+    assert seen.saves == 2  # sent on the dead connection, then on a new one
+    assert SQLStorageBackend("s", **server.options).metadata["k"] == 1
+
+
+@pytest.mark.parametrize("optimistic", [False, True], ids=["under the lock", "optimistic"])
+def test_a_save_applied_before_its_connection_was_lost_is_not_applied_twice(
+    server: Database, optimistic: bool
+) -> None:
+    """The database applied the save, then the connection was lost before the reply.
+
+    Simulated exactly: the very statement is applied on another connection,
+    and the one sending it is dropped. Running it again is refused (the
+    version moved on), so the outcome is unknown to the backend: it raises
+    the lost connection's error. Under the lock that reaches the caller; the
+    core's optimistic path reads the session back and finds its write there.
+    """
+    storage = SQLStorageBackend("s", **server.options)
+    storage.transact(lambda: storage.metadata.update(k=0))
+    applier = create_engine(server.url, isolation_level="AUTOCOMMIT")
+    first: list[int] = []
+
+    def apply_then_drop(connection: Any, statement: str, parameters: Any) -> None:
+        if first:
+            return
+        first.append(_server_id(connection.connection.dbapi_connection, connection.dialect.name))
+        with applier.connect() as other:
+            other.exec_driver_sql(statement, parameters).all()
+        drop(first[0])
+
+    def change() -> None:
+        storage.metadata["k"] = storage.metadata["k"] + 1
+
+    try:
+        with _dropper(server.url) as drop, traffic(storage.engine) as seen, \
+                _before_the_save(storage, apply_then_drop):
+            if optimistic:
+                storage.transact(change)
+            else:
+                with storage.acquire_lock():
+                    change()
+                    with pytest.raises(StorageError, match=r"could not save session 's'"):
+                        storage.save()
+    finally:
+        applier.dispose()
+    assert seen.saves == 2  # sent, lost; sent again on a new connection, refused
+    assert SQLStorageBackend("s", **server.options).metadata["k"] == 1  # applied once
+
+
+def test_an_oversized_mariadb_save_that_lost_its_connection_at_commit_is_not_run_again(
+    mariadb: Database,
+) -> None:
+    """A save too big for one MariaDB packet is a transaction of several statements.
+
+    Losing the connection during its ``COMMIT`` leaves the outcome unknown:
+    it is reported, never run again.
+    """
+    storage = SQLStorageBackend("s", **mariadb.options)
+    limit = storage.capabilities.max_record_bytes
+    assert limit is not None
     with storage.acquire_lock():
+        storage.update_configuration({"t": {"after": ["x"], "run": "json.dumps"}})
         storage.metadata["k"] = 0
         storage.save()
 
     def drop_before_commit(connection: Any) -> None:
         drop(_server_id(connection.connection.dbapi_connection, connection.dialect.name))
 
-    with _dropper(server.url) as drop, traffic(storage.engine) as seen, storage.acquire_lock():
+    with _dropper(mariadb.url) as drop, traffic(storage.engine) as seen, storage.acquire_lock():
         storage.metadata["k"] = 1
+        for _ in range(2):  # together over the packet budget, each under the record limit
+            storage.create_instance("t", metadata={"pad": "p" * (limit * 2 // 3)})
         event.listen(storage.engine, "commit", drop_before_commit)
         try:
             with pytest.raises(StorageError, match=r"could not save session 's'"):
@@ -154,5 +252,7 @@ def test_a_save_that_lost_its_connection_at_commit_is_not_run_again(server: Data
         finally:
             event.remove(storage.engine, "commit", drop_before_commit)
     assert seen.saves == 1  # the outcome of that COMMIT is unknown: no second attempt
+    assert not any(s.startswith("BEGIN NOT ATOMIC") for s in seen.statements)
     # (Here the server dropped the connection before COMMIT arrived: nothing was applied.)
-    assert SQLStorageBackend("s", **server.options).metadata == {"k": 0}
+    fresh = SQLStorageBackend("s", **mariadb.options)
+    assert fresh.metadata == {"k": 0} and len(fresh.instances) == 0

@@ -4,64 +4,43 @@ How each guarantee is kept (the tables are described in :mod:`.schema`):
 
 * **Load**: one ``SELECT ... UNION ALL ...`` statement reads the session row,
   the task configs, the instances (only the ``active`` ones for a fire) and the
-  metadata. One round trip, and one statement sees one consistent snapshot on
-  every database, so a reader never sees half of a concurrent save. It runs
-  without ``BEGIN``/``COMMIT`` around it (see :mod:`.engines`).
+  metadata (:mod:`.statements`). One round trip, and one statement sees one
+  consistent snapshot on every database, so a reader never sees half of a
+  concurrent save. It runs without ``BEGIN``/``COMMIT`` (see :mod:`.engines`).
+* **Save**: one conditional write of only what changed (:mod:`.writes`): the
+  session row moves from the loaded version to the next only if it still has
+  the loaded version and, for a save under the lock, the holder's lease
+  token, or, for an optimistic save (``transact`` without a lease), no live
+  lease at all; the changed rows are written only then, atomically with it.
+  One statement on PostgreSQL and MariaDB, one transaction on SQLite. A
+  refused save writes nothing and raises
+  :class:`~triggers.errors.StaleSessionError` saying why (the lease was taken
+  over, a lease holder is at work, the version moved on), which the core
+  turns into a retry of an optimistic change.
 * **Lock**: the session row carries a lease (random token and expiry, both
-  written and judged on the database's clock, see :mod:`.clock`, so a
-  process with a wrong clock cannot take a live lease). Taking it is
-  a single conditional ``UPDATE``, or an ``INSERT`` for a new session whose
-  primary key lets only one process win; renewing and releasing it are one
-  ``UPDATE`` conditioned on the token. Each is a statement of its own, atomic
-  without a transaction, and each can be rerun after a lost connection
-  without harm: with the same token, a rerun finds the row as the lost
-  attempt left it and ends in the same state.
-* **Save**: one transaction. It first moves the session row from the loaded
-  version to the next, conditioned on that version *and* the lease token; a
-  holder whose lease was taken over, or who loaded an older version, updates
-  no row and the save is refused before anything else is written. The row
-  lock taken by that ``UPDATE`` serializes concurrent savers. Then only the
-  changed rows are upserted (one statement per table), and deleted metadata
-  keys removed.
+  written and judged on the database's clock, see :mod:`.clock`, so a process
+  with a wrong clock cannot take a live lease); taking, renewing and
+  releasing it are single statements (:mod:`.statements`).
 * **Errors**: every database error reaches the caller as a
   :class:`~triggers.errors.StorageError` naming the session, the operation and
-  the database (password hidden), with the driver's exception as its cause.
+  the database (password hidden), with the driver's exception as its cause. A
+  deadlock or serialization failure, which the database rolled back, is
+  retried (up to 5 times).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    Double,
-    Engine,
-    Table,
-    Text,
-    bindparam,
-    cast,
-    delete,
-    insert,
-    literal,
-    null,
-    select,
-    true,
-    union_all,
-    update,
-)
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.sql.expression import BindParameter, Executable
 
 from triggers import values
 from triggers.capabilities import Capabilities
@@ -81,9 +60,9 @@ from triggers.storage import (
     TriggerStorageBackend,
     is_active_record,
 )
-from triggers_sql import engines, limits, schema
-from triggers_sql.clock import store_now
+from triggers_sql import engines, limits, schema, writes
 from triggers_sql.schema import Tables, name_key
+from triggers_sql.statements import statements
 
 __all__ = ["SQLStorageBackend"]
 
@@ -109,8 +88,8 @@ class SQLStorageBackend(TriggerStorageBackend):
         One engine (and pool) per URL per process is shared by every session.
     ``engine``
         An existing :class:`~sqlalchemy.Engine` instead of ``url``. The caller
-        owns it (after ``fork()``, call ``engine.dispose(close=False)`` in the
-        child, as SQLAlchemy advises).
+        owns it; in a process forked after it was used, the storage object
+        drops the connections its pool inherited before its first statement.
     ``table_prefix`` (default ``"triggers_"``)
         Prefix of every table name, so several applications can share a schema.
     ``schema`` (default: the connection's)
@@ -131,6 +110,7 @@ class SQLStorageBackend(TriggerStorageBackend):
         skew_safe_leases=True,
         incremental_saves=True,
         partial_loads=True,
+        optimistic_saves=True,
     )
 
     def __init__(
@@ -202,12 +182,12 @@ class SQLStorageBackend(TriggerStorageBackend):
     # -- loading -----------------------------------------------------------------
 
     def _load_session(self, scope: LoadScope) -> StoredSession:
-        statements = _statements(self.tables)
-        query = statements.load_all if scope >= LoadScope.FULL else statements.load_active
+        load = statements(self.tables)
+        query = load.load_all if scope >= LoadScope.FULL else load.load_active
         params = {"p_key": self._key}
         parts: dict[str, dict[str, Any]] = {"c": {}, "i": {}, "m": {}}
         stored_version: int | None = None
-        rows = self._run("load", lambda connection: list(connection.execute(query, params)))
+        rows = self._run("load", lambda c: list(c.execute(query, params)))
         for kind, name, body, row_version in rows:
             if kind == "s":
                 stored_version = row_version
@@ -236,97 +216,69 @@ class SQLStorageBackend(TriggerStorageBackend):
     # -- saving ------------------------------------------------------------------
 
     def _save_changes(self, changes: SessionChanges) -> None:
-        t, key = self.tables, self._key
-        configs = [self._row(name, values.canonical_json(r)) for name, r in changes.configs.items()]
-        instances = [
-            {**self._row(name, values.canonical_json(r)), "active": is_active_record(r)}
-            for name, r in changes.instances.items()
-        ]
-        metas = [
-            {**self._row(name, ""), "value": values.canonical_json(v)}
-            for name, v in changes.metadata.items()
-        ]
-        for row in metas:
-            del row["record"]
+        """One conditional write (see :mod:`.writes`); StaleSessionError saying why if refused."""
+        write = self._write_of(changes)
+        limit = self.capabilities.max_record_bytes
+        outcome = self._call_database(
+            "save", lambda: writes.save(self.engine, self.tables, write, packet_limit=limit)
+        )
+        if not outcome.saved:
+            raise StaleSessionError(
+                f"session {self.uid!r}: {writes.refusal(write, outcome)}; nothing was written"
+            )
+
+    def _write_of(self, changes: SessionChanges) -> writes.Write:
+        """The rows of ``changes`` as stored (keys and JSON text), and their fence."""
+
+        def row(name: str, body: values.JSONValue) -> tuple[str, str, str]:
+            return name_key(name), _text(name), values.canonical_json(body)
+
+        metas = [row(name, value) for name, value in changes.metadata.items()]
         self._check_metadata_sizes(metas)
-        statements = _statements(t)
-        fence = statements.fence_first if changes.base_version is None else statements.fence
-        fenced = {
-            "p_key": key,
-            "p_token": changes.lease_token,
-            "p_version": changes.base_version,
-            "p_new_version": changes.new_version,
-        }
-        deleted = [name_key(name) for name in changes.deleted_metadata]
+        return writes.Write(
+            key=self._key,
+            uid=_text(self.uid),
+            base_version=changes.base_version,
+            new_version=changes.new_version,
+            token=None if changes.lease is None else changes.lease.token,
+            configs=[row(name, record) for name, record in changes.configs.items()],
+            instances=[
+                (*row(name, record), is_active_record(record))
+                for name, record in changes.instances.items()
+            ],
+            metas=metas,
+            deleted=[name_key(name) for name in changes.deleted_metadata],
+        )
 
-        def save(connection: Connection) -> None:
-            if connection.execute(fence, fenced).rowcount != 1:
-                raise self._refusal(connection, changes)
-            _upsert(connection, t.configs, configs, ("record",))
-            _upsert(connection, t.instances, instances, ("record", "active"))
-            _upsert(connection, t.metas, metas, ("value",))
-            if deleted:
-                connection.execute(statements.delete_metas, {"p_key": key, "p_names": deleted})
-
-        self._run("save", save, transaction=True)
-
-    def _check_metadata_sizes(self, metas: list[dict[str, Any]]) -> None:
+    def _check_metadata_sizes(self, metas: list[tuple[str, str, str]]) -> None:
         """Refuse a metadata value over the record limit (the base class checks the other records)."""
         limit = self.capabilities.max_record_bytes
         if limit is None:
             return
-        for row in metas:
-            size = len(row["value"].encode("utf-8"))
+        for _, name, value in metas:
+            size = len(value.encode("utf-8"))
             if size > limit:
                 raise SessionLimitError(
-                    f"session {self.uid!r}: metadata {json.loads(row['name'])!r} takes {size} "
+                    f"session {self.uid!r}: metadata {json.loads(name)!r} takes {size} "
                     f"bytes; this database takes at most {limit} per record (half of "
                     "max_allowed_packet, less room for the statement). Nothing was written"
                 )
 
-    def _row(self, name: str, record: str) -> dict[str, Any]:
-        return {
-            "uid_key": self._key,
-            "name_key": name_key(name),
-            "name": _text(name),
-            "record": record,
-        }
-
-    def _refusal(self, connection: Connection, changes: SessionChanges) -> StaleSessionError:
-        """Why the fence refused a save (read inside the failed transaction)."""
-        sessions = self.tables.sessions
-        row = connection.execute(
-            select(sessions.c.version, sessions.c.lease_token).where(
-                sessions.c.uid_key == self._key
-            )
-        ).first()
-        if row is None or row.lease_token != changes.lease_token:
-            reason = "the lease was taken over by another holder"
-        else:
-            reason = (
-                f"the stored version is {row.version}, this holder loaded {changes.base_version}"
-            )
-        return StaleSessionError(f"session {self.uid!r}: {reason}; nothing was written")
-
     # -- leases ------------------------------------------------------------------
 
     def _acquire_lease(self, lease: Lease) -> bool:
-        statements = _statements(self.tables)
-        params = {
-            "p_key": self._key,
-            "p_uid": _text(self.uid),
-            "p_token": lease.token,
-            "p_ttl": lease.ttl,
-        }
+        lock = statements(self.tables)
+        params = {"p_key": self._key, "p_uid": _text(self.uid), "p_token": lease.token,
+                  "p_ttl": lease.ttl}
 
         def attempt(connection: Connection) -> bool:
-            if connection.execute(statements.take, params).rowcount == 1:
+            if connection.execute(lock.take, params).rowcount == 1:
                 return True
             # No row (a new session), or held by another: the INSERT tells
             # which, and only one of several processes can win it. (Rerun
             # after a lost connection, the UPDATE finds this token if the
             # INSERT had been applied.)
-            connection.execute(statements.create, params)
+            connection.execute(lock.create, params)
             return True
 
         try:
@@ -337,37 +289,32 @@ class SQLStorageBackend(TriggerStorageBackend):
             raise
 
     def _renew_lease(self, lease: Lease) -> bool:
-        renew = _statements(self.tables).renew
+        renew = statements(self.tables).renew
         params = {"p_key": self._key, "p_token": lease.token, "p_ttl": lease.ttl}
-        return self._run(
-            "renew the lock", lambda connection: connection.execute(renew, params).rowcount == 1
-        )
+        return self._run("renew the lock", lambda c: c.execute(renew, params).rowcount == 1)
 
     def _release_lease(self, lease: Lease) -> None:
-        release = _statements(self.tables).release
+        release = statements(self.tables).release
         params = {"p_key": self._key, "p_token": lease.token}
-        self._run("release the lock", lambda connection: connection.execute(release, params))
+        self._run("release the lock", lambda c: c.execute(release, params))
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _run(
-        self, action: str, work: Callable[[Connection], _T], *, transaction: bool = False
-    ) -> _T:
-        """Run ``work``; rerun it if the database broke a deadlock.
+    def _run(self, action: str, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work``, single statements each safe to run again (:func:`.engines.run_statement`)."""
+        return self._call_database(action, lambda: engines.run_statement(self.engine, work))
 
-        ``transaction=True``: ``work`` runs in one write transaction. Otherwise
-        it sends single statements, each atomic by itself, that must be safe to
-        run again (see :func:`.engines.run_statement`). A deadlock or
-        serialization failure undoes what it interrupted (the whole
-        transaction, or the one statement), so running it again is safe; any
-        other error is final.
+    def _call_database(self, action: str, call: Callable[[], _T]) -> _T:
+        """Run ``call``; again if the database broke a deadlock; errors as StorageError.
+
+        A deadlock or serialization failure undoes what it interrupted (the
+        statement, or the whole transaction), so running it again is safe;
+        any other error is final.
         """
         for attempt in range(_DEADLOCK_RETRIES + 1):
             try:
                 with _database_errors(f"{action} session {self.uid!r}", self.engine):
-                    if transaction:
-                        return engines.run_transaction(self.engine, work, write=True)
-                    return engines.run_statement(self.engine, work)
+                    return call()
             except StorageError as error:
                 if attempt == _DEADLOCK_RETRIES or not _is_deadlock(error.__cause__):
                     raise
@@ -388,117 +335,6 @@ def _is_deadlock(error: BaseException | None) -> bool:
 def _text(name: str) -> str:
     """A user-chosen name as stored: JSON text (escapes NUL, keeps everything else)."""
     return json.dumps(name, ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class _Statements:
-    """The statements of a lock cycle, built once per set of tables.
-
-    Building a SQLAlchemy statement (and its cache key) costs about as much
-    CPU as a round trip to a local server; these take their values as bound
-    parameters (``p_...``) instead, so each call only binds and executes.
-    """
-
-    load_active: Executable
-    load_all: Executable
-    take: Executable
-    create: Executable
-    renew: Executable
-    release: Executable
-    fence: Executable
-    fence_first: Executable
-    delete_metas: Executable
-
-
-@functools.cache
-def _statements(t: Tables) -> _Statements:
-    key: BindParameter[str] = bindparam("p_key")
-    token: BindParameter[str] = bindparam("p_token")
-    version = cast(null(), BigInteger)
-    sessions = t.sessions
-
-    def load(active_only: bool) -> Executable:
-        instances = select(literal("i"), t.instances.c.name, t.instances.c.record, version)
-        instances = instances.where(t.instances.c.uid_key == key)
-        if active_only:
-            # "= true", not "IS TRUE": MariaDB uses the (uid_key, active) index
-            # only for the former, and otherwise scans the whole history.
-            instances = instances.where(t.instances.c.active == true())
-        return union_all(
-            select(literal("s"), cast(null(), Text), cast(null(), Text), sessions.c.version).where(
-                sessions.c.uid_key == key
-            ),
-            select(literal("c"), t.configs.c.name, t.configs.c.record, version).where(
-                t.configs.c.uid_key == key
-            ),
-            instances,
-            select(literal("m"), t.metas.c.name, t.metas.c.value, version).where(
-                t.metas.c.uid_key == key
-            ),
-        )
-
-    # Expiry on the database's clock (see .clock): the caller sends only the length.
-    expires = store_now() + bindparam("p_ttl", type_=Double)
-    held = (sessions.c.uid_key == key, sessions.c.lease_token == token)
-    fence = update(sessions).where(*held).values(version=bindparam("p_new_version"))
-    return _Statements(
-        load_active=load(active_only=True),
-        load_all=load(active_only=False),
-        take=update(sessions)
-        .where(sessions.c.uid_key == key)
-        .where(
-            sessions.c.lease_token.is_(None)
-            | (sessions.c.lease_token == token)
-            | (sessions.c.lease_expires <= store_now())
-        )
-        .values(lease_token=token, lease_expires=expires),
-        create=insert(sessions).values(
-            uid_key=key,
-            uid=bindparam("p_uid"),
-            version=None,
-            lease_token=token,
-            lease_expires=expires,
-        ),
-        renew=update(sessions).where(*held).values(lease_expires=expires),
-        release=update(sessions).where(*held).values(lease_token=None, lease_expires=None),
-        fence=fence.where(sessions.c.version == bindparam("p_version")),
-        fence_first=fence.where(sessions.c.version.is_(None)),
-        delete_metas=delete(t.metas).where(
-            t.metas.c.uid_key == key, t.metas.c.name_key.in_(bindparam("p_names", expanding=True))
-        ),
-    )
-
-
-def _upsert(
-    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]
-) -> None:
-    """Insert ``rows``, replacing ``columns`` of rows whose key exists; one statement."""
-    if not rows:
-        return
-    dialect = connection.dialect.name
-    if dialect not in ("postgresql", "sqlite", "mysql", "mariadb"):
-        # any other database: portable, two statements
-        keys = [row["name_key"] for row in rows]
-        connection.execute(
-            delete(table).where(table.c.uid_key == rows[0]["uid_key"], table.c.name_key.in_(keys))
-        )
-        connection.execute(insert(table), list(rows))
-        return
-    connection.execute(_upsert_statement(table, dialect, columns), list(rows))
-
-
-@functools.cache
-def _upsert_statement(table: Table, dialect: str, columns: tuple[str, ...]) -> Executable:
-    """``INSERT ... ON CONFLICT`` / ``ON DUPLICATE KEY UPDATE`` of ``columns``, built once."""
-    if dialect in ("postgresql", "sqlite"):
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        statement = module.insert(table)
-        return statement.on_conflict_do_update(  # type: ignore[no-any-return]
-            index_elements=["uid_key", "name_key"],
-            set_={column: statement.excluded[column] for column in columns},
-        )
-    upsert = mysql.insert(table)
-    return upsert.on_duplicate_key_update({column: upsert.inserted[column] for column in columns})
 
 
 @contextmanager

@@ -17,26 +17,30 @@ An in-memory SQLite database (``sqlite://``) exists once per connection, so it
 is served by a single shared connection, and a process-wide lock serializes
 its transactions (sqlite3 connections do not isolate threads from each other).
 
-Round trips. Most steps of a lock cycle are one statement (take the lease,
-load, release): a single statement is atomic and reads one snapshot on every
-database, so wrapping it in ``BEGIN``/``COMMIT`` only adds round trips.
-:func:`run_statement` runs such steps without a transaction: on PostgreSQL and
-MySQL/MariaDB through a companion engine whose connections stay in
-autocommit mode (a second small pool: switching one connection in and out of
-autocommit costs PyMySQL a ``SET autocommit`` round trip each way), on SQLite
-on the same engine without ``BEGIN``. :func:`run_transaction` is for work of
-several statements (the fenced save); it runs on the engine itself, which
-stays an ordinary transactional engine for anyone else who uses it.
+Round trips. Most steps are one statement (take the lease, load, release,
+and on PostgreSQL and MariaDB the save, see :mod:`.writes`): a single
+statement is atomic and reads one snapshot on every database, so wrapping it
+in ``BEGIN``/``COMMIT`` only adds round trips. :func:`run_statement` and
+:func:`run_conditional_write` run such steps without a transaction: on
+PostgreSQL and MySQL/MariaDB through a companion engine whose connections
+stay in autocommit mode (a second small pool: switching one connection in and
+out of autocommit costs PyMySQL a ``SET autocommit`` round trip each way), on
+SQLite on the same engine without ``BEGIN``. :func:`run_transaction` is for
+work of several statements (SQLite's and MySQL's save); it runs on the engine
+itself, which stays an ordinary transactional engine for anyone else who
+uses it.
 
 Dead connections. The engines do not ping the server at every checkout
 (``pool_pre_ping`` costs a round trip per operation). A connection that the
 server dropped (a restart, an idle timeout) fails on its first statement
 instead; SQLAlchemy then invalidates it and the rest of the pool, and the
 operation is run once more on a new connection, but only where that cannot
-apply anything twice: a transaction whose ``COMMIT`` was not sent yet (the
-database rolled it back), or a single-statement operation the caller declares
-idempotent. A lost connection during ``COMMIT`` is never retried: whether it
-committed is unknown, and the error reaches the caller.
+apply anything twice: a single-statement operation the caller declares
+idempotent, a transaction whose ``COMMIT`` was not sent yet (the database
+rolled it back), or a conditional write that can only apply if its first run
+did not (:func:`run_conditional_write`). A lost connection during ``COMMIT``
+is never retried: whether it committed is unknown, and the error reaches the
+caller.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ __all__ = [
     "engine_for",
     "is_sqlite_memory",
     "rerun_if_lost",
+    "run_conditional_write",
     "run_statement",
     "run_transaction",
     "statement_engine",
@@ -251,6 +256,47 @@ def run_statement(engine: Engine, work: Callable[[Connection], _T]) -> _T:
             return work(connection)
 
     return rerun_if_lost(attempt)
+
+
+def run_conditional_write(
+    engine: Engine, work: Callable[[Connection], _T], applied: Callable[[_T], bool]
+) -> _T:
+    """Run ``work``, one conditional write in one statement, outside any transaction.
+
+    The statement is atomic by itself, so it runs like :func:`run_statement`
+    (one round trip, no ``BEGIN``/``COMMIT``). It is not idempotent, but it is
+    conditioned on the version it moves the session from, which makes running
+    it again after a lost connection safe: the second run can only apply if
+    the first did not (had it applied, the version would have moved on). When
+    the second run is refused instead, ``applied(result)`` False, the first
+    may have applied before the connection was lost, so the error of the lost
+    connection is raised: its outcome is unknown, and the caller must read the
+    session to know. Any error of the second run is reported the same way.
+    """
+    target = _statement_engines.get(engine)
+
+    def attempt() -> _T:
+        if target is None:
+            with transaction(engine, write=True) as connection:
+                return work(connection)
+        with _serialized(target), target.connect() as connection:
+            if target is engine:  # SQLite: the same engine, without BEGIN
+                connection = connection.execution_options(**{_SINGLE: True})
+            return work(connection)
+
+    try:
+        return attempt()
+    except DBAPIError as error:
+        if not _lost_connection(error):
+            raise
+        lost = error
+    try:
+        result = attempt()
+    except Exception:
+        raise lost from lost.__cause__  # the second run's error is the context
+    if not applied(result):
+        raise lost
+    return result
 
 
 def run_transaction(engine: Engine, work: Callable[[Connection], _T], *, write: bool) -> _T:
