@@ -72,6 +72,18 @@ def payload_bytes(value: Any) -> int:
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
+def _writes(statement: str) -> bool:
+    """True for a statement that writes: a plain write, a ``WITH`` whose CTEs
+    write (triggers-sql's one-statement save on PostgreSQL), or a MariaDB
+    compound statement (``BEGIN NOT ATOMIC``, its save there)."""
+    text = statement.lstrip().upper()
+    if text.startswith(_WRITES):
+        return True
+    if text.startswith(("WITH", "BEGIN NOT ATOMIC")):
+        return any(word in text for word in _WRITES)
+    return False
+
+
 def sql_meter(engine: Engine) -> Meter:
     """A meter counting what the backend sends to ``engine``'s database, from SQLAlchemy's events.
 
@@ -102,7 +114,7 @@ def sql_meter(engine: Engine) -> Meter:
         def on_execute(
             conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
         ) -> None:
-            written = payload_bytes(parameters) if statement.lstrip().upper().startswith(_WRITES) else 0
+            written = payload_bytes(parameters) if _writes(statement) else 0
             tally.add(1, written)
 
         def on_transaction_end(conn: Any) -> None:

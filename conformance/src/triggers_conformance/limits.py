@@ -62,14 +62,36 @@ class LimitTests(ConformanceBase):
         assert _instance_bytes(fresh, "t_a#0") == limit
         assert fresh["t_a#1"].metadata["pad"] != "changed"
 
+    @guarantee("limits", requires="max_record_bytes")
+    def test_session_metadata_value_over_the_record_limit(
+        self, storage: TriggerStorageBackend, reload: Reload, capabilities: Capabilities
+    ) -> None:
+        limit = capabilities.max_record_bytes
+        assert limit is not None
+        with storage.acquire_lock():
+            storage.metadata["small"] = "kept"
+            storage.save()
+        with storage.acquire_lock():
+            storage.metadata["small"] = "changed"
+            storage.metadata["huge"] = "h" * limit  # its JSON text is two quotes longer
+            with pytest.raises(SessionLimitError, match="huge"):
+                storage.save()
+        assert reload(storage.uid).metadata == {"small": "kept"}
+
     @guarantee("limits", requires="max_session_bytes")
     def test_session_size_at_and_over_the_limit(
         self, storage: TriggerStorageBackend, reload: Reload, capabilities: Capabilities
     ) -> None:
         limit = capabilities.max_session_bytes
         assert limit is not None
+        # Filled with metadata values each within the record limit, if any.
+        chunk = min(limit, capabilities.max_record_bytes or limit) - 200
         with storage.acquire_lock():
             storage.metadata["pad"] = ""
+            filler = 0
+            while limit - storage._session_bytes() > chunk + 100:
+                storage.metadata[f"fill{filler}"] = "f" * chunk
+                filler += 1
             storage.metadata["pad"] = "p" * (limit - storage._session_bytes())
             assert storage._session_bytes() == limit
             storage.save()

@@ -61,8 +61,9 @@ class Capabilities:
         Longest uid, in characters; longer ones are refused with a
         ``ValueError`` naming the uid.
     ``max_record_bytes``
-        Largest stored task instance or task config, counted as UTF-8 bytes
-        of its canonical JSON (see :func:`triggers.values.canonical_json`).
+        Largest stored task instance, task config or session metadata value
+        (each a record of its own on most stores), counted as UTF-8 bytes of
+        its canonical JSON (see :func:`triggers.values.canonical_json`).
     ``max_session_bytes``
         Largest whole session, counted the same way over all its records. The
         base class checks it only when the whole session is loaded; a backend

@@ -1485,6 +1485,7 @@ class TriggerStorageBackend:
             kinds = (
                 ("task", changes.configs, changes.config_texts),
                 ("instance", changes.instances, changes.instance_texts),
+                ("metadata", changes.metadata, changes.metadata_texts),
             )
             for kind, records, texts in kinds:
                 for name, record in records.items():
