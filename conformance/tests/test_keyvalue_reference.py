@@ -13,23 +13,22 @@ from triggers_conformance import BackendConformance, KeyValueConformance, Storag
 
 
 @pytest.fixture
-def namespace() -> str:
-    return f"conformance-{uuid.uuid4().hex}"
+def make_dict_storage() -> StorageFactory:
+    namespace = f"conformance-{uuid.uuid4().hex}"
+
+    def make(uid: str, **options: Any) -> TriggerStorageBackend:
+        return DictStorageBackend(uid, namespace=namespace, **options)
+
+    return make
 
 
 class TestDictStore(BackendConformance):
     @pytest.fixture
-    def make_storage(self, namespace: str) -> StorageFactory:
-        def make(uid: str, **options: Any) -> TriggerStorageBackend:
-            return DictStorageBackend(uid, namespace=namespace, **options)
-
-        return make
+    def make_storage(self, make_dict_storage: StorageFactory) -> StorageFactory:
+        return make_dict_storage
 
 
 class TestDictStoreLayout(KeyValueConformance):
     @pytest.fixture
-    def make_storage(self, namespace: str) -> StorageFactory:
-        def make(uid: str, **options: Any) -> TriggerStorageBackend:
-            return DictStorageBackend(uid, namespace=namespace, **options)
-
-        return make
+    def make_storage(self, make_dict_storage: StorageFactory) -> StorageFactory:
+        return make_dict_storage
