@@ -15,9 +15,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from triggers.errors import StorageError
+__all__ = ["DjangoPrimitives", "NotStored", "Primitives", "RedisPrimitives", "milliseconds"]
 
-__all__ = ["DjangoPrimitives", "Primitives", "RedisPrimitives", "milliseconds"]
+
+class NotStored(RuntimeError):
+    """The cache answered, but did not store what it was given (full, or a value too large).
+
+    A driver error like any other: the core reports it naming the session and
+    the cache (``could not save session ... on cache ...``).
+    """
 
 
 def _seconds(ttl: float | None) -> int | None:
@@ -52,7 +58,7 @@ class DjangoPrimitives:
     def set_many(self, values: Mapping[str, str], ttl: float | None) -> None:
         failed = self.cache().set_many(dict(values), timeout=_seconds(ttl))
         if failed:
-            raise StorageError(f"the cache did not store {len(failed)} of {len(values)} documents")
+            raise NotStored(f"the cache did not store {len(failed)} of {len(values)} documents")
 
     def touch(self, key: str, ttl: float | None) -> bool:
         return bool(self.cache().touch(key, timeout=_seconds(ttl)))

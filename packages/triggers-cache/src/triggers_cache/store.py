@@ -4,16 +4,16 @@ The layout, the fenced saves and the leases are the core's
 (:mod:`triggers.keyvalue`); what a cache adds is chosen here, once, from the
 kind of cache an alias names (:class:`~triggers_cache.caches.CacheKind`):
 
-======================  ==============================  ===============================  =========================
-cache                   keys read and written through   a save                           the lock
-======================  ==============================  ===============================  =========================
-Redis, django-redis     redis-py, without pickle        one script (``store_redis``)     redis-py's ``Lock``
-memcached (pymemcache)  Django's API                    compare-and-set (``store_memcached``)  ``add``, then ``cas``
-memcached (pylibmc)     Django's API                    a chain of heads                 ``add`` of a lock key
-database                Django's API                    a chain of heads                 SQL on its table
-local memory            Django's API                    a chain of heads                 under its mutex
-file, unknown           Django's API                    a chain of heads, unfenced       this process only
-======================  ==============================  ===============================  =========================
+* Redis, django-redis: keys through redis-py, without pickle; a save is one
+  script, the lock redis-py's ``Lock`` (:mod:`~triggers_cache.store_redis`);
+* memcached through pymemcache: a save is a compare-and-set, the lock an
+  ``add``, then ``cas`` (:mod:`~triggers_cache.store_memcached`);
+* memcached through pylibmc: a chain of heads, the lock an ``add``;
+* the database cache: a chain of heads, the lock SQL on its table
+  (:mod:`~triggers_cache.leases`);
+* the local-memory cache: a chain of heads, the lock under its mutex;
+* the file cache and caches this library does not know: a chain of heads,
+  unfenced, and a lock within this process only;
 
 and with it what the store guarantees (:data:`CAPABILITIES`): the conformance
 suite checks each cache against what it really promises.

@@ -34,11 +34,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from triggers.errors import SessionLimitError, StaleSessionError, StorageError
+from triggers.errors import SessionLimitError, StaleSessionError
 from triggers.keyvalue.codec import PLACEHOLDER, Head, decode_head
 from triggers.keyvalue.keys import SessionKeys
 from triggers.keyvalue.layout import Loaded, Plan
 from triggers.locking import Lease
+from triggers_cache.primitives import NotStored
 
 if TYPE_CHECKING:
     from triggers_cache.store import CacheStore
@@ -105,7 +106,7 @@ class MemcachedSessions:
             documents = {self.key(keys.document(t)): text for t, text in plan.documents.items()}
             failed = client.set_many(documents, expire=self._expire(self.store.history_ttl))
             if failed:
-                raise StorageError(f"session {uid!r}: memcached did not store {len(failed)} history document(s)")
+                raise NotStored(f"memcached did not store {len(failed)} history document(s)")
         head_key, expire = self.key(keys.head), self._expire(self.store.session_ttl)
         if condition.cas is None:
             stored = client.add(head_key, plan.text, expire=expire)
@@ -163,7 +164,7 @@ class MemcachedSessions:
                 return
             if client.add(head_key, PLACEHOLDER, expire=self._expire(self.store.session_ttl)):
                 return
-        raise StorageError("the head kept appearing and disappearing while the lock was taken")
+        raise NotStored("the head kept appearing and disappearing while the lock was taken")
 
     def renew(self, keys: SessionKeys, lease: Lease) -> bool:
         client, lock_key = self.client(), self.key(keys.lock)
