@@ -100,27 +100,24 @@ class CacheRawStore:
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
 
-    def _storage(self, uid: str) -> Any:
+    def _store(self, uid: str) -> Any:
         from triggers_cache import CacheStorageBackend
 
-        return CacheStorageBackend(uid, **self.options)
+        return CacheStorageBackend(uid, **self.options).store
 
-    def _head_key(self, storage: Any) -> str:
-        from triggers_cache.store_chain import ChainStore
-
-        head = storage.store.load().head
-        assert head is not None, f"session {storage.uid!r} is not stored"
-        if isinstance(storage.store, ChainStore):
-            return str(storage.keys.chained_head(head.epoch, head.version))
-        return str(storage.keys.head)
+    def _head_key(self, store: Any, uid: str) -> str:
+        keys = store.keys_for(uid)
+        head = store.heads.load(uid, keys).head
+        assert head is not None, f"session {uid!r} is not stored"
+        return str(store.heads.head_key(keys, head))
 
     def snapshot(self, uid: str) -> Any:
-        from triggers_cache.codec import decode_head, decode_pointer
-        from triggers_cache.layout import history_tokens
+        from triggers.keyvalue.codec import decode_head, decode_pointer
+        from triggers.keyvalue.layout import history_tokens
 
-        storage = self._storage(uid)
-        keys, store = storage.keys, storage.store
-        stored = {"head": store.get_raw(keys.head)}
+        store = self._store(uid)
+        keys = store.keys_for(uid)
+        stored = {"head": store.get(keys.head)}
         try:
             head = decode_head(uid, stored["head"])
         except Exception:
@@ -130,17 +127,17 @@ class CacheRawStore:
                 return stored
             for version in range(max(1, pointer.version - 2), pointer.version + 8):
                 name = keys.chained_head(pointer.epoch, version)
-                stored[name] = store.get_raw(name)
+                stored[name] = store.get(name)
             return stored
         if head is not None:
-            for token in history_tokens(uid, head, store.fetch):
-                stored[token] = store.get_raw(keys.document(token))
+            for token in history_tokens(uid, head, lambda tokens: store.fetch(keys, tokens)):
+                stored[token] = store.get(keys.document(token))
         return stored
 
     def damage(self, uid: str, kind: str) -> None:
-        storage = self._storage(uid)
-        key = self._head_key(storage)
-        raw = storage.store.get_raw(key)
+        store = self._store(uid)
+        key = self._head_key(store, uid)
+        raw = store.get(key)
         document = raw.decode() if isinstance(raw, bytes) else str(raw)
         if kind == "garbage":
             damaged: Any = b"\x00\xff\xfe garbage \x80"
@@ -148,7 +145,7 @@ class CacheRawStore:
             damaged = document[: len(document) // 2]
         else:
             damaged = document.replace("triggers-cache/2", "triggers-cache/999", 1)
-        storage.store.set_raw(key, damaged)
+        store.set(key, damaged, None)
 
 
 class MongoRawStore:

@@ -29,7 +29,7 @@ def test_the_lock_key_lives_at_least_as_long_as_the_lease(ttl: float) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 f'SELECT expires FROM "{cache._table}" WHERE cache_key = %s',
-                [cache.make_and_validate_key(storage.keys.lock)],
+                [cache.make_and_validate_key(storage.store.keys_for(storage.uid).lock)],
             )
             (expires,) = cursor.fetchone()
         return expires  # type: ignore[no-any-return]

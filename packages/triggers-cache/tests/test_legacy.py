@@ -6,9 +6,10 @@ import pytest
 from sessions import TASKS, Sessions, page_numbers
 
 from triggers import values
+from triggers.keyvalue.codec import decode_head
 from triggers.manager import TriggerManager
 from triggers_cache.caches import cache_for
-from triggers_cache.codec import decode_head
+from triggers_cache.legacy import legacy_key
 
 
 def _store_layout_1(sessions: Sessions, version: int, crashed_saves: int = 0) -> None:
@@ -17,7 +18,7 @@ def _store_layout_1(sessions: Sessions, version: int, crashed_saves: int = 0) ->
     Written through Django's API, as that version wrote it; ``crashed_saves``
     later versions were added by saves that died before moving the head.
     """
-    cache, keys = cache_for(sessions.alias), sessions.open().keys
+    cache, keys = cache_for(sessions.alias), sessions.keys
     configs = {name: {**directives, "run": directives["run"]} for name, directives in TASKS.items()}
     for v in range(version, version + crashed_saves + 1):
         instances = {
@@ -30,7 +31,7 @@ def _store_layout_1(sessions: Sessions, version: int, crashed_saves: int = 0) ->
             "instances": instances,
             "metadata": {"instanceCounts": {"t_page": v, "t_wait": 1}, "triggerKwargs": {"start": {}}},
         }
-        cache.set(keys.legacy_version(v), values.canonical_json(document), timeout=None)
+        cache.set(legacy_key(keys, v), values.canonical_json(document), timeout=None)
     cache.set(keys.head, str(version), timeout=None)
 
 
@@ -47,10 +48,10 @@ def test_a_layout_1_session_reads_whole_and_its_next_save_converts_it(
     TriggerManager(storage).fire("page", {"n": "after"})
     reread = sessions.open()
     assert sorted(map(str, page_numbers(reread))) == sorted([*map(str, range(latest)), "after"])
-    keys, store = reread.keys, reread.store
-    raw = store.get_raw(keys.head)
+    keys, store = sessions.keys, reread.store
+    raw = store.get(keys.head)
     assert raw is not None and legacy_free(sessions.uid, raw)
-    assert all(store.get_raw(keys.legacy_version(v)) is None for v in range(5, latest + 1))
+    assert all(store.get(legacy_key(keys, v)) is None for v in range(5, latest + 1))
 
 
 def legacy_free(uid: str, raw: object) -> bool:
@@ -64,8 +65,7 @@ def test_a_layout_1_session_whose_documents_are_gone_loads_empty_and_takes_saves
 ) -> None:
     sessions = Sessions(fenced_alias)
     _store_layout_1(sessions, version=3)
-    storage = sessions.open()
-    storage.store.delete_raw(storage.keys.legacy_version(3))
+    sessions.store.delete(legacy_key(sessions.keys, 3))
     assert sessions.open().metadata == {}
     sessions.build(fires=1)
     assert page_numbers(sessions.open()) == ["fire 0"]

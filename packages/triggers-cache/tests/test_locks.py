@@ -25,30 +25,30 @@ def _token(raw: object) -> str:
 
 def test_a_release_after_a_takeover_leaves_the_new_holders_lease(fenced_alias: str) -> None:
     sessions = Sessions(fenced_alias)
-    first, second = sessions.open(), sessions.open()
-    late = Lease.new(sessions.uid, 1.0, time.time)
-    assert first.store.acquire(late)
+    store, uid, lock = sessions.store, sessions.uid, sessions.keys.lock
+    late = Lease.new(uid, 1.0, time.time)
+    assert store.take_lease(uid, late)
     deadline = time.monotonic() + 10
-    now = Lease.new(sessions.uid, 30.0, time.time)
-    while not second.store.acquire(now):  # once the cache ended the first lease (1-2 s)
+    now = Lease.new(uid, 30.0, time.time)
+    while not store.take_lease(uid, now):  # once the cache ended the first lease (1-2 s)
         assert time.monotonic() < deadline, "the first lease never ended"
         time.sleep(0.2)
-    assert not first.store.renew(late)
-    first.store.release(late)
-    assert _token(second.store.get_raw(second.keys.lock)) == now.token
-    assert not sessions.open().store.acquire(Lease.new(sessions.uid, 30.0, time.time))
-    assert second.store.renew(now)
-    second.store.release(now)
-    assert second.store.get_raw(second.keys.lock) is None
+    assert not store.renew_lease(uid, late)
+    store.release_lease(uid, late)
+    assert _token(store.get(lock)) == now.token
+    assert not store.take_lease(uid, Lease.new(uid, 30.0, time.time))
+    assert store.renew_lease(uid, now)
+    store.release_lease(uid, now)
+    assert store.get(lock) is None
 
 
 def test_an_expired_lock_is_taken_by_one_contender_only(fenced_alias: str) -> None:
     sessions = Sessions(fenced_alias)
     expiring = Lease.new(sessions.uid, 1.0, time.time)
-    assert sessions.open().store.acquire(expiring)
+    assert sessions.store.take_lease(sessions.uid, expiring)
     time.sleep(2.2)  # past the lease on every cache (memcached and the database count whole seconds)
     contenders = [Lease.new(sessions.uid, 30.0, time.time) for _ in range(3)]
-    won = [sessions.open().store.acquire(lease) for lease in contenders]
+    won = [sessions.open().store.take_lease(sessions.uid, lease) for lease in contenders]
     assert won == [True, False, False]
 
 

@@ -1,8 +1,10 @@
 """memcached (Django's ``PyMemcacheCache``): compare-and-set on the head.
 
-Django's ``PyMemcacheCache`` hands out its pymemcache client; this store
-uses it under the keys Django makes, with the expiry times Django would send
-(over 30 days becomes a date, as memcached wants).
+The session's keys are read and written through Django's API
+(:class:`~triggers_cache.primitives.DjangoPrimitives`); this module is what
+pymemcache does better than the key-value primitives, through the client
+Django hands out, under the keys Django makes and with the expiry times
+Django would send (over 30 days becomes a date, as memcached wants):
 
 * **Load**: ``gets`` of the head and the lock in one request (one round trip):
   the head, its CAS unique, and who holds the lock.
@@ -29,23 +31,20 @@ uses it under the keys Django makes, with the expiry times Django would send
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from triggers.errors import SessionLimitError, StaleSessionError
+from triggers.keyvalue.codec import PLACEHOLDER, Head, decode_head
+from triggers.keyvalue.keys import SessionKeys
+from triggers.keyvalue.layout import Loaded, Plan
 from triggers.locking import Lease
-from triggers_cache.codec import PLACEHOLDER, Head, decode_head, legacy_version
-from triggers_cache.keys import SessionKeys
-from triggers_cache.layout import Loaded, Plan, legacy_keys, load_legacy
+from triggers_cache.primitives import NotStored
 
-__all__ = ["ITEM_LIMIT", "MemcachedStore"]
+if TYPE_CHECKING:
+    from triggers_cache.store import CacheStore
 
-ITEM_LIMIT = 1_000_000
-"""Largest value stored (memcached's default item size is 1 MiB, key and header included)."""
-
-_BATCH = 200
-"""Keys per multi-get: memcached reads a request line whole, so keep it a few KB."""
+__all__ = ["MemcachedSessions"]
 
 
 @dataclass(frozen=True)
@@ -56,120 +55,85 @@ class _Condition:
     """The lock key's value at the load (a token), ``None`` when free."""
 
 
-class MemcachedStore:
-    """A session's keys in memcached, through the pymemcache client of a Django cache."""
+class MemcachedSessions:
+    """A session's head and lock in memcached, through the pymemcache client of a Django cache."""
 
-    def __init__(self, cache: Callable[[], Any], keys: SessionKeys, uid: str, timeout: float | None) -> None:
-        self._cache = cache
-        self.keys = keys
-        self.uid = uid
-        self.timeout = timeout
+    def __init__(self, store: CacheStore, *, item_bytes: int) -> None:
+        self.store = store
+        self.item_bytes = item_bytes
+        """Largest value stored: memcached's item size (``-I``), key and header included."""
 
     def client(self) -> Any:
-        return self._cache()._cache
+        return self.store.cache._cache
 
     def key(self, key: str) -> str:
-        name: str = self._cache().make_and_validate_key(key)
+        name: str = self.store.cache.make_and_validate_key(key)
         return name
 
     def _expire(self, seconds: float | None) -> int:
-        expire: int = self._cache().get_backend_timeout(seconds)
+        expire: int = self.store.cache.get_backend_timeout(None if seconds is None else math.ceil(seconds))
         return expire
 
-    def load(self) -> Loaded:
-        head_key, lock_key = self.key(self.keys.head), self.key(self.keys.lock)
+    def head_key(self, keys: SessionKeys, head: Head) -> str:
+        return keys.head
+
+    def _gets(self, keys: SessionKeys) -> tuple[object, _Condition]:
+        """The head and the lock's holder, in one request."""
+        head_key, lock_key = self.key(keys.head), self.key(keys.lock)
         found = self.client().gets_many([head_key, lock_key])
         raw, cas = found.get(head_key, (None, None))
-        condition = _Condition(cas, found.get(lock_key, (None, None))[0])
+        return raw, _Condition(cas, found.get(lock_key, (None, None))[0])
+
+    def load(self, uid: str, keys: SessionKeys) -> Loaded:
+        raw, condition = self._gets(keys)
         if raw is None:
             return Loaded(None, condition)
-        version = legacy_version(raw)
-        if version is not None:
-            return Loaded(load_legacy(self.uid, self.keys, version, self._get_many), condition)
-        return Loaded(decode_head(self.uid, raw), condition)
+        if self.store.is_older_layout(raw):
+            return Loaded(self.store.load_older_layout(uid, keys, raw), condition)
+        return Loaded(decode_head(uid, raw), condition)
 
-    def _get_many(self, keys: list[str]) -> Mapping[str, object]:
-        names = {self.key(key): key for key in keys}
-        found: dict[str, object] = {}
-        batch = list(names)
-        for start in range(0, len(batch), _BATCH):
-            for name, raw in self.client().get_many(batch[start:start + _BATCH]).items():
-                found[names[name]] = raw
-        return found
-
-    def fetch(self, tokens: list[str]) -> Mapping[str, object]:
-        found = self._get_many([self.keys.document(token) for token in tokens])
-        return {token: found[self.keys.document(token)] for token in tokens if self.keys.document(token) in found}
-
-    def write(self, base: Loaded, plan: Plan, lease: Lease | None) -> Loaded:
-        self._check_sizes(plan)
+    def write(self, uid: str, keys: SessionKeys, base: Loaded, plan: Plan, lease: Lease | None) -> Loaded:
+        self._check_size(uid, plan)
         condition: _Condition = base.condition
         if base.head is not None and condition.cas is None:
-            condition = self._read_again(base.head)
+            condition = self._read_again(uid, keys, base.head)
         if lease is None and condition.holder is not None:
-            raise self._refused("another holder has the session locked")
+            raise StaleSessionError.leased(uid)
         if lease is not None and condition.holder != lease.token:
-            raise self._refused("the lease was taken over by another holder")
+            raise StaleSessionError.lease_taken_over(uid)
         client = self.client()
         if plan.documents:
-            documents = {self.key(self.keys.document(t)): text for t, text in plan.documents.items()}
-            failed = client.set_many(documents, expire=self._history_expire())
+            documents = {self.key(keys.document(t)): text for t, text in plan.documents.items()}
+            failed = client.set_many(documents, expire=self._expire(self.store.history_ttl))
             if failed:
-                raise RuntimeError(f"memcached did not store {len(failed)} history document(s)")
-        head_key, expire = self.key(self.keys.head), self._expire(self.timeout)
+                raise NotStored(f"memcached did not store {len(failed)} history document(s)")
+        head_key, expire = self.key(keys.head), self._expire(self.store.session_ttl)
         if condition.cas is None:
             stored = client.add(head_key, plan.text, expire=expire)
         else:
             stored = client.cas(head_key, plan.text, condition.cas, expire=expire)
         if not stored:
-            raise self._refused("a newer version was saved by another writer")
-        if base.head is not None and base.head.epoch == "legacy":
-            client.delete_many([self.key(key) for key in legacy_keys(self.keys, base.head.version)])
+            if base.head is None:
+                raise StaleSessionError.created_elsewhere(uid)
+            raise StaleSessionError.version_moved(uid, base.head.version, "a newer one")
         return Loaded(plan.head, _Condition(None, condition.holder))
 
-    def _read_again(self, head: Head) -> _Condition:
+    def _read_again(self, uid: str, keys: SessionKeys, head: Head) -> _Condition:
         """The head's CAS unique now, after our own save (which memcached does not return)."""
-        head_key, lock_key = self.key(self.keys.head), self.key(self.keys.lock)
-        found = self.client().gets_many([head_key, lock_key])
-        raw, cas = found.get(head_key, (None, None))
-        stored = None if raw is None else decode_head(self.uid, raw)
+        raw, condition = self._gets(keys)
+        stored = None if raw is None else decode_head(uid, raw)
         if stored is None or (stored.epoch, stored.version) != (head.epoch, head.version):
-            raise self._refused("a newer version was saved by another writer")
-        return _Condition(cas, found.get(lock_key, (None, None))[0])
+            raise StaleSessionError.version_moved(uid, head.version, stored and stored.version)
+        return condition
 
-    def _check_sizes(self, plan: Plan) -> None:
+    def _check_size(self, uid: str, plan: Plan) -> None:
         size = len(plan.text.encode("utf-8"))
-        if size > ITEM_LIMIT:
+        if size > self.item_bytes:
             raise SessionLimitError(
-                f"session {self.uid!r}: its head (task configurations, metadata and "
+                f"session {uid!r}: its head (task configurations, metadata and "
                 f"{len(plan.head.instances)} unfinished instances) takes {size} bytes; memcached "
-                f"stores at most {ITEM_LIMIT} in one item. Nothing was written"
+                f"stores at most {self.item_bytes} in one item. Nothing was written"
             )
-
-    def _refused(self, why: str) -> StaleSessionError:
-        return StaleSessionError(f"session {self.uid!r}: {why}; nothing was written")
-
-    def _history_expire(self) -> int:
-        return self._expire(None if self.timeout is None else 2 * self.timeout)
-
-    def touch(self, tokens: list[str]) -> None:
-        if self.timeout is None:
-            return
-        client, expire = self.client(), self._history_expire()
-        for token in tokens:
-            client.touch(self.key(self.keys.document(token)), expire=expire, noreply=True)
-
-    # -- raw access, for operators and tests --------------------------------------
-
-    def get_raw(self, key: str) -> object:
-        """What is stored under one of this session's keys (``keys.head``...), as stored."""
-        return self.client().get(self.key(key))
-
-    def set_raw(self, key: str, value: str | bytes) -> None:
-        self.client().set(self.key(key), value)
-
-    def delete_raw(self, key: str) -> None:
-        self.client().delete(self.key(key))
 
     # -- the lock ------------------------------------------------------------------
 
@@ -177,40 +141,40 @@ class MemcachedStore:
         """Whole seconds, one more than the lease: memcached's clock ticks once a second."""
         return max(1, math.ceil(lease.ttl)) + 1
 
-    def acquire(self, lease: Lease) -> bool:
+    def take(self, keys: SessionKeys, lease: Lease) -> bool:
         client = self.client()
-        if not client.add(self.key(self.keys.lock), lease.token, expire=self._lock_expire(lease)):
+        if not client.add(self.key(keys.lock), lease.token, expire=self._lock_expire(lease)):
             return False
         try:
-            self._bump(client)
+            self._bump(client, keys)
         except BaseException:
-            self.release(lease)
+            self.release(keys, lease)
             raise
         return True
 
-    def _bump(self, client: Any) -> None:
+    def _bump(self, client: Any, keys: SessionKeys) -> None:
         """Give the head a new CAS unique, so that writers who loaded before the lock refuse.
 
         Appending nothing stores the same bytes under a new unique; where
         there is no head yet, a placeholder takes its place.
         """
-        head_key = self.key(self.keys.head)
+        head_key = self.key(keys.head)
         for _ in range(5):
             if client.append(head_key, ""):
                 return
-            if client.add(head_key, PLACEHOLDER, expire=self._expire(self.timeout)):
+            if client.add(head_key, PLACEHOLDER, expire=self._expire(self.store.session_ttl)):
                 return
-        raise RuntimeError("the head kept appearing and disappearing while the lock was taken")
+        raise NotStored("the head kept appearing and disappearing while the lock was taken")
 
-    def renew(self, lease: Lease) -> bool:
-        client, lock_key = self.client(), self.key(self.keys.lock)
+    def renew(self, keys: SessionKeys, lease: Lease) -> bool:
+        client, lock_key = self.client(), self.key(keys.lock)
         holder, cas = client.gets(lock_key)
         if holder != lease.token:
             return False
         return bool(client.cas(lock_key, lease.token, cas, expire=self._lock_expire(lease)))
 
-    def release(self, lease: Lease) -> None:
-        client, lock_key = self.client(), self.key(self.keys.lock)
+    def release(self, keys: SessionKeys, lease: Lease) -> None:
+        client, lock_key = self.client(), self.key(keys.lock)
         holder, cas = client.gets(lock_key)
         if holder == lease.token:
             client.cas(lock_key, lease.token, cas, expire=-1)  # expired at once: deleted

@@ -1,8 +1,8 @@
 """Redis (Django's ``RedisCache`` or django-redis): every save is one atomic script.
 
-Both Django backends hand out their redis-py client, and this store talks to
-Redis through it, under the keys Django would make (``KEY_PREFIX``, version).
-Values are our JSON text as it is: no pickle on the way in or out.
+The session's keys are read and written through the cache's redis-py client
+(:class:`~triggers_cache.primitives.RedisPrimitives`); this module is what
+Redis does better than the key-value primitives:
 
 * **Load**: ``GET`` of the head (one round trip); the whole history adds one
   ``MGET`` per index document.
@@ -21,16 +21,19 @@ Values are our JSON text as it is: no pickle on the way in or out.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from triggers.errors import StaleSessionError
+from triggers.keyvalue.codec import Head, as_text, decode_head, head_stamp
+from triggers.keyvalue.keys import SessionKeys
+from triggers.keyvalue.layout import Loaded, Plan
 from triggers.locking import Lease
-from triggers_cache.codec import decode_head, head_stamp, legacy_version
-from triggers_cache.keys import SessionKeys
-from triggers_cache.layout import Loaded, Plan, legacy_keys, load_legacy
+from triggers_cache.primitives import RedisPrimitives, milliseconds
 
-__all__ = ["SAVE_SCRIPT", "RedisStore"]
+if TYPE_CHECKING:
+    from triggers_cache.store import CacheStore
+
+__all__ = ["SAVE_SCRIPT", "RedisSessions"]
 
 SAVE_SCRIPT = """
 -- KEYS: head, lock, history documents...
@@ -45,9 +48,11 @@ elseif holder ~= ARGV[2] then
 end
 local head = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
-  if head then return 'moved' end
-elseif not head or string.sub(head, 1, #ARGV[1]) ~= ARGV[1] then
-  return 'moved'
+  if head then return 'moved ' .. string.match(head, '^[^\\n]*') end
+elseif not head then
+  return 'moved '
+elseif string.sub(head, 1, #ARGV[1]) ~= ARGV[1] then
+  return 'moved ' .. string.match(head, '^[^\\n]*')
 end
 local function put(key, value, ttl)
   if ttl > 0 then redis.call('SET', key, value, 'PX', ttl) else redis.call('SET', key, value) end
@@ -60,133 +65,80 @@ return 'ok'
 
 _SAVE_SHA = hashlib.sha1(SAVE_SCRIPT.encode()).hexdigest()
 
-_REFUSALS = {
-    "leased": "another holder has the session locked",
-    "lease lost": "the lease was taken over by another holder",
-    "moved": "a newer version was saved by another writer",
-}
 
+class RedisSessions:
+    """A session's head and lock in Redis, through the client of a Django cache."""
 
-def _ms(seconds: float | None) -> int:
-    return 0 if seconds is None else max(1, round(seconds * 1000))
+    def __init__(self, store: CacheStore, redis: RedisPrimitives) -> None:
+        self.store = store
+        self.redis = redis
 
+    def head_key(self, keys: SessionKeys, head: Head) -> str:
+        return keys.head
 
-class RedisStore:
-    """A session's keys in Redis, through the client of a Django cache."""
-
-    def __init__(
-        self,
-        cache: Callable[[], Any],
-        client: Callable[[Any], Any],
-        keys: SessionKeys,
-        uid: str,
-        timeout: float | None,
-    ) -> None:
-        self._cache = cache
-        self._client_of = client
-        self.keys = keys
-        self.uid = uid
-        self.timeout = timeout
-
-    def client(self) -> Any:
-        """The redis-py client (the primary: reads must see the latest write)."""
-        return self._client_of(self._cache())
-
-    def key(self, key: str) -> str:
-        """``key`` as Django's cache names it in Redis."""
-        name: str = self._cache().make_and_validate_key(key)
-        return name
-
-    def load(self) -> Loaded:
-        raw = self.client().get(self.key(self.keys.head))
+    def load(self, uid: str, keys: SessionKeys) -> Loaded:
+        raw = self.redis.get(keys.head)
         if raw is None:
             return Loaded(None, b"")
-        version = legacy_version(raw)
-        if version is not None:
-            return Loaded(load_legacy(self.uid, self.keys, version, self._get_many), raw)
-        head = decode_head(self.uid, raw)
+        if self.store.is_older_layout(raw):
+            return Loaded(self.store.load_older_layout(uid, keys, raw), raw)
+        head = decode_head(uid, raw)
         stamp = b"" if head is None else head_stamp(head.epoch, head.version).encode()
         return Loaded(head, stamp)
 
-    def _get_many(self, keys: list[str]) -> Mapping[str, object]:
-        found = self.client().mget([self.key(key) for key in keys])
-        return {key: raw for key, raw in zip(keys, found, strict=True) if raw is not None}
-
-    def fetch(self, tokens: list[str]) -> Mapping[str, object]:
-        found = self._get_many([self.keys.document(token) for token in tokens])
-        return {token: found[self.keys.document(token)] for token in tokens if self.keys.document(token) in found}
-
-    def write(self, base: Loaded, plan: Plan, lease: Lease | None) -> Loaded:
-        history_ttl = None if self.timeout is None else 2 * self.timeout
-        keys = [self.key(self.keys.head), self.key(self.keys.lock)]
-        keys += [self.key(self.keys.document(token)) for token in plan.documents]
+    def write(self, uid: str, keys: SessionKeys, base: Loaded, plan: Plan, lease: Lease | None) -> Loaded:
+        name = self.redis.name
+        names = [name(keys.head), name(keys.lock), *(name(keys.document(t)) for t in plan.documents)]
         args = [base.condition, "" if lease is None else lease.token, plan.text,
-                _ms(self.timeout), _ms(history_ttl), *plan.documents.values()]
-        client = self.client()
+                milliseconds(self.store.session_ttl) or 0, milliseconds(self.store.history_ttl) or 0,
+                *plan.documents.values()]
+        client = self.redis.client()
         from redis.exceptions import NoScriptError
 
         try:
-            outcome = client.evalsha(_SAVE_SHA, len(keys), *keys, *args)
+            outcome = client.evalsha(_SAVE_SHA, len(names), *names, *args)
         except NoScriptError:  # the first save since the server started: send the script itself
-            outcome = client.eval(SAVE_SCRIPT, len(keys), *keys, *args)
-        outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+            outcome = client.eval(SAVE_SCRIPT, len(names), *names, *args)
+        outcome = str(as_text(outcome))
         if outcome != "ok":
-            raise StaleSessionError(
-                f"session {self.uid!r}: {_REFUSALS.get(outcome, outcome)}; nothing was written"
-            )
-        if base.head is not None and base.head.epoch == "legacy":
-            self._forget_legacy(base.head.version)
+            raise _refusal(uid, base.head, outcome)
         return Loaded(plan.head, head_stamp(plan.head.epoch, plan.head.version).encode())
-
-    def _forget_legacy(self, version: int) -> None:
-        """Delete the layout-1 documents a converted session left (best effort)."""
-        client = self.client()
-        client.delete(*(self.key(key) for key in legacy_keys(self.keys, version)))
-
-    def touch(self, tokens: list[str]) -> None:
-        if self.timeout is None or not tokens:
-            return
-        pipeline = self.client().pipeline(transaction=False)
-        for token in tokens:
-            pipeline.pexpire(self.key(self.keys.document(token)), _ms(2 * self.timeout))
-        pipeline.execute()
-
-    # -- raw access, for operators and tests --------------------------------------
-
-    def get_raw(self, key: str) -> object:
-        """What is stored under one of this session's keys (``keys.head``...), as stored."""
-        return self.client().get(self.key(key))
-
-    def set_raw(self, key: str, value: str | bytes) -> None:
-        self.client().set(self.key(key), value)
-
-    def delete_raw(self, key: str) -> None:
-        self.client().delete(self.key(key))
 
     # -- the lock: redis-py's Lock -------------------------------------------------
 
-    def _lock(self, lease: Lease) -> Any:
-        client = self.client()
-        lock = client.lock(self.key(self.keys.lock), timeout=lease.ttl, thread_local=False)
+    def _lock(self, keys: SessionKeys, lease: Lease) -> Any:
+        client = self.redis.client()
+        lock = client.lock(self.redis.name(keys.lock), timeout=lease.ttl, thread_local=False)
         lock.local.token = client.get_encoder().encode(lease.token)
         return lock
 
-    def acquire(self, lease: Lease) -> bool:
-        lock = self._lock(lease)
-        return bool(lock.acquire(blocking=False, token=lease.token))
+    def take(self, keys: SessionKeys, lease: Lease) -> bool:
+        return bool(self._lock(keys, lease).acquire(blocking=False, token=lease.token))
 
-    def renew(self, lease: Lease) -> bool:
+    def renew(self, keys: SessionKeys, lease: Lease) -> bool:
         from redis.exceptions import LockError
 
         try:
-            return bool(self._lock(lease).reacquire())
+            return bool(self._lock(keys, lease).reacquire())
         except LockError:  # LockNotOwnedError: it expired, and may have been taken over
             return False
 
-    def release(self, lease: Lease) -> None:
+    def release(self, keys: SessionKeys, lease: Lease) -> None:
         from redis.exceptions import LockError
 
         try:
-            self._lock(lease).release()
+            self._lock(keys, lease).release()
         except LockError:  # no longer ours: leave the new holder's lease alone
             pass
+
+
+def _refusal(uid: str, base: Head | None, outcome: str) -> StaleSessionError:
+    """The refusal the script answered: ``leased``, ``lease lost``, or ``moved`` and the head's first line."""
+    if outcome == "leased":
+        return StaleSessionError.leased(uid)
+    if outcome == "lease lost":
+        return StaleSessionError.lease_taken_over(uid)
+    if base is None:
+        return StaleSessionError.created_elsewhere(uid)
+    stored = outcome.rpartition(" ")[2]
+    return StaleSessionError.version_moved(uid, base.version, int(stored) if stored.isdigit() else None)

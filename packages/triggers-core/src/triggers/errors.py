@@ -31,6 +31,7 @@ __all__ = [
     "Retry",
     "RetryTask",
     "SessionLimitError",
+    "SessionLostError",
     "StaleSessionError",
     "StatusChange",
     "StorageError",
@@ -105,6 +106,16 @@ class CorruptSessionError(StorageError):
     """Stored data for a session could not be decoded.
 
     Raised instead of a decoding traceback; the stored data is left untouched.
+    """
+
+
+class SessionLostError(CorruptSessionError):
+    """Part of a session's finished history is gone from its store (evicted or expired).
+
+    Raised by stores that may forget keys on their own (a cache under memory
+    pressure, :mod:`triggers.keyvalue`). The rest of the session
+    (configurations, metadata, unfinished instances) is intact, so fires and
+    saves go on; only loading the whole history fails.
     """
 
 

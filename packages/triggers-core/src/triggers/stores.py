@@ -385,7 +385,7 @@ def _administer(store: Store, action: str, work: Callable[[], _T]) -> _T:
     """Run an administration call, translating driver errors as the store says."""
     try:
         return work()
-    except TriggersError:
-        raise
+    except (TriggersError, NotImplementedError):
+        raise  # ours, or what the store cannot do (list its sessions): not the store failing
     except store.driver_errors as error:
         raise store.translate(error, action, None) from error

@@ -1,60 +1,61 @@
-"""The stored form of a session: JSON text made by this library, never a pickle.
+"""The stored form of a session in a key-value store: JSON text, never a pickle.
 
-Every value this library stores is ``str``: a header line, then canonical
-JSON. The header says what the document is and which incarnation of the
-session (its *epoch*) it belongs to::
+Every value the layout stores is ``str``: a header line, then canonical JSON.
+The header says what the document is and which incarnation of the session
+(its *epoch*, :data:`triggers.stores.EPOCH`) it belongs to::
 
     triggers-cache/2 head 3f9c2a7d01b4e6c8 42
     {"history": {...}, "instances": {...}, "metadata": {...}, "tasks": {...}, "uid": "..."}
 
-so that the Redis script can check a head's epoch and version by its first
-line, and so that a document of another session, of another incarnation of
-this one, or of another program is recognised as such. Anything that is not
-the document expected under a key (a foreign value, a truncated write,
-garbage) raises :class:`~triggers.errors.CorruptSessionError` naming the uid.
+so that a store can check a head's epoch and version by its first line (the
+Redis script does), and so that a document of another session, of another
+incarnation of this one, or of another program is recognised as such.
+Anything that is not the document expected under a key (a foreign value, a
+truncated write, garbage) raises :class:`~triggers.errors.CorruptSessionError`
+naming the uid.
 
-Sessions written by triggers-cache 0.1 (layout 1: a version number under the
-head key, the whole session in one document per version) are still read:
-:func:`decode_legacy` and :func:`legacy_version`.
+The format's name is the one triggers-cache gave it when it introduced the
+layout; it stays, so that every session stored since still loads.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
 from triggers import values
 from triggers.errors import CorruptSessionError
-from triggers.storage import is_active_record
 
 __all__ = [
     "FORMAT",
+    "OLDER_LAYOUT",
     "PLACEHOLDER",
     "Head",
     "HistoryDoc",
     "Pointer",
+    "as_text",
     "corrupt",
     "decode_head",
     "decode_history",
-    "decode_legacy",
     "decode_pointer",
     "encode_head",
     "encode_index",
     "encode_pointer",
     "encode_segment",
     "head_stamp",
-    "legacy_version",
-    "plain",
 ]
 
 FORMAT = "triggers-cache/2"
-LEGACY_FORMAT = "triggers-cache/1"
 
 PLACEHOLDER = f"{FORMAT} placeholder - 0\n{{}}"
-"""What a lock holder puts under a missing head (memcached): no session, but a CAS to bump."""
+"""What a lock holder may put under a missing head: no session, but a value to
+compare-and-set against (memcached)."""
+
+OLDER_LAYOUT = "legacy"
+"""The epoch of a head read from an older layout (see
+:meth:`~triggers.keyvalue.KeyValueStore.load_older_layout`); never stored, as
+the first save of such a session starts a new epoch."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,10 @@ class Head:
 
     ``recent`` names the segments written since the newest index document
     ``index`` (oldest first); ``refreshed`` is when (by a writer's clock) every
-    history document last had its time to live set, ``None`` without a timeout.
-    ``legacy`` holds the finished instances of a session read from layout 1,
-    which the first save moves into segments.
+    history document last had its time to live set, ``None`` without a
+    session ttl. A head read from an older layout holds that layout's finished
+    instances in ``unsegmented`` (its first save moves them into segments)
+    and the keys that layout used in ``leftovers`` (deleted once converted).
     """
 
     epoch: str
@@ -76,11 +78,16 @@ class Head:
     recent: tuple[str, ...] = ()
     index: str | None = None
     refreshed: float | None = None
-    legacy: dict[str, Any] = field(default_factory=dict)
+    unsegmented: dict[str, Any] = field(default_factory=dict)
+    leftovers: tuple[str, ...] = ()
 
     @property
     def has_history(self) -> bool:
-        return bool(self.recent or self.index or self.legacy)
+        return bool(self.recent or self.index or self.unsegmented)
+
+    @property
+    def is_older_layout(self) -> bool:
+        return self.epoch == OLDER_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -95,14 +102,14 @@ class HistoryDoc:
 
 @dataclass(frozen=True)
 class Pointer:
-    """Where the latest head is, on caches that keep a chain of immutable heads."""
+    """Where the latest head is, on stores that keep a chain of immutable heads."""
 
     epoch: str
     version: int
 
 
 def head_stamp(epoch: str, version: int) -> str:
-    """The first line of a head: what the Redis script compares."""
+    """The first line of a head: what a store's conditional write may compare."""
     return f"{FORMAT} head {epoch} {version}\n"
 
 
@@ -136,24 +143,32 @@ def encode_pointer(uid: str, pointer: Pointer) -> str:
 
 def corrupt(uid: str, what: str) -> CorruptSessionError:
     return CorruptSessionError(
-        f"session {uid!r}: the cache holds {what} under this session's key, not a session "
-        "stored by triggers-cache; it was left as it is"
+        f"session {uid!r}: the store holds {what} under this session's key, not a session "
+        "stored by Triggers; it was left as it is"
     )
+
+
+def as_text(raw: object) -> object:
+    """``raw`` as text when a store's client hands back UTF-8 bytes (redis-py does)."""
+    if isinstance(raw, bytes):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw
+    return raw
 
 
 def _split(uid: str, raw: object) -> tuple[list[str], dict[str, Any]]:
     """Header fields and JSON body of a stored document, or CorruptSessionError."""
+    raw = as_text(raw)
     if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise corrupt(uid, "bytes that are not UTF-8 text") from None
+        raise corrupt(uid, "bytes that are not UTF-8 text")
     if not isinstance(raw, str):
         raise corrupt(uid, f"a {type(raw).__name__}")
     header, newline, text = raw.partition("\n")
     fields = header.split(" ")
     if not newline or len(fields) != 4 or not fields[0].startswith("triggers-cache/"):
-        raise corrupt(uid, "text that is not a triggers-cache document")
+        raise corrupt(uid, "text that is not a Triggers document")
     if fields[0] != FORMAT:
         raise corrupt(uid, f"a document of an unknown format {fields[0]!r:.40}")
     try:
@@ -167,7 +182,8 @@ def _split(uid: str, raw: object) -> tuple[list[str], dict[str, Any]]:
     return fields, body
 
 
-def _mapping(uid: str, body: dict[str, Any], name: str) -> dict[str, Any]:
+def mapping(uid: str, body: dict[str, Any], name: str) -> dict[str, Any]:
+    """``body[name]``, which must be a JSON object."""
     part = body.get(name)
     if not isinstance(part, dict):
         raise corrupt(uid, f"a document without its {name!r}")
@@ -187,7 +203,7 @@ def decode_head(uid: str, raw: object) -> Head | None:
         return None
     if fields[1] != "head" or not fields[3].isdigit():
         raise corrupt(uid, f"a {fields[1]!r} document where the head belongs")
-    history = _mapping(uid, body, "history")
+    history = mapping(uid, body, "history")
     index, refreshed = history.get("index"), history.get("refreshed")
     if not (index is None or isinstance(index, str)) or not (
         refreshed is None or isinstance(refreshed, int | float)
@@ -196,9 +212,9 @@ def decode_head(uid: str, raw: object) -> Head | None:
     return Head(
         epoch=fields[2],
         version=int(fields[3]),
-        configs=_mapping(uid, body, "tasks"),
-        instances=_mapping(uid, body, "instances"),
-        metadata=_mapping(uid, body, "metadata"),
+        configs=mapping(uid, body, "tasks"),
+        instances=mapping(uid, body, "instances"),
+        metadata=mapping(uid, body, "metadata"),
         recent=_tokens(uid, history.get("recent")),
         index=index,
         refreshed=None if refreshed is None else float(refreshed),
@@ -211,7 +227,7 @@ def decode_history(uid: str, epoch: str, token: str, raw: object, kind: str) -> 
     if fields[2] != epoch or fields[3] != token or fields[1] != kind:
         raise corrupt(uid, f"a {fields[1]!r} document where {kind} {token} belongs")
     if fields[1] == "segment":
-        return HistoryDoc(token, instances=_mapping(uid, body, "instances"))
+        return HistoryDoc(token, instances=mapping(uid, body, "instances"))
     previous = body.get("previous")
     if not (previous is None or isinstance(previous, str)):
         raise corrupt(uid, "an index document with a damaged reference")
@@ -223,63 +239,3 @@ def decode_pointer(uid: str, raw: object) -> Pointer:
     if fields[1] != "pointer" or not fields[3].isdigit():
         raise corrupt(uid, f"a {fields[1]!r} document where the head pointer belongs")
     return Pointer(fields[2], int(fields[3]))
-
-
-# -- layout 1 (triggers-cache 0.1) ----------------------------------------------
-
-
-class _PrimitivesOnly(pickle.Unpickler):
-    """Unpickles strings and numbers only: no class is ever looked up, so nothing runs."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"{module}.{name} refused")
-
-
-def plain(raw: object) -> object:
-    """A value layout 1 stored through Django's API, as Django's client would return it.
-
-    Text on memcached and the other caches; on Redis a pickled ``str``, read
-    here without ever looking up a class (so nothing in it can run).
-    """
-    if isinstance(raw, bytes) and raw[:1] == b"\x80":
-        try:
-            return _PrimitivesOnly(io.BytesIO(raw)).load()
-        except Exception:
-            return raw
-    return raw
-
-
-def legacy_version(raw: object) -> int | None:
-    """The version number under the head key of a layout-1 session, else ``None``."""
-    raw = plain(raw)
-    if isinstance(raw, bytes):
-        raw = raw.decode("ascii", "replace")
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
-        return int(raw)
-    return None
-
-
-def decode_legacy(uid: str, raw: object, version: int) -> Head:
-    """A layout-1 session document: its unfinished instances, and its finished ones in ``legacy``."""
-    raw = plain(raw)
-    if not isinstance(raw, str):
-        raise corrupt(uid, f"a {type(raw).__name__}")
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        raise corrupt(uid, "text that is not JSON") from None
-    if not isinstance(document, dict) or document.get("format") != LEGACY_FORMAT:
-        raise corrupt(uid, "JSON of an unknown format")
-    if document.get("uid") != uid or document.get("version") != version:
-        raise corrupt(uid, "a session document of another uid or version")
-    instances = _mapping(uid, document, "instances")
-    active = {n: r for n, r in instances.items() if isinstance(r, dict) and is_active_record(r)}
-    return Head(
-        epoch="legacy",
-        version=version,
-        configs=_mapping(uid, document, "tasks"),
-        instances=active,
-        metadata=_mapping(uid, document, "metadata"),
-        legacy={n: r for n, r in instances.items() if n not in active},
-    )
-

@@ -1,12 +1,13 @@
-"""The layout of a session in a key-value cache: a small head, and history written once.
+"""The layout of a session in a key-value store: a small head, and history written once.
 
 A fire needs the task configurations, the metadata and the unfinished
 instances; it never needs the finished history. So a session is stored as:
 
 * **the head**: one document holding exactly what a fire needs, plus the
   names of the history documents. Every save replaces it (by a conditional
-  write the store makes atomic, see the ``store_*`` modules), so a save writes
-  O(unfinished instances) bytes, whatever the length of the history.
+  write the store makes atomic: :mod:`triggers.keyvalue.chain`, or a store's
+  own), so a save writes O(unfinished instances) bytes, whatever the length
+  of the history.
 * **segments**: the instances a save finished, written once under a random
   name and never changed again. An instance changed after it finished (its
   logs marked resolved, say) is simply written again in a newer segment; the
@@ -17,18 +18,19 @@ instances; it never needs the finished history. So a session is stored as:
   document is written once, and reading the whole history walks the indexes
   back to the first.
 
-Every document carries the uid and the session's **epoch**: a random name
-given to each incarnation of a session. A session whose head was evicted (or
-expired) loads as a new, empty session, and its first save starts a new epoch,
-so documents of the old incarnation that the cache still holds are never read
-again: old state never comes back, and nothing an old document holds can
-block a save. A missing history document (evicted on its own) cannot be
-rebuilt: loading the whole history raises :class:`SessionLostError`, while
-fires, which need only the head, go on.
+Every document carries the uid and the session's epoch
+(:data:`triggers.stores.EPOCH`): a random name given to each incarnation of a
+session. A session whose head was evicted (or expired) loads as a new, empty
+session, and its first save starts a new epoch, so documents of the old
+incarnation that the store still holds are never read again: old state never
+comes back, and nothing an old document holds can block a save. A missing
+history document (evicted on its own) cannot be rebuilt: loading the whole
+history raises :class:`~triggers.errors.SessionLostError`, while fires, which
+need only the head, go on.
 
-This module knows nothing of Django or of any driver: it turns a loaded head
-and the core's :class:`~triggers.storage.SessionChanges` into the documents to
-write, and reads history through a ``fetch`` function the store provides.
+This module knows nothing of any store: it turns a loaded head and the core's
+:class:`~triggers.storage.SessionChanges` into the documents to write, and
+reads history through a ``fetch`` function the store provides.
 """
 
 from __future__ import annotations
@@ -36,36 +38,26 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from triggers import values
-from triggers.errors import CorruptSessionError
-from triggers.locking import Lease
+from triggers.errors import SessionLostError
+from triggers.keyvalue.codec import Head, decode_history, encode_head, encode_index, encode_segment
 from triggers.storage import LoadScope, SessionChanges, StoredSession, is_active_record
-from triggers_cache.codec import (
-    Head,
-    decode_history,
-    decode_legacy,
-    encode_head,
-    encode_index,
-    encode_segment,
-)
-from triggers_cache.keys import SessionKeys
+from triggers.stores import expiry_due
 
 __all__ = [
     "RECENT_LIMIT",
     "SEGMENT_BYTES",
+    "Fetch",
     "Loaded",
     "Plan",
-    "SessionLostError",
-    "Store",
     "history_tokens",
-    "legacy_keys",
-    "load_legacy",
     "new_token",
     "plan_save",
     "read_history",
     "stored_session",
+    "wants_history",
 ]
 
 RECENT_LIMIT = 16
@@ -78,14 +70,6 @@ Fetch = Callable[[list[str]], Mapping[str, object]]
 """Reads history documents by token; absent ones are left out of the result."""
 
 
-class SessionLostError(CorruptSessionError):
-    """Part of a session's finished history is gone from the cache (evicted or expired).
-
-    The head (configurations, metadata, unfinished instances) is intact, so
-    fires and saves go on; only loading the whole history fails.
-    """
-
-
 def new_token() -> str:
     """A random name for an epoch or a history document."""
     return secrets.token_hex(8)
@@ -95,8 +79,10 @@ def new_token() -> str:
 class Loaded:
     """A head as a store read it, with what that store's conditional write needs.
 
-    ``condition`` is the store's own (the head's first line on Redis, its CAS
-    token and the lock's holder on memcached, the head pointer on other caches).
+    ``condition`` is the store's own (the head pointer on a chain of heads,
+    the head's first line on Redis, its CAS unique and the lock's holder on
+    memcached). A session object keeps the one of its latest load and hands
+    it back with its next save.
     """
 
     head: Head | None
@@ -114,32 +100,8 @@ class Plan:
     """Every history document of the base head must get its time to live again, first."""
 
 
-class Store(Protocol):
-    """What a cache must do for this layout (the ``store_*`` modules)."""
-
-    def load(self) -> Loaded: ...
-
-    def fetch(self, tokens: list[str]) -> Mapping[str, object]: ...
-
-    def write(self, base: Loaded, plan: Plan, lease: Lease | None) -> Loaded: ...
-
-    def touch(self, tokens: list[str]) -> None: ...
-
-    def acquire(self, lease: Lease) -> bool: ...
-
-    def renew(self, lease: Lease) -> bool: ...
-
-    def release(self, lease: Lease) -> None: ...
-
-    def get_raw(self, key: str) -> object: ...
-
-    def set_raw(self, key: str, value: str | bytes) -> None: ...
-
-    def delete_raw(self, key: str) -> None: ...
-
-
 def stored_session(head: Head | None, history: Mapping[str, Any] | None) -> StoredSession:
-    """What ``_load_session`` returns: the head's instances, over the history when read."""
+    """What a load returns: the head's instances, over the history when read."""
     if head is None:
         return StoredSession({}, {}, {}, version=None)
     complete = history is not None or not head.has_history
@@ -157,16 +119,16 @@ def plan_save(
     changes: SessionChanges,
     *,
     now: float,
-    timeout: float | None,
+    session_ttl: float | None,
 ) -> Plan:
     """The head that ``changes`` make of ``base``, and the history documents it needs.
 
-    A new session, or one read from layout 1, starts a new epoch.
+    A new session, or one read from an older layout, starts a new epoch.
     """
-    same = None if base is None or base.epoch == "legacy" else base
+    same = None if base is None or base.is_older_layout else base
     epoch = same.epoch if same else new_token()
     instances = dict(base.instances) if base else {}
-    finished = dict(base.legacy) if base else {}
+    finished = dict(base.unsegmented) if base else {}
     for name, record in changes.instances.items():
         if is_active_record(record):
             instances[name] = record
@@ -179,7 +141,7 @@ def plan_save(
     recent = list(same.recent) if same else []
     index = same.index if same else None
     documents: dict[str, str] = {}
-    for chunk in _chunks(finished):
+    for chunk in _chunks(finished, changes.instance_texts):
         token = new_token()
         documents[token] = encode_segment(uid, epoch, token, chunk)
         recent.append(token)
@@ -187,7 +149,7 @@ def plan_save(
             token = new_token()
             documents[token] = encode_index(uid, epoch, token, recent, index)
             index, recent = token, []
-    refreshed, refresh = _refreshed(same, now, timeout)
+    due = same is None or expiry_due(same.refreshed, now, session_ttl)
     head = Head(
         epoch=epoch,
         version=changes.new_version,
@@ -196,35 +158,27 @@ def plan_save(
         metadata=metadata,
         recent=tuple(recent),
         index=index,
-        refreshed=refreshed,
+        refreshed=None if session_ttl is None else (now if due or same is None else same.refreshed),
     )
+    refresh = session_ttl is not None and same is not None and due and bool(same.recent or same.index)
     return Plan(head, encode_head(uid, head), documents, refresh)
 
 
-def _refreshed(base: Head | None, now: float, timeout: float | None) -> tuple[float | None, bool]:
-    """When history TTLs were last set, and whether this save must set them again.
+def _chunks(records: dict[str, Any], texts: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+    """``records`` in segments of at most :data:`SEGMENT_BYTES` (a bigger record goes alone).
 
-    History documents live ``2 * timeout``; the head lives ``timeout`` after
-    each save. Once half a timeout has passed since the last refresh, a save
-    sets every history document's time to live again, so none can expire
-    before the head does (unless writers' clocks disagree by half a timeout).
+    A record's size is that of its canonical JSON, as the core computed it
+    for the save (``texts``) or, for a record converted from an older
+    layout, computed here.
     """
-    if timeout is None:
-        return None, False
-    if base is None:
-        return now, False
-    if base.refreshed is None or now - base.refreshed > timeout / 2:
-        return now, bool(base.recent or base.index)
-    return base.refreshed, False
-
-
-def _chunks(records: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """``records`` in segments of at most :data:`SEGMENT_BYTES` (a bigger record goes alone)."""
     chunk: dict[str, Any] = {}
     size = 0
     for name in sorted(records):
         record = records[name]
-        record_size = len(values.canonical_json(record).encode("utf-8")) + len(name) + 8
+        text = texts.get(name)
+        if text is None:
+            text = values.canonical_json(record)
+        record_size = len(text.encode("utf-8")) + len(name) + 8
         if chunk and size + record_size > SEGMENT_BYTES:
             yield chunk
             chunk, size = {}, 0
@@ -260,8 +214,8 @@ def _walk(uid: str, head: Head, fetch: Fetch, *, segments: bool) -> Iterator[tup
 
 def read_history(uid: str, head: Head, fetch: Fetch) -> dict[str, Any]:
     """Every finished instance of ``head``'s session, or :class:`SessionLostError`."""
-    if head.epoch == "legacy":
-        return dict(head.legacy)
+    if head.is_older_layout:
+        return dict(head.unsegmented)
     segments: list[dict[str, Any]] = []
     missing = 0
     for token, raw, is_index in _walk(uid, head, fetch, segments=True):
@@ -272,10 +226,9 @@ def read_history(uid: str, head: Head, fetch: Fetch) -> dict[str, Any]:
     if missing:
         raise SessionLostError(
             f"session {uid!r}: {missing} document(s) of its finished history are no longer "
-            "in the cache (evicted or expired), so the whole session cannot be loaded. Its "
+            "stored (evicted or expired), so the whole session cannot be loaded. Its "
             "configurations, metadata and unfinished instances are intact and fires go on; "
-            "give the Triggers cache enough memory and no eviction policy (see the "
-            "triggers-cache README)"
+            "give the store enough memory and no eviction policy"
         )
     history: dict[str, Any] = {}
     for instances in reversed(segments):  # oldest first: newer copies win
@@ -289,27 +242,3 @@ def history_tokens(uid: str, head: Head, fetch: Fetch) -> list[str]:
         token for token, raw, is_index in _walk(uid, head, fetch, segments=False)
         if raw is not None or not is_index
     ]
-
-
-def load_legacy(uid: str, keys: SessionKeys, version: int, read: Fetch) -> Head | None:
-    """A session triggers-cache 0.1 stored (layout 1), or ``None`` if its documents are gone.
-
-    As that version's readers did, the newest of the versions that follow the
-    head's number without a gap is the session (saves that crashed before
-    moving the head left later ones).
-    """
-    names = [keys.legacy_version(version + step) for step in range(8)]
-    found = read(names)
-    latest = None
-    for step, name in enumerate(names):
-        if found.get(name) is None:
-            break
-        latest = step
-    if latest is None:
-        return None
-    return decode_legacy(uid, found[names[latest]], version + latest)
-
-
-def legacy_keys(keys: SessionKeys, version: int) -> list[str]:
-    """Every layout-1 document a session read as ``version`` may have left, to delete once converted."""
-    return [keys.legacy_version(v) for v in range(max(1, version - 9), version + 8)]

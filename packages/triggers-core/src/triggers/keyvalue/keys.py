@@ -1,7 +1,7 @@
-"""Cache keys: a stable prefix plus a digest of the uid, valid on every cache.
+"""A session's keys: a stable prefix plus a digest of the uid, valid on every key-value store.
 
 memcached refuses keys over 250 bytes and keys with spaces or control
-characters; other caches have limits of their own. A SHA-256 digest of the uid
+characters; other stores have limits of their own. A SHA-256 digest of the uid
 is 64 hex characters whatever the uid, so every ``str`` uid works everywhere
 and two uids never share a key.
 """
@@ -14,31 +14,33 @@ from dataclasses import dataclass
 
 from triggers.errors import ConfigurationError
 
-__all__ = ["SessionKeys"]
+__all__ = ["SessionKeys", "checked_prefix"]
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
+
+
+def checked_prefix(prefix: object) -> str:
+    """``key_prefix`` as given, or :class:`ConfigurationError` naming it."""
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        raise ConfigurationError(f"key_prefix={prefix!r}: use 1-64 letters, digits, '_', '.' or '-'")
+    return prefix
 
 
 @dataclass(frozen=True)
 class SessionKeys:
     """The keys of one session: its head, its lock, its history documents.
 
-    On caches without a compare-and-set (database, file, local memory), the
+    On stores that keep a chain of heads (:mod:`triggers.keyvalue.chain`) the
     head key holds a pointer and each head is a key of its own
-    (:meth:`chained_head`). :meth:`legacy_version` is where triggers-cache 0.1
-    kept whole-session documents.
+    (:meth:`chained_head`).
     """
 
     base: str
 
     @classmethod
     def for_uid(cls, prefix: str, uid: str) -> SessionKeys:
-        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
-            raise ConfigurationError(
-                f"key_prefix={prefix!r}: use 1-64 letters, digits, '_', '.' or '-'"
-            )
         digest = hashlib.sha256(uid.encode("utf-8", "surrogatepass")).hexdigest()
-        return cls(f"{prefix}:{digest}")
+        return cls(f"{checked_prefix(prefix)}:{digest}")
 
     @property
     def head(self) -> str:
@@ -54,6 +56,3 @@ class SessionKeys:
 
     def chained_head(self, epoch: str, version: int) -> str:
         return f"{self.base}:h:{epoch}:{version}"
-
-    def legacy_version(self, number: int) -> str:
-        return f"{self.base}:v{number}"
