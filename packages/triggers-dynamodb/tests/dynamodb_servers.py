@@ -49,9 +49,10 @@ class DynamoDB:
         }
 
     def client(self) -> Any:
-        from triggers_dynamodb.clients import client_for
+        """The client the backend uses for these options in this process (its store's)."""
+        from triggers_dynamodb import DynamoDBStorageBackend
 
-        return client_for(self.region_name, self.endpoint_url)
+        return DynamoDBStorageBackend.store_for(**self.options).client
 
 
 def server() -> Server:

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from dynamodb_counting import traffic
 from dynamodb_servers import DynamoDB
 
@@ -30,8 +30,9 @@ from triggers.errors import (
 )
 from triggers.manager import TriggerManager
 from triggers.runners import TaskRunner
+from triggers.storage import SessionChanges
 from triggers.types import InstanceStatus
-from triggers_dynamodb import DynamoDBStorageBackend, backend, expiry, skew
+from triggers_dynamodb import DynamoDBStorageBackend, DynamoDBStore, errors, expiry, loading, skew
 from triggers_dynamodb.items import ITEM_BYTES_LIMIT, item_bytes, record_item
 
 NOOP = "triggers_conformance.tasks.noop"
@@ -177,8 +178,8 @@ def test_a_table_lost_while_running_is_reported_until_an_operator_creates_it(
         ({"table_name": "triggers", "client": object()}, "client="),
         ({"table_name": "triggers", "client": "c", "region_name": "us-east-1"}, "not both"),
         ({"table_name": "triggers", "endpoint_url": 5}, "endpoint_url"),
-        ({"table_name": "triggers", "ttl": 0}, "ttl"),
-        ({"table_name": "triggers", "ttl": float("inf")}, "ttl"),
+        ({"table_name": "triggers", "ttl": 60}, "ttl is now named session_ttl"),
+        ({"table_name": "triggers", "create_table": "yes"}, "create_table"),
     ],
 )
 def test_bad_options_are_refused_with_the_option_named(options: dict[str, Any], named: str) -> None:
@@ -215,6 +216,77 @@ def test_an_existing_client_can_be_passed_but_not_a_resource(dynamodb: DynamoDB)
 
 def test_one_client_per_configuration_is_shared(dynamodb: DynamoDB) -> None:
     assert _open(dynamodb, "a").client is _open(dynamodb, "b").client
+
+
+def test_the_store_says_where_it_is_and_checks_its_table_once(dynamodb: DynamoDB) -> None:
+    store = DynamoDBStorageBackend.store_for(**dynamodb.options)
+    assert store.describe() == (
+        f"DynamoDB table {dynamodb.table_name!r} at {dynamodb.endpoint_url} (region {dynamodb.region_name})"
+    )
+    fresh = DynamoDBStore(**dynamodb.options)  # not prepared yet, unlike the shared one
+    with traffic(fresh.client) as seen:
+        fresh.prepare_once()
+        fresh.prepare_once()
+    assert seen.requests == {"DescribeTable": 1}
+
+
+def test_which_botocore_errors_are_tried_again() -> None:
+    def refused(code: str, **metadata: Any) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": ""}, "ResponseMetadata": metadata}, "Query")
+
+    # Throttling that botocore stopped retrying early (its retry quota ran out)...
+    assert errors.is_transient(refused("ProvisionedThroughputExceededException", RetryQuotaReached=True))
+    # ...but not once it made every attempt it was allowed.
+    assert not errors.is_transient(refused("ThrottlingException", MaxAttemptsReached=True))
+    assert errors.is_transient(refused("TransactionConflictException"))  # botocore never resends it
+    assert not errors.is_transient(refused("ValidationException"))
+    # Connection errors were resent by botocore as often as the client allows.
+    assert not errors.is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))
+
+
+class _Colliding:
+    """The client, whose first lease update of each kind collides with a transaction in flight."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.collided: list[str] = []
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.client, attribute)
+
+    def update_item(self, **request: Any) -> Any:
+        kind = request["UpdateExpression"] + " IF " + request["ConditionExpression"]
+        if kind not in self.collided:
+            self.collided.append(kind)
+            raise ClientError({"Error": {"Code": "TransactionConflictException", "Message": "in flight"}},
+                              "UpdateItem")
+        return self.client.update_item(**request)
+
+
+def test_a_lease_update_colliding_with_a_save_is_tried_again(dynamodb: DynamoDB) -> None:
+    client = _Colliding(dynamodb.client())
+    storage = DynamoDBStorageBackend("s", table_name=dynamodb.table_name, client=client)
+    with storage.acquire_lock():  # taking: "not now", polled again
+        storage.renew_lock()  # renewing and releasing: retried by the core
+        storage.metadata["k"] = 1
+        storage.save()
+    assert len(client.collided) == 4  # take (free, then taken over), renew, release
+    assert "lease_token" not in _items(dynamodb, "s")["#"]
+
+
+def test_the_bare_store_reads_what_a_save_is_based_on(dynamodb: DynamoDB) -> None:
+    storage = _open(dynamodb)
+    manager = TriggerManager(storage)
+    manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"]}})
+    manager.fire("go")  # version 3: configured, scheduled, finished
+    store = DynamoDBStorageBackend.store_for(**dynamodb.options)
+    changes = SessionChanges("s", base_version=3, new_version=4, lease=None, metadata={"k": 1},
+                             written_at=time.time())
+    store.write("s", changes)  # no session object's view: the store reads the session first
+    fresh = _open(dynamodb)
+    assert fresh.metadata["k"] == 1 and fresh["t_a#0"].status is InstanceStatus.FINISHED
+    with pytest.raises(StaleSessionError, match="the stored version is 4, this writer loaded 3"):
+        store.write("s", changes)
 
 
 # -- values ------------------------------------------------------------------------
@@ -260,7 +332,7 @@ def test_names_longer_than_a_sort_key_round_trip(dynamodb: DynamoDB) -> None:
 def test_an_item_just_under_400_kb_is_stored_and_one_over_is_refused(dynamodb: DynamoDB) -> None:
     storage = _open(dynamodb)
     # A metadata value has no record limit of its own; its item is bounded.
-    overhead = item_bytes(record_item("s", "M", "pad", "", 1, generation="0" * 16))
+    overhead = item_bytes(record_item("s", "M", "pad", '""', 1, epoch="0" * 16))
     fits = "p" * (ITEM_BYTES_LIMIT - overhead)
     with storage.acquire_lock():
         storage.metadata["pad"] = fits
@@ -433,17 +505,17 @@ def test_a_load_that_sees_part_of_a_save_reads_again(
         storage.metadata.update({"a": 0, "b": 0})
         storage.save()
     client, table = dynamodb.client(), dynamodb.table_name
-    generation = _items(dynamodb, "s")["#"]["g"]["S"]
+    epoch = _items(dynamodb, "s")["#"]["g"]["S"]
     # Version 2 half applied, as a Query may see a transaction: one of its
     # two items is there, the header and the other item are not yet.
-    client.put_item(TableName=table, Item=record_item("s", "M", "a", 2, 2, generation=generation))
+    client.put_item(TableName=table, Item=record_item("s", "M", "a", "2", 2, epoch=epoch))
     waits: list[int] = []
 
     def finish_the_save(attempt: int) -> None:
         waits.append(attempt)
         if attempt == 2:
             client.put_item(
-                TableName=table, Item=record_item("s", "M", "b", 2, 2, generation=generation)
+                TableName=table, Item=record_item("s", "M", "b", "2", 2, epoch=epoch)
             )
             client.update_item(
                 TableName=table, Key={"pk": {"S": "s"}, "sk": {"S": "#"}},
@@ -451,7 +523,7 @@ def test_a_load_that_sees_part_of_a_save_reads_again(
                 ExpressionAttributeValues={":v": {"N": "2"}, ":n": {"N": "2"}},
             )
 
-    monkeypatch.setattr(backend, "_wait_for_save_in_flight", finish_the_save)
+    monkeypatch.setattr(loading, "_wait_for_save_in_flight", finish_the_save)
     assert _open(dynamodb).metadata == {"a": 2, "b": 2}
     assert waits == [0, 1, 2]
 
@@ -468,54 +540,41 @@ def test_a_save_that_never_completes_is_a_clear_error(
         TableName=dynamodb.table_name, Key={"pk": {"S": "s"}, "sk": {"S": "#"}},
         UpdateExpression="SET wa = :n", ExpressionAttributeValues={":n": {"N": "4"}},
     )
-    monkeypatch.setattr(backend, "_wait_for_save_in_flight", lambda attempt: None)
+    monkeypatch.setattr(loading, "_wait_for_save_in_flight", lambda attempt: None)
     with pytest.raises(StorageError, match="saw part of a save that never completed"):
         _ = _open(dynamodb).metadata
 
 
 @pytest.mark.parametrize(
-    ("item", "named"),
+    ("item", "message"),
     [
-        ({"sk": {"S": "M#x"}, "name": {"S": "x"}, "v": {"N": "1"}, "body": {"S": "{"}}, "JSONDecodeError"),
-        ({"sk": {"S": "M#y"}, "v": {"N": "1"}, "body": {"S": "1"}}, "KeyError"),
-        ({"sk": {"S": "Q#z"}, "name": {"S": "z"}, "v": {"N": "1"}, "body": {"S": "1"}}, "prefix 'Q'"),
+        # An item of another layout is named by the store...
+        ({"sk": {"S": "M#y"}, "v": {"N": "1"}, "body": {"S": "1"}}, r"item 'M#y'.*KeyError"),
+        ({"sk": {"S": "Q#z"}, "name": {"S": "z"}, "v": {"N": "1"}, "body": {"S": "1"}},
+         r"item 'Q#z'.*prefix 'Q'"),
+        ({"sk": {"S": "M#m"}, "name": {"S": "m"}, "v": {"N": "1"}, "body": {"M": {}}}, r"item 'M#m'"),
+        # ...a record whose text is no JSON (here the stored one, overwritten) by the
+        # core, which parses every record.
+        ({"sk": {"S": "M#ok"}, "name": {"S": "ok"}, "v": {"N": "1"}, "body": {"S": "{"}},
+         r"session 's'.*could not be decoded"),
     ],
 )
 def test_an_item_not_written_by_the_backend_is_a_corrupt_session(
-    dynamodb: DynamoDB, item: dict[str, Any], named: str
+    dynamodb: DynamoDB, item: dict[str, Any], message: str
 ) -> None:
     storage = _open(dynamodb)
     with storage.acquire_lock():
         storage.metadata["ok"] = 1
         storage.save()
-    generation = _items(dynamodb, "s")["#"]["g"]
+    epoch = _items(dynamodb, "s")["#"]["g"]
     dynamodb.client().put_item(
-        TableName=dynamodb.table_name, Item={"pk": {"S": "s"}, "g": generation, **item}
+        TableName=dynamodb.table_name, Item={"pk": {"S": "s"}, "g": epoch, **item}
     )
-    with pytest.raises(CorruptSessionError, match=rf"item '{item['sk']['S']}'.*{named}"):
+    with pytest.raises(CorruptSessionError, match=message):
         _ = _open(dynamodb).metadata
 
 
 # -- leases ----------------------------------------------------------------------------
-
-
-def test_a_stale_lock_holder_cannot_save_or_release_the_new_lease(dynamodb: DynamoDB) -> None:
-    now = [1000.0]
-    stale = _open(dynamodb, clock=lambda: now[0], max_clock_skew=None)
-    fresh = _open(dynamodb, clock=lambda: now[0], max_clock_skew=None)
-    with stale.acquire_lock(ttl=5):
-        stale.metadata["by"] = "stale"
-        now[0] += 10  # the stale holder pauses past its lease...
-        with fresh.acquire_lock(ttl=60, timeout=0):  # ...and is taken over
-            fresh.metadata["by"] = "fresh"
-            fresh.save()
-            now[0] -= 10  # its own clock says the lease still runs: only the store's fence stops it
-            with pytest.raises(StaleSessionError, match="taken over by another holder"):
-                stale.save()
-            now[0] += 10
-        header = _items(dynamodb, "s")["#"]
-        assert "lease_token" not in header  # fresh released its own lease
-    assert _open(dynamodb).metadata == {"by": "fresh"}
 
 
 def test_the_lease_lives_on_the_header_and_is_released(dynamodb: DynamoDB) -> None:
@@ -595,9 +654,9 @@ def test_an_optimistic_save_waits_out_the_skew_margin_of_an_expired_lease(dynamo
             wary.transact(lambda: wary.metadata.update(by="wary"), timeout=0)
         message = str(refused.value)
         assert "session 's'" in message and "1 attempt(s)" in message
-        assert re.search(r"lock holder's lease is live: it expires at [\d.]+ by its holder's clock "
-                         r"\(\d+\.\d s ago by this machine's\), and counts as expired only 122\.5 s "
-                         r"after that", message), message
+        assert re.search(r"locked by a lease holder: its lease expires at [\d.]+ by its holder's "
+                         r"clock \(\d+\.\d s ago by this machine's\), and counts as expired only "
+                         r"122\.5 s after that", message), message
         assert isinstance(refused.value.__cause__, StaleSessionError)
         bolder.transact(lambda: bolder.metadata.update(by="bolder"), timeout=0)
         with pytest.raises(StaleSessionError, match="another writer created the session first"):
@@ -613,8 +672,8 @@ def test_of_two_first_writers_of_a_session_exactly_one_wins(dynamodb: DynamoDB) 
         # Between the first writer's load (no session) and its write, the second creates it.
         second.transact(lambda: second.metadata.update(by="second"), timeout=0)
 
-    with pytest.raises(ContentionError, match=r"another writer created the session first "
-                                              r"\(stored version 1\); nothing was written"):
+    with pytest.raises(ContentionError, match=r"another writer created the session first; "
+                                              r"nothing was written"):
         first.transact(overtaken, timeout=0)
     assert _open(dynamodb, "new").metadata == {"by": "second"}
     assert int(_items(dynamodb, "new")["#"]["version"]["N"]) == 1
@@ -697,12 +756,12 @@ def test_recent_writes_take_an_item_of_the_transaction(dynamodb: DynamoDB) -> No
 def test_extending_the_expiry_never_shortens_it_nor_brings_a_deleted_item_back(
     dynamodb: DynamoDB,
 ) -> None:
-    storage = _open(dynamodb, ttl=100)
+    storage = _open(dynamodb, session_ttl=100)
     with storage.acquire_lock():
         storage.metadata.update({"a": 1, "b": 1, "c": 1})
         storage.save()
     header = _items(dynamodb, "s")["#"]
-    generation, expires = header["g"]["S"], int(header["session_expires"]["N"])
+    epoch, expires = header["g"]["S"], int(header["items_expire"]["N"])
     client, name = dynamodb.client(), dynamodb.table_name
 
     class Racing:
@@ -720,7 +779,7 @@ def test_extending_the_expiry_never_shortens_it_nor_brings_a_deleted_item_back(
             )
             return client.transact_write_items(**request)
 
-    expiry.extend(Racing(), name, "s", generation, expires + 100, skip=set())
+    expiry.extend(Racing(), name, "s", epoch, expires + 100, skip=set())
     items = _items(dynamodb, "s")
     assert "M#b" not in items
     assert int(items["M#a"]["expires_at"]["N"]) == expires + 500
@@ -737,18 +796,20 @@ def _expiries(dynamodb: DynamoDB, uid: str) -> dict[str, int]:
 
 def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb: DynamoDB) -> None:
     now = [1_000_000.0]
-    storage = _open(dynamodb, ttl=100, clock=lambda: now[0], max_clock_skew=None)
+    storage = _open(dynamodb, session_ttl=100, clock=lambda: now[0], max_clock_skew=None)
     manager = TriggerManager(storage)
     manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"]}})
     manager.fire("go")
     header = _items(dynamodb, "s")["#"]
-    assert int(header["session_expires"]["N"]) == 1_000_200
+    # The session expires session_ttl after its last save; its items twice that
+    # after their expiry was set, and the header (alone) 30 days after them.
+    assert int(header["session_expires"]["N"]) == 1_000_100
+    assert int(header["items_expire"]["N"]) == 1_000_200
     assert int(header["expires_at"]["N"]) == 1_000_200 + expiry.HEADER_GRACE_SECONDS
-    # Every item expires with the session; the header (alone) stays longer.
     assert set(_expiries(dynamodb, "s").values()) == {1_000_200, 1_000_200 + expiry.HEADER_GRACE_SECONDS}
 
-    now[0] += 200  # expired: DynamoDB may not have deleted anything yet
-    expired = _open(dynamodb, ttl=100, clock=lambda: now[0], max_clock_skew=None)
+    now[0] += 100  # expired: DynamoDB may not have deleted anything yet
+    expired = _open(dynamodb, session_ttl=100, clock=lambda: now[0], max_clock_skew=None)
     assert expired.metadata == {} and len(expired.instances) == 0 and dict(expired.tasks) == {}
     # Listing judges expiry by the real time: this session expired in 1970.
     assert list(DynamoDBStorageBackend.session_uids(**dynamodb.options)) == []
@@ -762,28 +823,50 @@ def test_an_expired_session_reads_as_new_and_its_leftovers_are_ignored(dynamodb:
     assert "R#t_a#0" in _items(dynamodb, "s")
 
 
-def test_the_expiry_moves_with_every_item_only_when_less_than_ttl_is_left(
-    dynamodb: DynamoDB,
-) -> None:
+def test_item_expiry_moves_with_every_item_once_half_the_ttl_has_passed(dynamodb: DynamoDB) -> None:
     now = [1_000_000.0]
-    storage = _open(dynamodb, ttl=100, clock=lambda: now[0], max_clock_skew=None)
+    storage = _open(dynamodb, session_ttl=100, clock=lambda: now[0], max_clock_skew=None)
     with storage.acquire_lock():
         storage.metadata.update({"a": 1, "b": 1})
         storage.save()
-    now[0] += 50  # 150 s left: no need to move it
+    now[0] += 50  # half the ttl, not more: the items' expiry stays, the session's moves
     with traffic(storage.client) as seen, storage.acquire_lock():
         storage.metadata["a"] = 2
         storage.save()
     assert seen.requests["TransactWriteItems"] == 1
-    assert set(_expiries(dynamodb, "s").values()) - {1_000_200} == {
-        1_000_200 + expiry.HEADER_GRACE_SECONDS
+    assert int(_items(dynamodb, "s")["#"]["session_expires"]["N"]) == 1_000_150
+    assert {sk: e for sk, e in _expiries(dynamodb, "s").items() if sk != "#"} == {
+        "M#a": 1_000_200, "M#b": 1_000_200
     }
-    now[0] += 60  # 90 s left: every item gets the new expiry before the header does
+    now[0] += 10  # more than half: every item gets the new expiry before the header does
     with traffic(storage.client) as seen, storage.acquire_lock():
         storage.metadata["a"] = 3
         storage.save()
     assert seen.transactions[0] == ["Update:M#b"]  # M#a gets it in the save itself
-    expiries = _expiries(dynamodb, "s")
-    assert int(_items(dynamodb, "s")["#"]["session_expires"]["N"]) == 1_000_310
-    assert {sk: e for sk, e in expiries.items() if sk != "#"} == {"M#a": 1_000_310, "M#b": 1_000_310}
+    header = _items(dynamodb, "s")["#"]
+    assert (int(header["session_expires"]["N"]), int(header["items_expire"]["N"])) == (1_000_160, 1_000_260)
+    assert {sk: e for sk, e in _expiries(dynamodb, "s").items() if sk != "#"} == {
+        "M#a": 1_000_260, "M#b": 1_000_260
+    }
     assert _open(dynamodb, clock=lambda: now[0], max_clock_skew=None).metadata == {"a": 3, "b": 1}
+
+
+def test_a_session_saved_before_items_expire_existed_keeps_its_expiry(dynamodb: DynamoDB) -> None:
+    # Earlier releases gave the header only session_expires (every item's expiry too).
+    now = [1_000_000.0]
+    storage = _open(dynamodb, session_ttl=100, clock=lambda: now[0], max_clock_skew=None)
+    with storage.acquire_lock():
+        storage.metadata.update({"a": 1, "b": 1})
+        storage.save()
+    dynamodb.client().update_item(
+        TableName=dynamodb.table_name, Key={"pk": {"S": "s"}, "sk": {"S": "#"}},
+        UpdateExpression="SET session_expires = :e REMOVE items_expire",
+        ExpressionAttributeValues={":e": {"N": "1000200"}},
+    )
+    now[0] += 20
+    with traffic(storage.client) as seen, storage.acquire_lock():
+        storage.metadata["a"] = 2
+        storage.save()
+    assert seen.requests["TransactWriteItems"] == 1  # 200 s ahead: no extension due
+    header = _items(dynamodb, "s")["#"]
+    assert (int(header["session_expires"]["N"]), int(header["items_expire"]["N"])) == (1_000_120, 1_000_200)

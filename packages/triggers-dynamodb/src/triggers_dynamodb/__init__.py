@@ -5,8 +5,9 @@
 """
 
 from triggers_dynamodb.backend import DynamoDBStorageBackend
+from triggers_dynamodb.store import DynamoDBStore
 from triggers_dynamodb.table import check_table, create_table
 
 __version__ = "0.1.0"
 
-__all__ = ["DynamoDBStorageBackend", "check_table", "create_table"]
+__all__ = ["DynamoDBStorageBackend", "DynamoDBStore", "check_table", "create_table"]

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from triggers.errors import TriggersError
-from triggers_dynamodb import clients, table
+from triggers_dynamodb.backend import DynamoDBStorageBackend
 
 __all__ = ["main"]
 
@@ -40,17 +40,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; print what was done; 0 on success, 1 on a store error."""
     arguments = _parser().parse_args(argv)
+    where = {"table_name": arguments.table_name, "region_name": arguments.region_name,
+             "endpoint_url": arguments.endpoint_url}
     try:
-        client = clients.client_for(arguments.region_name, arguments.endpoint_url)
         if arguments.command == "create-table":
-            lines = table.create_table(client, arguments.table_name)
+            lines = DynamoDBStorageBackend.create_schema(**where)
         else:
-            lines = table.check_table(client, arguments.table_name)
-    except TriggersError as error:
+            lines = DynamoDBStorageBackend.check_schema(**where)
+    except TriggersError as error:  # a store error, or a bad option (no region...)
         print(f"error: {error}", file=sys.stderr)
-        return 1
-    except Exception as error:  # botocore configuration errors (no region...)
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     for line in lines:
         print(line)

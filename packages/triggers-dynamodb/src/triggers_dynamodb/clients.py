@@ -1,14 +1,14 @@
-"""One boto3 DynamoDB client per configuration per process.
+"""How a boto3 DynamoDB client is made: retries and timeouts that bound an outage.
 
-A boto3 client owns a pool of HTTP connections and is thread-safe, so every
-session object of a process shares the client of its configuration (a client
-per session object would open a pool per session). Clients are keyed by
-process id too: a pool inherited across ``fork()`` would share sockets with the
-parent, so a forked child builds its own.
+One client per store configuration per process is held by the store
+(:class:`~triggers_dynamodb.store.DynamoDBStore`, built once per process by
+:meth:`triggers.stores.Store.shared`); this module only makes it. A boto3
+client owns a pool of HTTP connections and is thread-safe, so every session
+object of the configuration shares it.
 
 Throttling and transient errors (HTTP 5xx, connection resets, throughput
 exceeded) are retried by botocore's *standard* retry mode, with exponential
-backoff; everything else reaches the backend as a ``ClientError`` or
+backoff; everything else reaches the store as a ``ClientError`` or
 ``BotoCoreError``. Credentials come from boto3's usual chain (environment,
 shared files, instance roles), never from Triggers' own options.
 
@@ -47,21 +47,18 @@ CONNECT_TIMEOUT = 2.0
 READ_TIMEOUT = 15.0
 """Seconds to wait for an answer, per attempt (see above for why not less)."""
 
-_clients: dict[tuple[str | None, str | None, int], Any] = {}
-_clients_mutex = threading.Lock()
+_session: tuple[int, Any] | None = None
+"""(process id, boto3 session) that clients are made from: a session loads the
+service's model once (a client from a new session costs 20 times more)."""
+_session_mutex = threading.Lock()
 
 
 def client_for(region_name: str | None, endpoint_url: str | None) -> Any:
-    """The DynamoDB client of ``(region_name, endpoint_url)`` for this process."""
-    key = (region_name, endpoint_url, os.getpid())
-    with _clients_mutex:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = _create(region_name, endpoint_url)
-        return client
+    """A new DynamoDB client for ``(region_name, endpoint_url)``, configured as above.
 
-
-def _create(region_name: str | None, endpoint_url: str | None) -> Any:
+    Sessions never call this per operation: their store makes one per process.
+    """
+    global _session
     # Imported here so that importing the package (e.g. for the entry point
     # listing) does not pay for botocore's start-up.
     import boto3
@@ -75,9 +72,11 @@ def _create(region_name: str | None, endpoint_url: str | None) -> Any:
         # Every thread of the process may share this client.
         max_pool_connections=32,
     )
-    # A session per client: boto3's default session is not thread-safe to
-    # create clients from concurrently.
-    session = boto3.session.Session()
-    return session.client(
-        "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config
-    )
+    # A boto3 session is not thread-safe to make clients from, and is made
+    # again in a forked child (it holds no connections, but it is cheap).
+    with _session_mutex:
+        if _session is None or _session[0] != os.getpid():
+            _session = (os.getpid(), boto3.session.Session())
+        return _session[1].client(
+            "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config
+        )

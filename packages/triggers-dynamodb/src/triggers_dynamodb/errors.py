@@ -1,15 +1,19 @@
-"""botocore errors as Triggers errors, with the driver's error as the cause.
+"""botocore's errors as the store reports them: which are worth another try, and what an operator reads.
 
-The backend's hooks raise :class:`~triggers.errors.StorageError` (or a
-subclass) themselves wherever they know better than a generic message: a
-missing table is a :class:`~triggers.errors.SchemaError` saying how to create
-it, an unreachable endpoint names the endpoint. Conditions that are part of
-the protocol (a lease held by someone else, a fenced save refused) are read
-from the error code by the backend before it gets here.
+Core's error policy (:meth:`triggers.storage.TriggerStorageBackend._call`)
+runs every hook; this module tells it, through the store, which exceptions
+are the driver's (:data:`DRIVER_ERRORS`), which of them another try may
+overcome (:func:`is_transient`), and the message a caller gets
+(:func:`translate`): a missing table is a
+:class:`~triggers.errors.SchemaError` saying how to create it, an unreachable
+endpoint says so and names it, anything else names the table, the endpoint
+and DynamoDB's own code and words. Conditions that are part of the protocol
+(a lease held by someone else, a fenced save refused) are read from the
+error code by the operation itself and never get here.
 
 A table can go missing while an application runs (deleted by hand, or lost
 with the memory of a DynamoDB-API server that restarted, as moto's does). The
-backend then keeps failing with the same ``SchemaError`` and never creates
+store then keeps failing with the same ``SchemaError`` and never creates
 the table itself: a new, empty table would silently stand in for the sessions
 that were lost. Once an operator has created it, the same objects work again.
 """
@@ -24,21 +28,40 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from triggers.errors import SchemaError, StorageError, TriggersError
+from triggers.errors import SchemaError, StorageError, TriggersError, hide_passwords
 
 __all__ = [
     "CONFLICT_ATTEMPTS",
+    "DRIVER_ERRORS",
     "cancellation_codes",
     "cancellation_reasons",
     "error_code",
+    "is_transient",
     "pause_after_conflict",
-    "store_errors",
+    "translate",
+    "translated",
+    "where",
 ]
 
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (ClientError, BotoCoreError)
+"""What boto3 raises: a service's refusal, or botocore failing to get an answer."""
+
 CONFLICT_ATTEMPTS = 5
-"""Tries of a request that collided with another transaction on the same item
-(``TransactionConflict``): DynamoDB refuses the later one at once, and the
+"""Tries of a transaction that collided with another on the same item
+(``TransactionConflict``): DynamoDB cancels the later one at once, and the
 earlier completes in milliseconds."""
+
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+})
+"""Refusals that say "not now" rather than "no": throttling, a server error,
+or a conditional update colliding with a transaction in flight on the item."""
 
 
 def error_code(error: BaseException) -> str:
@@ -47,6 +70,25 @@ def error_code(error: BaseException) -> str:
         code: Any = error.response.get("Error", {}).get("Code", "")
         return str(code)
     return ""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for a refusal that another try may well overcome, and that botocore has not
+    already tried as often as its client allows.
+
+    botocore's retry modes resend throttled and failed requests themselves and
+    mark the answer ``MaxAttemptsReached`` once they gave up; they stop
+    earlier when the client's retry quota runs out, and never resend a
+    ``TransactionConflictException``. Connection errors (refused, reset, timed
+    out) are resent by every retry mode, so one that reaches the store was
+    tried as often as the client allows: trying again would only delay the
+    report of an outage (a host that never accepts a connection takes 10 s
+    per round, see :mod:`.clients`).
+    """
+    if not isinstance(error, ClientError):
+        return False
+    exhausted = error.response.get("ResponseMetadata", {}).get("MaxAttemptsReached", False)
+    return error_code(error) in TRANSIENT_CODES and not exhausted
 
 
 def cancellation_codes(error: BaseException) -> list[str] | None:
@@ -64,42 +106,50 @@ def cancellation_reasons(error: BaseException) -> list[dict[str, Any]]:
 
 
 def pause_after_conflict(attempt: int) -> None:
-    """Wait before sending again a request that collided with a transaction in flight."""
+    """Wait before sending again a transaction that collided with another in flight."""
     time.sleep(0.01 * 2**attempt)
 
 
+def translate(
+    error: BaseException, action: str, uid: str | None, table_name: str, client: Any
+) -> TriggersError:
+    """The error a caller sees for a botocore error raised while doing ``action``."""
+    what = f"could not {action}"
+    if uid is not None:
+        what += f"{' of' if action.endswith('lock') else ''} session {uid!r}"
+    place = where(client)
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        if code == "ResourceNotFoundException":
+            return SchemaError(hide_passwords(
+                f"{what}: DynamoDB table {table_name!r} does not exist at {place}, and Triggers "
+                f"does not create tables by itself while it runs. Create it with "
+                f"{_create_command(table_name, client)} (in code: "
+                f"triggers_dynamodb.create_table(client, {table_name!r}))"
+            ))
+        message = error.response.get("Error", {}).get("Message", "") or str(error)
+        return StorageError(hide_passwords(
+            f"{what} in DynamoDB table {table_name!r} at {place}: {code}: {message}"
+        ))
+    if isinstance(error, BotoConnectionError | HTTPClientError):
+        # Refused, reset or timed out, after botocore's retries (see clients.py).
+        return StorageError(hide_passwords(
+            f"{what}: DynamoDB is not reachable at {place} ({type(error).__name__}: {error}); "
+            f"table {table_name!r}"
+        ))
+    return StorageError(hide_passwords(
+        f"{what} in DynamoDB table {table_name!r} at {place}: {type(error).__name__}: {error}"
+    ))
+
+
 @contextmanager
-def store_errors(action: str, table_name: str, client: Any) -> Iterator[None]:
-    """Turn botocore errors raised inside the block into clear Triggers errors."""
+def translated(action: str, table_name: str, client: Any) -> Iterator[None]:
+    """Translate botocore errors raised inside the block (for the public table functions,
+    which run outside any session and any store)."""
     try:
         yield
-    except TriggersError:
-        raise
-    except ClientError as error:
-        code = error_code(error)
-        message = error.response.get("Error", {}).get("Message", "") or str(error)
-        if code == "ResourceNotFoundException":
-            raise SchemaError(
-                f"could not {action}: DynamoDB table {table_name!r} does not exist at "
-                f"{_where(client)}, and Triggers does not create tables by itself while it runs. "
-                f"Create it with {_create_command(table_name, client)} (in code: "
-                f"triggers_dynamodb.create_table(client, {table_name!r}))"
-            ) from error
-        raise StorageError(
-            f"could not {action} in DynamoDB table {table_name!r} at {_where(client)}: "
-            f"{code}: {message}"
-        ) from error
-    except (BotoConnectionError, HTTPClientError) as error:
-        # Refused, reset or timed out, after botocore's retries (see clients.py).
-        raise StorageError(
-            f"could not {action}: DynamoDB is not reachable at {_where(client)} "
-            f"({type(error).__name__}: {error}); table {table_name!r}"
-        ) from error
-    except BotoCoreError as error:
-        raise StorageError(
-            f"could not {action} in DynamoDB table {table_name!r} at {_where(client)}: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+    except DRIVER_ERRORS as error:
+        raise translate(error, action, None, table_name, client) from error
 
 
 def _create_command(table_name: str, client: Any) -> str:
@@ -108,16 +158,16 @@ def _create_command(table_name: str, client: Any) -> str:
     endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
     if endpoint and str(endpoint).endswith(".amazonaws.com"):
         endpoint = None  # boto3's own endpoint for the region
-    where = {"region_name": region, "endpoint_url": endpoint}
-    options = "".join(f" --option {key}={value}" for key, value in where.items() if value)
-    flags = "".join(f" --{key.replace('_', '-')} {value}" for key, value in where.items() if value)
+    place = {"region_name": region, "endpoint_url": endpoint}
+    options = "".join(f" --option {key}={value}" for key, value in place.items() if value)
+    flags = "".join(f" --{key.replace('_', '-')} {value}" for key, value in place.items() if value)
     return (
         f"`triggers --backend dynamodb --option table_name={table_name}{options} schema create` "
         f"or `python -m triggers_dynamodb create-table --table-name {table_name}{flags}`"
     )
 
 
-def _where(client: Any) -> str:
+def where(client: Any) -> str:
     """The endpoint and region a client talks to, for messages."""
     try:
         return f"{client.meta.endpoint_url} (region {client.meta.region_name})"

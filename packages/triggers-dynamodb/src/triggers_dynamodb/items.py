@@ -31,10 +31,13 @@ back bit for bit), is what every other Triggers backend stores, and its size is
 exactly what the size limits measure.
 
 Every record item carries ``v``, the session version that wrote it, and
-``g``, the session's *generation*: a random name given when the session is
-first saved, and again when it is saved after it expired, so that items left
-over from its earlier life (until DynamoDB's Time To Live deletes them) are
-ignored. With a ``ttl``, every item carries ``expires_at``. An item
+``g``, the session's *epoch* (:data:`triggers.stores.EPOCH`, the one name for
+a session's incarnation): a random name given when the session is first
+saved, and again when it is saved after it expired, so that items left over
+from its earlier life (until DynamoDB's Time To Live deletes them) are
+ignored. (The attribute keeps its short stored name ``g``, which every item
+written so far carries; only the code calls it the epoch.) With a
+``session_ttl``, every item carries ``expires_at``. An item
 without ``body`` is a *tombstone* (a metadata key deleted, an instance moved to
 ``R#``) that loads skip and a later save deletes. The header counts how many
 items its version wrote in each key range, which is how a load detects that it
@@ -46,16 +49,15 @@ the random ``save_token`` of the save that wrote it (see
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from triggers import values
 from triggers_dynamodb.table import TTL_ATTRIBUTE
 
 __all__ = [
     "ACTIVE_END",
+    "EPOCH_ATTRIBUTE",
     "HEADER_SK",
     "ITEM_BYTES_LIMIT",
     "TRANSACTION_BYTES",
@@ -73,6 +75,9 @@ __all__ = [
 
 Item = dict[str, dict[str, Any]]
 """A DynamoDB item in the low-level client's form: ``{"attr": {"S": "..."}}``."""
+
+EPOCH_ATTRIBUTE = "g"
+"""Where the header and every record item keep the session's epoch (stored name kept short)."""
 
 HEADER_SK = "#"
 """Sort key of the session header (sorts before every record)."""
@@ -115,17 +120,13 @@ class StoredItem:
     name: str
     sk: str
     version: int
-    generation: str
+    epoch: str
     body: str | None
+    """The record's canonical JSON text, as the core gave it to write; None for a tombstone."""
 
     @property
     def is_tombstone(self) -> bool:
         return self.body is None
-
-    def record(self) -> Any:
-        """The stored record (plain JSON data, still encoded by triggers.values)."""
-        assert self.body is not None
-        return json.loads(self.body)
 
 
 def record_key(kind: str, name: str) -> str:
@@ -137,28 +138,22 @@ def record_key(kind: str, name: str) -> str:
 
 
 def record_item(
-    uid: str,
-    kind: str,
-    name: str,
-    record: values.JSONValue,
-    version: int,
-    *,
-    generation: str,
+    uid: str, kind: str, name: str, text: str, version: int, *, epoch: str,
     expires_at: int | None = None,
 ) -> Item:
-    """The item storing ``record`` (already encoded) as written by ``version``.
+    """The item storing a record's canonical JSON ``text`` as written by ``version``.
 
-    ``generation`` names the life of the session the item belongs to (a
-    session that expired and started again has a new one); ``expires_at`` is
-    the epoch second after which DynamoDB's Time To Live may delete it.
+    ``epoch`` names the life of the session the item belongs to (a session
+    that expired and started again has a new one); ``expires_at`` is the Unix
+    second after which DynamoDB's Time To Live may delete it.
     """
-    item = tombstone_item(uid, kind, name, version, generation=generation, expires_at=expires_at)
-    item["body"] = {"S": values.canonical_json(record)}
+    item = tombstone_item(uid, kind, name, version, epoch=epoch, expires_at=expires_at)
+    item["body"] = {"S": text}
     return item
 
 
 def tombstone_item(
-    uid: str, kind: str, name: str, version: int, *, generation: str, expires_at: int | None = None
+    uid: str, kind: str, name: str, version: int, *, epoch: str, expires_at: int | None = None
 ) -> Item:
     """An item marking record ``name`` of ``kind`` as gone since ``version``."""
     item: Item = {
@@ -166,7 +161,7 @@ def tombstone_item(
         "sk": {"S": record_key(kind, name)},
         "name": {"S": name},
         "v": {"N": str(version)},
-        "g": {"S": generation},
+        EPOCH_ATTRIBUTE: {"S": epoch},
     }
     if expires_at is not None:
         item[TTL_ATTRIBUTE] = {"N": str(expires_at)}
@@ -182,7 +177,7 @@ def parse_record_item(item: Mapping[str, Any]) -> StoredItem:
         name=item["name"]["S"],
         sk=sk,
         version=int(item["v"]["N"]),
-        generation=item["g"]["S"],
+        epoch=item[EPOCH_ATTRIBUTE]["S"],
         body=None if body is None else body["S"],
     )
 

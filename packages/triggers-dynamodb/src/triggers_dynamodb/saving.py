@@ -32,7 +32,14 @@ as a refusal: an optimistic save is then looked up by its token among
 ``recentWrites`` rather than applied again.
 
 A save that would not fit one transaction (100 items, 4 MB, or an item over
-400 KB) is refused before anything is written.
+400 KB) is refused before anything is written. Records are written as the
+canonical JSON text the core computed for them (``changes.*_texts``), never
+encoded again.
+
+A transaction cancelled because it collided with another in flight
+(``TransactionConflict``) wrote nothing, so it is sent again here, a few
+times (the core never repeats a save whose outcome it cannot know; this one
+it can).
 """
 
 from __future__ import annotations
@@ -45,8 +52,15 @@ from typing import Any
 from triggers import values
 from triggers.errors import SessionLimitError, StaleSessionError, StorageError
 from triggers.storage import SessionChanges, is_active_record
-from triggers_dynamodb import expiry, leases
+from triggers_dynamodb import expiry, leases, skew
+from triggers_dynamodb.errors import (
+    CONFLICT_ATTEMPTS,
+    cancellation_codes,
+    cancellation_reasons,
+    pause_after_conflict,
+)
 from triggers_dynamodb.items import (
+    EPOCH_ATTRIBUTE,
     HEADER_SK,
     ITEM_BYTES_LIMIT,
     TRANSACTION_BYTES,
@@ -59,10 +73,55 @@ from triggers_dynamodb.items import (
     record_item,
     tombstone_item,
 )
-from triggers_dynamodb.loading import Seen
+from triggers_dynamodb.loading import Seen, SessionView
 from triggers_dynamodb.table import TTL_ATTRIBUTE
 
-__all__ = ["Save", "build", "landed", "refusal", "unknown_outcome"]
+__all__ = ["Save", "build", "landed", "refusal", "save", "send", "unknown_outcome"]
+
+
+def save(
+    client: Any, table_name: str, changes: SessionChanges, view: SessionView, *,
+    session_ttl: float | None, max_clock_skew: float | None,
+) -> None:
+    """Write ``changes`` over what ``view`` loaded: one transaction (after an expiry extension, if due)."""
+    now = view.clock() if changes.written_at is None else changes.written_at
+    free_before = None
+    if changes.is_optimistic:
+        # Other holders' leases are judged by this clock: it must be in bounds.
+        if view.clocks is not None:
+            skew.check(changes.uid, *view.clocks, max_clock_skew, refused="saving without the lock")
+        free_before = now - skew.takeover_margin(max_clock_skew)
+    prepared = build(table_name, changes, view.seen, now=now, session_ttl=session_ttl,
+                     free_before=free_before)
+    if prepared.extend_to is not None:
+        expiry.extend(client, table_name, changes.uid, prepared.epoch, prepared.extend_to,
+                      skip=prepared.written)
+    send(client, changes, prepared, now=now, free_before=free_before)
+    view.seen = prepared.seen
+
+
+def send(client: Any, changes: SessionChanges, prepared: Save, *, now: float, free_before: float | None) -> None:
+    """Send the transaction; a refusal of the header's condition is a StaleSessionError saying why."""
+    for attempt in range(CONFLICT_ATTEMPTS):
+        try:
+            # botocore resends a request whose answer was lost with the
+            # same token, which makes it idempotent: a transaction that
+            # was applied is not applied again (nor refused as stale by
+            # its own first attempt). A cancelled one is a new request.
+            client.transact_write_items(TransactItems=prepared.actions, ClientRequestToken=uuid.uuid4().hex)
+            return
+        except Exception as error:
+            codes = cancellation_codes(error)
+            if codes and codes[0] == "ConditionalCheckFailed":  # the header's condition
+                header = cancellation_reasons(error)[0].get("Item")
+                if landed(prepared, header):
+                    return  # botocore resent it after a lost answer; the first send landed
+                if getattr(error, "response", {}).get("ResponseMetadata", {}).get("RetryAttempts"):
+                    raise unknown_outcome(changes) from error
+                raise refusal(changes, header, now=now, free_before=free_before) from error
+            if not codes or "TransactionConflict" not in codes or attempt == CONFLICT_ATTEMPTS - 1:
+                raise
+            pause_after_conflict(attempt)
 
 
 @dataclass(frozen=True)
@@ -75,7 +134,7 @@ class Save:
     """This save's ``save_token`` in the header."""
     seen: Seen
     """What is known of the session once the save landed."""
-    generation: str
+    epoch: str
     extend_to: int | None
     """An expiry that every other item of the session must get before the save."""
     written: set[str]
@@ -84,54 +143,54 @@ class Save:
 
 @dataclass(frozen=True)
 class _Where:
-    """Which session, and the version, generation and expiry every written item carries."""
+    """Which session, and the version, epoch and expiry every written item carries."""
 
     uid: str
     table_name: str
     version: int
-    generation: str
-    expires: int | None
+    epoch: str
+    expiry: expiry.Expiry
     token: str
 
-    def record(self, kind: str, name: str, body: values.JSONValue) -> Item:
-        return record_item(self.uid, kind, name, body, self.version, generation=self.generation,
-                           expires_at=self.expires)
+    def record(self, kind: str, name: str, text: str) -> Item:
+        return record_item(self.uid, kind, name, text, self.version, epoch=self.epoch,
+                           expires_at=self.expiry.items)
 
     def tombstone(self, kind: str, name: str) -> Item:
-        return tombstone_item(self.uid, kind, name, self.version, generation=self.generation,
-                              expires_at=self.expires)
+        return tombstone_item(self.uid, kind, name, self.version, epoch=self.epoch,
+                              expires_at=self.expiry.items)
 
     def key(self, sk: str) -> dict[str, Any]:
         return {"pk": {"S": self.uid}, "sk": {"S": sk}}
 
 
 def build(
-    table_name: str, changes: SessionChanges, seen: Seen, *, now: float, ttl: float | None,
+    table_name: str, changes: SessionChanges, seen: Seen, *, now: float, session_ttl: float | None,
     free_before: float | None,
 ) -> Save:
     """The transaction writing ``changes`` over ``seen`` (``free_before``: optimistic saves)."""
-    fresh = seen.generation is None or seen.expired
-    generation = uuid.uuid4().hex[:16] if fresh else seen.generation
-    assert generation is not None
-    expires, extend = expiry.after_save(seen, fresh, ttl, now)
-    where = _Where(changes.uid, table_name, changes.new_version, generation, expires, uuid.uuid4().hex)
+    fresh = seen.epoch is None or seen.expired
+    epoch = uuid.uuid4().hex[:16] if fresh else seen.epoch
+    assert epoch is not None
+    expires = expiry.after_save(seen, fresh, session_ttl, now)
+    where = _Where(changes.uid, table_name, changes.new_version, epoch, expires, uuid.uuid4().hex)
     places = {} if fresh else seen.places
     puts, moved = _puts(where, changes, places)
     _check_limits(changes.uid, puts)
     written = {item["sk"]["S"] for _, item in puts}
-    actions = [{"Update": _header_update(where, changes, puts, free_before)}]
+    actions = [{"Update": _header_update(where, changes, puts, seen, free_before)}]
     actions += [{"Put": {"TableName": table_name, "Item": item}} for _, item in puts]
     # Tombstones of earlier saves are no longer needed by any reader;
     # delete them while there is room in the transaction.
     tombstones = {} if fresh else seen.tombstones
     swept = [sk for sk in tombstones if sk not in written][: TRANSACTION_ITEMS - len(actions)]
     actions += [{"Delete": {"TableName": table_name, "Key": where.key(sk)}} for sk in swept]
-    after = Seen(where.version, generation, expires, places={**places, **moved})
+    after = Seen(where.version, epoch, expires.session, expires.items, places={**places, **moved})
     after.tombstones = {sk: t for sk, t in tombstones.items() if sk not in swept}
     for _, item in puts:
         if "body" not in item:
             after.tombstones[item["sk"]["S"]] = parse_record_item(item)
-    return Save(actions, where.token, after, generation, expires if extend else None, written)
+    return Save(actions, where.token, after, epoch, expires.items if expires.extend else None, written)
 
 
 def _puts(
@@ -140,20 +199,28 @@ def _puts(
     """(what, item) for every item the save puts, and where each changed instance now lives."""
     puts: list[tuple[str, Item]] = []
     moved: dict[str, str] = {}
-    for name, body in changes.configs.items():
-        puts.append((f"task {name!r}", where.record(Kind.CONFIG, name, body)))
-    for name, body in changes.instances.items():
-        place = Kind.ACTIVE if is_active_record(body) else Kind.RESOLVED
+    for name, record in changes.configs.items():
+        text = _text(record, changes.config_texts.get(name))
+        puts.append((f"task {name!r}", where.record(Kind.CONFIG, name, text)))
+    for name, record in changes.instances.items():
+        place = Kind.ACTIVE if is_active_record(record) else Kind.RESOLVED
         before = places.get(name)
         if before is not None and before != place:
             puts.append((f"instance {name!r}", where.tombstone(before, name)))
-        puts.append((f"instance {name!r}", where.record(place, name, body)))
+        text = _text(record, changes.instance_texts.get(name))
+        puts.append((f"instance {name!r}", where.record(place, name, text)))
         moved[name] = place
     for key, value in changes.metadata.items():
-        puts.append((f"metadata[{key!r}]", where.record(Kind.METADATA, key, value)))
+        text = _text(value, changes.metadata_texts.get(key))
+        puts.append((f"metadata[{key!r}]", where.record(Kind.METADATA, key, text)))
     for key in changes.deleted_metadata:
         puts.append((f"metadata[{key!r}]", where.tombstone(Kind.METADATA, key)))
     return puts, moved
+
+
+def _text(record: values.JSONValue, text: str | None) -> str:
+    """A changed record's canonical JSON: as the core computed it (it always does for its saves)."""
+    return values.canonical_json(record) if text is None else text
 
 
 def _check_limits(uid: str, puts: list[tuple[str, Item]]) -> None:
@@ -180,8 +247,13 @@ def _check_limits(uid: str, puts: list[tuple[str, Item]]) -> None:
         )
 
 
+_HEADER_NAMES = {**leases.NAMES, "#sx": "session_expires", "#ix": "items_expire", "#ttl": TTL_ATTRIBUTE}
+"""Attribute names in the header's update and condition (some are DynamoDB reserved words)."""
+
+
 def _header_update(
-    where: _Where, changes: SessionChanges, puts: list[tuple[str, Item]], free_before: float | None
+    where: _Where, changes: SessionChanges, puts: list[tuple[str, Item]], seen: Seen,
+    free_before: float | None,
 ) -> dict[str, Any]:
     """The header's move to the new version, with the save's condition (see the module docstring)."""
     resolved = sum(1 for _, item in puts if item["sk"]["S"].startswith(Kind.RESOLVED))
@@ -189,7 +261,7 @@ def _header_update(
         ":new": {"N": str(where.version)},
         ":wa": {"N": str(len(puts) - resolved)},
         ":wr": {"N": str(resolved)},
-        ":gen": {"S": where.generation},
+        ":epoch": {"S": where.epoch},
         ":saved": {"S": where.token},
     }
     if changes.base_version is None:
@@ -204,18 +276,21 @@ def _header_update(
         assert free_before is not None
         condition += f" AND {leases.FREE}"
         bind[":free"] = {"N": repr(free_before)}
-    update = "SET #ver = :new, wa = :wa, wr = :wr, g = :gen, save_token = :saved"
-    if where.expires is None:
-        update += " REMOVE #sx, #ttl"
-    else:
-        # The header outlives its items in the table (not as a session),
-        # so versions never restart while leftover items may still exist.
-        update += ", #sx = :expires, #ttl = :deleted"
-        bind[":expires"] = {"N": str(where.expires)}
-        bind[":deleted"] = {"N": str(where.expires + expiry.HEADER_GRACE_SECONDS)}
-    names = {**leases.NAMES, "#sx": "session_expires", "#ttl": TTL_ATTRIBUTE}
-    if changes.lease is not None:
-        del names["#exp"]  # DynamoDB refuses names that the expressions do not use
+    sets = ["#ver = :new", "wa = :wa", "wr = :wr", f"{EPOCH_ATTRIBUTE} = :epoch", "save_token = :saved"]
+    removes = []
+    # The header outlives its items in the table (not as a session), so
+    # versions never restart while leftover items may still exist.
+    expires = where.expiry
+    for name, value in (("#sx", expires.session), ("#ix", expires.items), ("#ttl", expires.items)):
+        if value is not None:
+            grace = expiry.HEADER_GRACE_SECONDS if name == "#ttl" else 0
+            sets.append(f"{name} = :{name[1:]}")
+            bind[f":{name[1:]}"] = {"N": str(value + grace)}
+        elif seen.expires is not None or seen.items_expire is not None:
+            removes.append(name)  # the header seen had an expiry; nothing to remove otherwise
+    update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    expression = update + condition
+    names = {k: v for k, v in _HEADER_NAMES.items() if k in expression}  # DynamoDB refuses unused ones
     return {
         "TableName": where.table_name,
         "Key": where.key(HEADER_SK),
@@ -246,25 +321,26 @@ def refusal(
 ) -> StaleSessionError:
     """Why the header's condition refused a save, from the header as it was."""
     header = header or {}
+    uid = changes.uid
     token = header.get("lease_token", {}).get("S")
     stored = number(header.get("version"))
     if changes.lease is not None and token != changes.lease.token:
-        reason = "the lease was taken over by another holder"
-    elif stored != changes.base_version and changes.base_version is None:
-        reason = f"another writer created the session first (stored version {stored})"
-    elif stored != changes.base_version:
-        reason = f"the stored version is {stored}, this writer loaded {changes.base_version}"
-    elif token is not None and free_before is not None:
+        return StaleSessionError.lease_taken_over(uid)
+    if stored != changes.base_version and changes.base_version is None:
+        return StaleSessionError.created_elsewhere(uid)
+    if stored != changes.base_version:
+        return StaleSessionError.version_moved(uid, changes.base_version, stored)
+    if token is not None and free_before is not None:
         expires = float(header["lease_expires"]["N"])
-        reason = (
-            f"a lock holder's lease is live: it expires at {expires:.3f} by its holder's clock "
+        return StaleSessionError.leased(uid, (
+            f": its lease expires at {expires:.3f} by its holder's clock "
             f"({_ago(now - expires)} by this machine's), and counts as expired only "
             f"{now - free_before:g} s after that (twice max_clock_skew plus the Date "
-            "header's resolution), so this save without the lock was refused"
-        )
-    else:  # pragma: no cover - the header changed between the condition and its answer
-        reason = "the session header did not meet the save's condition"
-    return StaleSessionError(f"session {changes.uid!r}: {reason}; nothing was written")
+            "header's resolution)"
+        ))
+    return StaleSessionError(  # pragma: no cover - the header changed between the condition and its answer
+        f"session {uid!r}: the session header did not meet the save's condition; nothing was written"
+    )
 
 
 def _ago(seconds: float) -> str:
