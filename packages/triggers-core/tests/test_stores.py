@@ -200,3 +200,22 @@ def test_history_expiry_is_extended_once_half_the_ttl_has_passed() -> None:
     assert expiry_due(None, 1000.0, 60.0)  # never set yet
     assert not expiry_due(1000.0, 1030.0, 60.0)
     assert expiry_due(1000.0, 1030.5, 60.0)
+
+
+def _store_of_inherited_object(queue: Any, storage: CountingBackend) -> None:
+    store = storage.store
+    queue.put((id(store), store.prepared))
+
+
+def test_an_object_made_before_fork_uses_the_child_s_own_store(namespace: str) -> None:
+    storage = CountingBackend("a", namespace=namespace)
+    parent_store = storage.store
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_store_of_inherited_object, args=(queue, storage))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    child_store_id, prepared = queue.get(timeout=5)
+    assert child_store_id != id(parent_store) and prepared == 1
+    assert storage.store is parent_store  # the parent keeps its own

@@ -25,9 +25,9 @@ shared by every session object of the process:
   :meth:`Store.check_schema`, :meth:`Store.session_uids`).
 
 :class:`StoreStorageBackend` is the backend class on top: it takes the
-common options (``lease_ttl``, ``lock_timeout``, ``clock``, ``session_ttl``)
-for itself, hands every other option to its ``store_class``, and turns its
-hooks into calls of the shared store. A backend is then a :class:`Store`
+common options (``lease_ttl``, ``lock_timeout``, ``clock``) for itself,
+hands every other option to its ``store_class``, and turns its hooks into
+calls of the shared store (looked up again in a forked child). A backend is then a :class:`Store`
 subclass and three lines::
 
     class RedisStorageBackend(StoreStorageBackend):
@@ -311,7 +311,9 @@ class StoreStorageBackend(TriggerStorageBackend):
     store_class: ClassVar[type[Store]]
 
     def __init__(self, uid: str, **options: Any) -> None:
-        self.store = self.store_class.shared(**store_options(options))
+        self._store_options = store_options(options)
+        self._store = self.store_class.shared(**self._store_options)
+        self._store_pid = os.getpid()
         if self.store.capabilities is not type(self.store).capabilities:
             # This store's configuration narrows what the backend can claim.
             self._declare_capabilities(self.store.capabilities)
@@ -322,6 +324,20 @@ class StoreStorageBackend(TriggerStorageBackend):
             raise
         except self.store.driver_errors as error:
             raise self.store.translate(error, "prepare the store for", uid) from error
+
+    @property
+    def store(self) -> Store:
+        """This process's store for this object's options, looked up again after ``fork()``.
+
+        An object made before ``fork()`` and used on both sides must not
+        share the parent's connections: in a child it resolves (and
+        prepares) a store of the child's own.
+        """
+        if self._store_pid != os.getpid():
+            store = self.store_class.shared(**self._store_options)
+            store.prepare_once()
+            self._store, self._store_pid = store, os.getpid()
+        return self._store
 
     # -- hooks: the store's operations on this session ---------------------------
 
