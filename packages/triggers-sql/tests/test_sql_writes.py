@@ -90,7 +90,8 @@ def test_an_optimistic_write_refused_by_a_lease_writes_none_of_its_rows(
         writer.transact(lambda: _half_of_a_fire(writer), timeout=0)
     # Sent and refused; the one-statement saves carried the instance's row along.
     assert seen.saves == 1 and seen.table("instances") == (database.name != "sqlite")
-    assert "a lease holder has it locked" in str(refused.value)
+    assert "is locked by another holder" in str(refused.value)
+    assert "is locked by a lease holder" in str(refused.value.__cause__)
     assert _rows(database, "s") == before
 
 
@@ -115,7 +116,7 @@ def test_a_write_refused_because_the_version_moved_writes_none_of_its_rows(
     writer._save_changes = first_overtaken  # type: ignore[method-assign]
     writer.transact(lambda: _half_of_a_fire(writer))  # refused once, then applied again
     assert len(refusals) == 1
-    assert "the stored version is 2, this save loaded 1" in str(refusals[0])
+    assert "the stored version is 2, this writer loaded 1" in str(refusals[0])
     after = _rows(database, "s")
     assert after["instances"] == ["t#0"]
     assert after["metadata"] == {"other": 1, "mine": True, "instanceCounts": {"t": 1}}
@@ -177,7 +178,7 @@ def test_a_new_session_whose_row_holds_only_a_lease_is_created_once_the_lease_en
     holder = SQLStorageBackend("s", **database.options)
     writer = SQLStorageBackend("s", **database.options)
     with holder.acquire_lock(), \
-            pytest.raises(ContentionError, match="a lease holder has it locked"):
+            pytest.raises(ContentionError, match="is locked by another holder"):
         writer.transact(lambda: writer.metadata.update(w=1), timeout=0)
     writer.transact(lambda: writer.metadata.update(w=1))
     assert SQLStorageBackend("s", **database.options).metadata == {"w": 1}

@@ -171,10 +171,22 @@ class StaleSessionError(StorageError):
     """A save was refused because the stored session moved on.
 
     Either the lease was taken over by another holder after it expired, or the
-    stored version is newer than the one this object loaded. Nothing was
-    written; reload (acquire the lock again) and retry.
+    stored version is newer than the one this object loaded, or (for an
+    optimistic save) a lease holder has the session. Nothing was written;
+    reload (acquire the lock again) and retry.
+
+    ``reason`` says which, when the store used the constructors below:
+    ``"version_moved"``, ``"created_elsewhere"``, ``"lease_taken_over"`` or
+    ``"leased"`` (``None`` otherwise).
     """
 
+    reason: str | None = None
+
+    @classmethod
+    def _because(cls, reason: str, message: str) -> StaleSessionError:
+        error = cls(message)
+        error.reason = reason
+        return error
 
     # One vocabulary for every store's refusals, so that an operator reads the
     # same words whichever backend refused the save.
@@ -182,30 +194,34 @@ class StaleSessionError(StorageError):
     @classmethod
     def version_moved(cls, uid: str, loaded: object, stored: object) -> StaleSessionError:
         """Refused: another save landed since this writer loaded the session."""
-        return cls(
+        return cls._because("version_moved", (
             f"session {uid!r}: the stored version is {stored}, this writer loaded {loaded}; "
             "nothing was written"
-        )
+        ))
 
     @classmethod
     def created_elsewhere(cls, uid: str) -> StaleSessionError:
         """Refused: this writer found no session, and another created it first."""
-        return cls(f"session {uid!r}: another writer created the session first; nothing was written")
+        return cls._because(
+            "created_elsewhere",
+            f"session {uid!r}: another writer created the session first; nothing was written",
+        )
 
     @classmethod
     def lease_taken_over(cls, uid: str) -> StaleSessionError:
         """Refused: the lease this holder saves under was taken over."""
-        return cls(
-            f"session {uid!r}: the lease was taken over by another holder; nothing was written"
+        return cls._because(
+            "lease_taken_over",
+            f"session {uid!r}: the lease was taken over by another holder; nothing was written",
         )
 
     @classmethod
     def leased(cls, uid: str, detail: str = "") -> StaleSessionError:
         """Refused: an optimistic save met a live lease (``detail`` may say whose, until when)."""
-        return cls(
+        return cls._because("leased", (
             f"session {uid!r} is locked by a lease holder{detail}; this optimistic save was "
             "refused and nothing was written"
-        )
+        ))
 
 
 class LeaseExpiredError(StaleSessionError):

@@ -1112,11 +1112,7 @@ class TriggerStorageBackend:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         observability.record("triggers.contention_timeouts", 1, attributes)
-                        raise ContentionError(
-                            f"session {self.uid!r}: {attempts} attempt(s) to save a change "
-                            f"within {wait:g} s were refused (last: {reason}); nothing was "
-                            "written. Other writers or a lock holder kept the session busy"
-                        ) from reason
+                        raise _contention(self.uid, attempts, wait, reason) from reason
                     time.sleep(min(remaining, next(delays)))
         finally:
             self._lock_wait_ends = None
@@ -1512,6 +1508,22 @@ class TriggerStorageBackend:
             "metadata": self._serialize(self._metas),
         }
         return len(values.canonical_json(document).encode("utf-8"))
+
+
+def _contention(uid: str, attempts: int, wait: float, last: StaleSessionError) -> ContentionError:
+    """Why :meth:`TriggerStorageBackend.transact` gave up, in the lock's words where it was a lock."""
+    tried = f"gave up after {wait:g} s ({attempts} attempt(s) to save were refused)"
+    if last.reason == "leased":
+        return ContentionError(
+            f"session {uid!r} is locked by another holder; {tried}; nothing was written"
+        )
+    if last.reason in ("version_moved", "created_elsewhere"):
+        return ContentionError(
+            f"session {uid!r}: other writers kept saving first; {tried}; nothing was written"
+        )
+    return ContentionError(
+        f"session {uid!r}: {tried}, the last because: {last}. Nothing was written"
+    )
 
 
 def _seconds(option: str, value: object, *, allow_zero: bool) -> float:

@@ -48,7 +48,6 @@ from triggers.errors import (
     ConfigurationError,
     CorruptSessionError,
     SessionLimitError,
-    StaleSessionError,
     StorageError,
     TriggersError,
 )
@@ -223,9 +222,7 @@ class SQLStorageBackend(TriggerStorageBackend):
             "save", lambda: writes.save(self.engine, self.tables, write, packet_limit=limit)
         )
         if not outcome.saved:
-            raise StaleSessionError(
-                f"session {self.uid!r}: {writes.refusal(write, outcome)}; nothing was written"
-            )
+            raise writes.refusal(self.uid, write, outcome)
 
     def _write_of(self, changes: SessionChanges) -> writes.Write:
         """The rows of ``changes`` as stored (keys and JSON text), and their fence."""

@@ -76,6 +76,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import Executable
 
+from triggers.errors import StaleSessionError
 from triggers_sql import engines
 from triggers_sql.clock import store_now
 from triggers_sql.schema import Tables
@@ -136,15 +137,15 @@ class Outcome:
     """Whether that lease had not expired yet, by the database's clock."""
 
 
-def refusal(write: Write, outcome: Outcome) -> str:
-    """Why the fence did not match, in words."""
+def refusal(uid: str, write: Write, outcome: Outcome) -> StaleSessionError:
+    """Why the fence did not match, in core's words for refusals."""
     if write.token is not None and outcome.holder != write.token:
-        return "the lease was taken over by another holder"
+        return StaleSessionError.lease_taken_over(uid)
     if write.token is None and outcome.holder is not None and outcome.live:
-        return "a lease holder has it locked (an optimistic save waits for the lease to end)"
-    if outcome.version != write.base_version:
-        return f"the stored version is {outcome.version}, this save loaded {write.base_version}"
-    return "another writer saved it at the same moment"
+        return StaleSessionError.leased(uid)
+    if write.base_version is None:
+        return StaleSessionError.created_elsewhere(uid)
+    return StaleSessionError.version_moved(uid, write.base_version, outcome.version)
 
 
 def save(engine: Engine, t: Tables, write: Write, *, packet_limit: int | None) -> Outcome:
