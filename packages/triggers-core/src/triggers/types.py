@@ -80,6 +80,55 @@ _VALIDATED_KEPT = 1024
 """Most entries :data:`_VALIDATED` holds; it starts over when full."""
 
 
+def _check_task_name(name: object) -> None:
+    """A task name: non-empty text, without the '#' that instance names use."""
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"task name must be a non-empty string, not {name!r}")
+    _check_name_text(name, name, "task name")
+    if "#" in name:
+        raise ConfigurationError(f"task {name!r}: '#' is reserved for instance names (task#N)")
+
+
+def _checked_run(task: str, run: object) -> str:
+    """The ``run`` directive: a required dotted path."""
+    if run is None:
+        raise ConfigurationError(f"task {task!r}: directive 'run' is required")
+    if not isinstance(run, str) or not run.strip():
+        raise ConfigurationError(
+            f"task {task!r}: directive 'run' must be a dotted path string, not {run!r}"
+        )
+    _check_name_text(task, run, "run")
+    return run.strip()
+
+
+def _checked_with_params(task: str, raw: object) -> dict[str, dict[str, Any]]:
+    """The ``withParams`` directive: trigger names to dicts of storable values."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"task {task!r}: directive 'withParams' must map trigger names to dicts")
+    with_params: dict[str, dict[str, Any]] = {}
+    for trigger, params in raw.items():
+        if not isinstance(trigger, str) or not isinstance(params, Mapping):
+            raise ConfigurationError(
+                f"task {task!r}: directive 'withParams' must map trigger names to dicts, "
+                f"found {trigger!r}: {params!r}"
+            )
+        _check_name_text(task, trigger, "withParams")
+        # Each trigger's params sit one level inside the stored directive.
+        _check_value(params, f"task {task!r} withParams[{trigger!r}]", depth=1)
+        with_params[trigger] = dict(params)
+    return with_params
+
+
+def _check_value(value: object, where: str, *, depth: int = 0) -> None:
+    """A directive's value must lie in the value domain; refused as a ConfigurationError."""
+    try:
+        values.check(value, where, depth=depth)
+    except ValueDomainError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
 def _trigger_list(
     task: str, directive: str, raw: object, *, required: bool, allow_empty: bool = False
 ) -> tuple[str, ...]:
@@ -166,57 +215,20 @@ class TaskConfig:
     @classmethod
     def from_mapping(cls, name: str, directives: Mapping[str, Any]) -> TaskConfig:
         """Validate ``directives`` and build a config; errors name task and directive."""
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"task name must be a non-empty string, not {name!r}")
-        _check_name_text(name, name, "task name")
-        if "#" in name:
-            raise ConfigurationError(
-                f"task {name!r}: '#' is reserved for instance names (task#N)"
-            )
+        _check_task_name(name)
         if not isinstance(directives, Mapping):
             raise ConfigurationError(
                 f"task {name!r}: configuration must be a mapping of directives, "
                 f"not {type(directives).__name__}"
             )
-        run = directives.get("run")
-        if run is None:
-            raise ConfigurationError(f"task {name!r}: directive 'run' is required")
-        if not isinstance(run, str) or not run.strip():
-            raise ConfigurationError(
-                f"task {name!r}: directive 'run' must be a dotted path string, not {run!r}"
-            )
-        _check_name_text(name, run, "run")
+        run = _checked_run(name, directives.get("run"))
         for key in directives:
             if not isinstance(key, str):
                 raise ConfigurationError(f"task {name!r}: directive names must be strings, found {key!r}")
             _check_name_text(name, key, "directive name")
-        with_params_raw = directives.get("withParams")
-        if with_params_raw is None:
-            with_params_raw = {}
-        if not isinstance(with_params_raw, Mapping):
-            raise ConfigurationError(
-                f"task {name!r}: directive 'withParams' must map trigger names to dicts"
-            )
-        with_params: dict[str, dict[str, Any]] = {}
-        for trigger, params in with_params_raw.items():
-            if not isinstance(trigger, str) or not isinstance(params, Mapping):
-                raise ConfigurationError(
-                    f"task {name!r}: directive 'withParams' must map trigger names to dicts, "
-                    f"found {trigger!r}: {params!r}"
-                )
-            _check_name_text(name, trigger, "withParams")
-            try:
-                # Each trigger's params sit one level inside the stored directive.
-                values.check(params, f"task {name!r} withParams[{trigger!r}]", depth=1)
-            except ValueDomainError as exc:
-                raise ConfigurationError(str(exc)) from exc
-            with_params[trigger] = dict(params)
         extra = {key: value for key, value in directives.items() if key not in KNOWN_DIRECTIVES}
         for key, value in extra.items():
-            try:
-                values.check(value, f"task {name!r} directive {key!r}")
-            except ValueDomainError as exc:
-                raise ConfigurationError(str(exc)) from exc
+            _check_value(value, f"task {name!r} directive {key!r}")
         return cls(
             name=name,
             # ``after: []`` is valid with ``andEvery`` (each of its fires runs
@@ -225,11 +237,11 @@ class TaskConfig:
                 name, "after", directives.get("after"), required=True,
                 allow_empty=directives.get("andEvery") is not None,
             ),
-            run=run.strip(),
+            run=run,
             unless=_trigger_list(name, "unless", directives.get("unless"), required=False),
             and_every=_optional_name(name, "andEvery", directives.get("andEvery")),
             using=_optional_name(name, "using", directives.get("using")),
-            with_params=with_params,
+            with_params=_checked_with_params(name, directives.get("withParams")),
             extra=extra,
         )
 
