@@ -1,0 +1,397 @@
+"""Saving: one conditional ``update`` command, inside a transaction or by the commit protocol.
+
+A save is a list of statements sent as one ordered ``update`` command (split
+only past 1,000 statements or 48 MB), each addressing one document by
+``_id``. Its pivot is the **flip** of the header: a pipeline update of
+``{_id: uid}`` that moves ``version`` from the loaded one to the new one,
+conditioned on
+
+* the header's ``key`` (the header the save loaded, not one created again
+  after it expired) and its ``version`` (nobody saved since the load);
+* for a lock holder, ``lease_token`` still being its own (the fence); for an
+  optimistic save (no lease), no live lease: ``lease_expires <= $$NOW``, on
+  the server's clock, as leases are taken.
+
+When a condition fails, the pipeline converts a text naming the reason to a
+number, which fails: the statement ends in an error carrying the reason, and
+an ordered command stops there, so no statement after the flip runs
+(:func:`refusal` turns it into :class:`StaleSessionError`). Two first saves
+race for the header's ``_id``: the loser's upsert fails as a duplicate.
+
+**With transactions** the command is ``[flip, item, item, ...]``: each
+changed item's document replaced (or inserted) in place, in one transaction,
+then ``commitTransaction``: two round trips.
+
+**Without transactions** (the commit protocol) an item document may only
+change once the flip has made the new version the session's: the command is
+``[copy, ..., flip, item, ..., settled, expire the copies]``, one round trip.
+The copies are new documents (ObjectId, ``committed: False``, inactive)
+carrying the save's records, tagged with the new version and this save's
+``writer``; no reader believes them until the flip names their writer, and
+then they carry the save whatever happens next. After the flip the item
+documents are rewritten, the header marked ``settled``, and the copies set
+to expire (the TTL index removes them). Readers of a header flipped but not
+yet settled read every document of the session, copies included
+(:mod:`.loading`). A refused save deletes its copies. A header left
+unsettled (the server died inside the command) is settled by the next save
+first (:func:`settle_statements`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+from bson import ObjectId
+from pymongo import DeleteMany, ReplaceOne, UpdateMany, UpdateOne, WriteConcern
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+
+from triggers import values
+from triggers.errors import SessionLimitError, StaleSessionError
+from triggers.storage import SessionChanges, is_active_record
+from triggers_mongo import layout
+from triggers_mongo.layout import Header
+from triggers_mongo.loading import LEASE_EXPIRES, NOW
+
+__all__ = ["MAX_DOCUMENT_BYTES", "Plan", "Transaction", "discard", "plan", "refusal", "settle_statements", "write"]
+
+Document = dict[str, Any]
+Bounded = Callable[[], AbstractContextManager[None]]
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""MongoDB's limit on one BSON document."""
+
+BATCH = 1000
+"""Most statements in one bounded call: a save of 10,000 items sends ten
+calls, each of which must finish within its deadline, rather than one that
+must carry them all in that time."""
+
+_REFUSED = "triggers refused the save: "
+_REFUSAL_TEXT = re.compile(re.escape(_REFUSED) + r"([^'\"]*)")
+_WRITE_CONFLICT = 112
+_DUPLICATE_KEY = 11000
+_CONVERSION_FAILURE = 241
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The statements of one save, and what the session looks like once it is written."""
+
+    statements: list[Any]
+    flip_at: int
+    copies: list[ObjectId]
+    after: Header
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """Where and how a save runs as a transaction."""
+
+    session: ClientSession
+    concern: WriteConcern
+    commit_seconds: float
+
+
+def plan(
+    changes: SessionChanges,
+    header: Header,
+    *,
+    ttl: float | None,
+    now: float,
+    transaction: bool,
+    dead: list[Any],
+) -> Plan:
+    """The statements saving ``changes`` over ``header`` (the one loaded, or a new one).
+
+    ``dead``: copies the load found that no save can commit any more; they expire.
+    """
+    writer = secrets.token_hex(16)
+    fields: Document = {"key": header.key, "version": changes.new_version, "writer": writer}
+    expiry = _expiry(header, ttl, now)
+    fields.update(expiry.header_fields)
+    if changes.lease is None:  # the lease is free or expired: leave none behind
+        fields.update(lease_token=None, lease_expires=0.0, lease_session=None)
+    if transaction:
+        fields["settled"] = changes.new_version
+    documents = _documents(changes, header.key, writer, expiry.items_expire_at)
+    flip = _flip(changes, header.key, fields)
+    after = Header(header.key, changes.new_version, writer, changes.new_version, expiry.items_expire_at)
+    items = [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in documents]
+    refresh = _refresh(changes.uid, header.key, expiry)
+    if transaction:
+        return Plan([flip, *items, *refresh, *_expire(dead)], 0, [], after)
+    copies = [_copy(document) for document in documents]
+    copy_ids = [copy["_id"] for copy in copies]
+    statements: list[Any] = [ReplaceOne({"_id": copy["_id"]}, copy, upsert=True) for copy in copies]
+    statements.extend([flip, *items, *refresh])
+    statements.append(_settled(changes.uid, changes.new_version, writer))
+    statements.extend(_expire([*copy_ids, *dead]))
+    return Plan(statements, len(copies), copy_ids, after)
+
+
+def write(
+    collection: Collection[Document],
+    chosen: Plan,
+    bounded: Bounded,
+    transaction: Transaction | None = None,
+) -> None:
+    """Send the statements in order, each batch bounded; stop at the first error.
+
+    With ``transaction``, run them in one transaction, then commit it (or
+    abort it if anything fails before the commit).
+    """
+    if transaction is None:
+        _send(collection, chosen.statements, bounded, None)
+        return
+    session = transaction.session
+    session.start_transaction(  # sent along with the first statement
+        write_concern=transaction.concern,
+        max_commit_time_ms=int(transaction.commit_seconds * 1000),
+    )
+    try:
+        _send(collection, chosen.statements, bounded, session)
+        with bounded():
+            session.commit_transaction()
+    except BaseException:
+        if session.in_transaction:
+            _abort(session, bounded)
+        raise
+
+
+def _send(
+    collection: Collection[Document], statements: list[Any], bounded: Bounded,
+    session: ClientSession | None,
+) -> None:
+    for start in range(0, len(statements), BATCH):
+        with bounded():
+            collection.bulk_write(statements[start : start + BATCH], ordered=True, session=session)
+
+
+def _abort(session: ClientSession, bounded: Bounded) -> None:
+    try:
+        with bounded():
+            session.abort_transaction()
+    except PyMongoError:
+        pass  # the server drops an unfinished transaction by itself
+
+
+def discard(collection: Collection[Document], copies: list[ObjectId], bounded: Bounded) -> None:
+    """Remove the copies of a refused save (best effort: nobody believes them anyway)."""
+    if not copies:
+        return
+    try:
+        with bounded():
+            collection.bulk_write([DeleteMany({"_id": {"$in": copies}})])
+    except PyMongoError:
+        pass
+
+
+def refusal(error: PyMongoError, uid: str, base: int | None) -> StaleSessionError | None:
+    """The refusal a driver error stands for (the flip's condition failed), or ``None``.
+
+    Outside a transaction the flip's failure is a write error of the bulk; in
+    one, the server may report it as the command's error instead.
+    """
+    code, message = None, ""
+    if isinstance(error, BulkWriteError):
+        failures = error.details.get("writeErrors") or [{}]
+        code, message = failures[0].get("code"), str(failures[0].get("errmsg", ""))
+    elif isinstance(error, OperationFailure):
+        code, message = error.code, str(error.details.get("errmsg", "") if error.details else error)
+    if code == _CONVERSION_FAILURE and _REFUSED in message:
+        found = _REFUSAL_TEXT.search(message)
+        reason = found.group(1).strip() if found else "the stored session moved on"
+    elif code == _DUPLICATE_KEY:  # the only unique key: the header's _id
+        reason = "another writer created the session first"
+    elif code == _WRITE_CONFLICT:
+        reason = "another writer was saving it at the same time"
+    else:
+        return None
+    loaded = "a new session" if base is None else f"version {base}"
+    return StaleSessionError(
+        f"session {uid!r}: {reason}; this save (of {loaded}) was refused and nothing was written"
+    )
+
+
+def settle_statements(collection: Collection[Document], uid: str, header: Header) -> list[Any]:
+    """What finishes a save without transactions whose command stopped after its flip.
+
+    Idempotent. Its copies are found by version and writer: a query
+    narrowed by uid only, which only ever runs after such a crash.
+    """
+    assert header.version is not None and header.writer is not None
+    mine = {"uid": uid, "session": header.key, "version": header.version,
+            "writer": header.writer, "committed": False}
+    copies = list(collection.find(mine))
+    statements: list[Any] = [
+        ReplaceOne({"_id": _item(copy)["_id"]}, _item(copy), upsert=True) for copy in copies
+    ]
+    statements.append(_settled(uid, header.version, header.writer))
+    statements.extend(_expire([copy["_id"] for copy in copies]))
+    return statements
+
+
+# -- statements ------------------------------------------------------------------
+
+
+def _flip(changes: SessionChanges, key: str, fields: Document) -> UpdateOne:
+    """The header's conditional update (see the module docstring)."""
+    why: Document = {"$switch": {"branches": _refusals(changes, key), "default": None}}
+    failed = {"$toInt": {"$concat": [_REFUSED, "$_refusal"]}}
+    pipeline: list[Document] = [
+        {"$set": {"_refusal": why}},
+        {"$set": {"_refusal": {"$cond": [{"$eq": ["$_refusal", None]}, None, failed]}}},
+        {"$set": {name: {"$literal": value} for name, value in fields.items()}},
+        {"$unset": "_refusal"},
+    ]
+    return UpdateOne({"_id": changes.uid}, pipeline, upsert=True)
+
+
+def _refusals(changes: SessionChanges, key: str) -> list[Document]:
+    """``$switch`` branches: each a failed condition and the reason it gives."""
+    stored_key = {"$ifNull": ["$key", None]}
+    base = changes.base_version
+    branches: list[Document] = []
+    if base is None:
+        created = {"$and": [{"$ne": [stored_key, None]}, {"$ne": [stored_key, key]}]}
+        branches.append({"case": created, "then": "another writer created the session first"})
+    else:
+        branches.append({"case": {"$eq": [stored_key, None]}, "then": "its header is gone (expired?)"})
+        branches.append({
+            "case": {"$ne": [stored_key, key]},
+            "then": "its header was created again (the session expired and its uid was reused)",
+        })
+    if changes.lease is None:
+        live = {"$gt": [LEASE_EXPIRES, NOW]}
+        branches.append({"case": live, "then": "a lock holder holds its lease"})
+    else:
+        token = {"$ifNull": ["$lease_token", None]}
+        branches.append({
+            "case": {"$ne": [token, changes.lease.token]},
+            "then": "the lease was taken over by another holder",
+        })
+    stored = {"$ifNull": [{"$toString": "$version"}, "none"]}
+    branches.append({
+        "case": {"$ne": [{"$ifNull": ["$version", None]}, base]},
+        "then": {"$concat": ["another writer saved first (the stored version is ", stored, ")"]},
+    })
+    return branches
+
+
+def _copy(document: Document) -> Document:
+    """A save's copy of an item document (commit protocol): uncommitted, and inactive
+    (only a full load, of a header not settled yet, reads it)."""
+    return {**document, "_id": ObjectId(), "committed": False, "active": False}
+
+
+def _item(copy: Document) -> Document:
+    """The item document a copy stands for."""
+    kind, record = copy["kind"], copy["record"]
+    if copy.get("deleted"):
+        active = False
+    elif kind == layout.KIND_INSTANCE:
+        active = is_active_record(json.loads(record))
+    else:
+        active = True
+    _id = layout.item_id(copy["session"], kind, copy["name"])
+    return {**copy, "_id": _id, "committed": True, "active": active}
+
+
+def _expire(ids: list[Any]) -> list[Any]:
+    """Let documents go: the TTL index removes them within about a minute."""
+    if not ids:
+        return []
+    return [UpdateMany({"_id": {"$in": ids}}, [{"$set": {"expires_at": "$$NOW"}}])]
+
+
+def _settled(uid: str, version: int, writer: str) -> UpdateOne:
+    return UpdateOne({"_id": uid, "version": version, "writer": writer}, {"$set": {"settled": version}})
+
+
+@dataclass(frozen=True)
+class _Expiry:
+    header_fields: Document
+    items_expire_at: datetime | None
+    refresh: bool
+
+
+def _expiry(header: Header, ttl: float | None, now: float) -> _Expiry:
+    """Dates of ``ttl=``: the header's from this save, the items' renewed once per ``ttl``.
+
+    Items carry a date at least as late as the header's (now + 2 x ttl when
+    renewed), so renewing them all costs one statement per ``ttl`` period,
+    not one per save.
+    """
+    if ttl is None:
+        return _Expiry({}, header.items_expire_at, refresh=False)
+    fields: Document = {"expires_at": moment(now + ttl)}
+    items_expire_at = header.items_expire_at
+    if items_expire_at is None or items_expire_at < moment(now + ttl):
+        items_expire_at = fields["items_expire_at"] = moment(now + 2 * ttl)
+        return _Expiry(fields, items_expire_at, refresh=True)
+    return _Expiry(fields, items_expire_at, refresh=False)
+
+
+def _refresh(uid: str, key: str, expiry: _Expiry) -> list[Any]:
+    """Move the expiry of the session's item documents (not of copies, nor of an older header's)."""
+    if not expiry.refresh:
+        return []
+    mine = {"$and": [{"$eq": ["$session", key]}, {"$eq": ["$committed", True]}]}
+    later = {"$cond": [mine, {"$literal": expiry.items_expire_at}, "$expires_at"]}
+    return [UpdateMany({"uid": uid}, [{"$set": {"expires_at": later}}])]
+
+
+def moment(seconds: float) -> datetime:
+    """Seconds since the epoch as a UTC datetime (BSON keeps milliseconds)."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _documents(
+    changes: SessionChanges, key: str, writer: str, expires_at: datetime | None
+) -> list[Document]:
+    """The item documents of a save, each checked against the 16 MB limit first."""
+    common: Document = {
+        "uid": changes.uid, "session": key, "version": changes.new_version, "writer": writer,
+        "committed": True,
+    }
+    if expires_at is not None:
+        common["expires_at"] = expires_at
+    documents = []
+    for kind, name, record, active, deleted in _records(changes):
+        document = {"_id": layout.item_id(key, kind, name), **common, "kind": kind, "name": name,
+                    "active": active, "record": values.canonical_json(record)}
+        if deleted:
+            document["deleted"] = True
+        _check_size(changes.uid, document)
+        documents.append(document)
+    return documents
+
+
+def _records(changes: SessionChanges) -> Iterator[tuple[str, str, Any, bool, bool]]:
+    """(kind, name, record, active, deleted) of every changed item."""
+    for name, record in changes.configs.items():
+        yield layout.KIND_TASK, name, record, True, False
+    for name, record in changes.instances.items():
+        yield layout.KIND_INSTANCE, name, record, is_active_record(record), False
+    for name, value in changes.metadata.items():
+        yield layout.KIND_METADATA, name, value, True, False
+    for name in changes.deleted_metadata:  # a tombstone: inactive, no load of a fire needs it
+        yield layout.KIND_METADATA, name, None, False, True
+
+
+def _check_size(uid: str, document: Document) -> None:
+    size = len(bson.encode(document))
+    if size > MAX_DOCUMENT_BYTES:
+        raise SessionLimitError(
+            f"session {uid!r}: {document['kind']} {document['name']!r} takes {size} bytes as a "
+            f"MongoDB document; the limit is {MAX_DOCUMENT_BYTES}. Nothing was written"
+        )
