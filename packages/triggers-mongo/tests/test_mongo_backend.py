@@ -33,7 +33,7 @@ NOOP = "triggers_conformance.tasks.noop"
 HOSTILE = ["$set", "$", "a.b", "", ".", "$where.x", "a\x00b", "_id", "ünï"]
 OUR_FIELDS = {
     "_id", "key", "version", "writer", "settled", "lease_token", "lease_expires",
-    "expires_at", "items_expire_at", "uid", "session", "kind", "name", "committed", "active",
+    "expires_at", "items_expire_at", "uid", "seq", "session", "kind", "name", "committed", "active",
     "deleted", "record", "lease_session", "id",  # lease_session is {"id": <lsid>}
 }
 

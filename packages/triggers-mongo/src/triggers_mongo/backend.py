@@ -183,8 +183,8 @@ class MongoStorageBackend(TriggerStorageBackend):
         """Every saved session's uid."""
         target = config.Target.of(options)
         with driver_errors("list the sessions", target.where):
-            found = target.collection.find({"key": {"$type": "string"}, "version": {"$gte": 1}},
-                                           {"_id": 1})
+            headers = {"seq": layout.SEQ_HEADER, "version": {"$gte": 1}}
+            found = target.collection.find(headers, {"_id": 1})
             uids = [header["_id"] for header in found]
         yield from uids
 
@@ -226,9 +226,9 @@ class MongoStorageBackend(TriggerStorageBackend):
 
         The loaded one (read again if this object did not load the version
         the changes build on; a fresh key for a new session). A header a dead
-        writer left unsettled is settled first; an optimistic save is refused
-        at once if the load saw a live lease, and ends the session of an
-        expired holder first (see :mod:`.leases`).
+        writer left unsettled is settled first; an optimistic save over a
+        header whose lease names a session goes through
+        :meth:`_end_expired_holder`.
         """
         header = self._base
         if header is None or header.version != changes.base_version:
@@ -240,15 +240,25 @@ class MongoStorageBackend(TriggerStorageBackend):
             with self._bounded():
                 statements = writing.settle_statements(self.collection, self.uid, header)
                 self.collection.bulk_write(statements, ordered=True)
-        if changes.lease is None and header.lease_live:
-            raise StaleSessionError(
-                f"session {self.uid!r}: a lock holder holds its lease; this save was refused "
-                "and nothing was written"
-            )
         if changes.lease is None and header.lease_session is not None:
-            with self._bounded():
-                leases.end_abandoned_session(self.client, header.lease_session, self.uid)
+            self._end_expired_holder()
         return header
+
+    def _end_expired_holder(self) -> None:
+        """Before an optimistic save over a header whose lease names a session: refuse at
+        once if that lease is live (on the server's clock), else end the holder's session
+        (see :mod:`.leases`). The load only says a lease names a session, not whether it
+        is live; this one more round trip happens only then."""
+        with self._bounded():
+            current = loading.read_header(self.collection, self.uid)
+            if current is None or current.lease_session is None:
+                return
+            if current.lease_live:
+                raise StaleSessionError(
+                    f"session {self.uid!r}: a lock holder holds its lease; this save was "
+                    "refused and nothing was written"
+                )
+            leases.end_abandoned_session(self.client, current.lease_session, self.uid)
 
     def _transaction_session(self, changes: SessionChanges) -> ClientSession:
         """A lock holder's own session (the one its lease names, for a successor to kill)."""

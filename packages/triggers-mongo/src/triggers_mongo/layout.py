@@ -5,15 +5,21 @@ holds two kinds of documents.
 
 A *header* per session, ``_id`` the uid::
 
-    {"_id": uid, "key": "<random per header>", "version": 7, "writer": "<save token>",
+    {"_id": uid, "uid": uid, "active": True, "seq": 0,
+     "key": "<random per header>", "version": 7, "writer": "<save token>",
      "settled": 7, "lease_token": "<token>" | None, "lease_expires": 1764000000.0,
      "lease_session": {"id": UUID} | None,   # the lock holder's logical session id
      "expires_at": datetime, "items_expire_at": datetime}   # the last two with ttl=
 
+a *tail* per header, which every save rewrites with the header's version::
+
+    {"_id": Binary(key NUL), "uid": uid, "active": True, "seq": 2,
+     "key": "<the header's key>", "version": 7, "writer": "<save token>"}
+
 An *item* document per task config, task instance and metadata key, its
 ``_id`` made of the header's key, the kind and the name (:func:`item_id`)::
 
-    {"_id": Binary(key NUL kind NUL name), "uid": uid, "session": "<the header's key>",
+    {"_id": Binary(key NUL kind NUL name), "uid": uid, "seq": 1, "session": "<the header's key>",
      "kind": "task" | "instance" | "metadata", "name": name, "version": 7,
      "writer": "<save token>", "committed": True, "active": True,
      "deleted": True,                          # only for a removed metadata key
@@ -28,8 +34,9 @@ appear as *values* (``record`` is JSON text, ``_id`` bytes), so ``$``, ``.``,
 empty and NUL keys round-trip and can never be read as operators or paths.
 Every write addresses documents by ``_id``.
 
-Items carry the uid so that one query, through the ``uid_active`` index,
-finds a session's header and items together (see :mod:`.loading`); they carry
+All carry the uid so that one query, through the ``uid_active_seq`` index,
+finds a session's header, active items and tail together, in that order
+(``seq``; see :mod:`.loading`); items carry
 the header's random ``key`` so that items of an expired header whose uid was
 used again are never read as the new session's.
 
@@ -59,6 +66,9 @@ __all__ = [
     "KIND_INSTANCE",
     "KIND_METADATA",
     "KIND_TASK",
+    "SEQ_HEADER",
+    "SEQ_ITEM",
+    "SEQ_TAIL",
     "TTL_INDEX",
     "Collections",
     "Header",
@@ -67,6 +77,7 @@ __all__ = [
     "dead_copies",
     "is_believed",
     "item_id",
+    "tail_id",
 ]
 
 KIND_TASK = "task"
@@ -74,9 +85,12 @@ KIND_INSTANCE = "instance"
 KIND_METADATA = "metadata"
 KINDS = (KIND_TASK, KIND_INSTANCE, KIND_METADATA)
 
+SEQ_HEADER, SEQ_ITEM, SEQ_TAIL = 0, 1, 2
+"""Where each kind of document comes in a load: the header first, the tail last."""
+
 INDEXES = [
-    # Loads: a fire asks for {uid, active: True}; a full load for {uid}.
-    IndexModel([("uid", ASCENDING), ("active", ASCENDING)], name="uid_active"),
+    # Loads: a fire asks for {uid, active: True} in seq order; a full load for {uid}.
+    IndexModel([("uid", ASCENDING), ("active", ASCENDING), ("seq", ASCENDING)], name="uid_active_seq"),
     # Copies expire once settled (and, with ttl=, everything at its own date).
     IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0),
 ]
@@ -89,6 +103,11 @@ def item_id(key: str, kind: str, name: str) -> bytes:
     """The ``_id`` of an item's document: unambiguous (key and kind hold no NUL), and of
     another BSON type than a header's, so no uid can ever name an item."""
     return b"%s\x00%s\x00%s" % (key.encode("utf-8"), kind.encode("utf-8"), name.encode("utf-8"))
+
+
+def tail_id(key: str) -> bytes:
+    """The ``_id`` of a header's tail (no item's: it has one NUL, theirs two)."""
+    return b"%s\x00" % key.encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,18 @@ from typing import Any
 
 from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, ExecutionTimeout, NetworkTimeout, PyMongoError
+from pymongo.errors import (
+    DuplicateKeyError,
+    ExecutionTimeout,
+    NetworkTimeout,
+    OperationFailure,
+    PyMongoError,
+)
 
 from triggers.locking import Lease
+from triggers_mongo import layout
 from triggers_mongo.loading import LEASE_EXPIRES, NOW
-from triggers_mongo.writing import moment
+from triggers_mongo.writing import guarded, moment, refused_because
 
 __all__ = ["end_abandoned_session", "release", "renew", "take"]
 
@@ -53,35 +60,46 @@ def take(
         "lease_expires": {"$add": [NOW, lease.ttl]},
         "lease_session": {"$literal": lsid},
     }
-    new_header: Document = {"key": secrets.token_hex(16), "version": None, "writer": None,
+    new_header: Document = {"uid": lease.uid, "active": True, "seq": layout.SEQ_HEADER,
+                            "key": secrets.token_hex(16), "version": None, "writer": None,
                             "settled": None}
     if ttl is not None:
         new_header["expires_at"] = moment(lease.acquired_at + ttl)
     for name, value in new_header.items():
         fields[name] = {"$ifNull": [f"${name}", {"$literal": value}]}
+    held = {"$cond": [{"$gt": [LEASE_EXPIRES, NOW]}, "the lease is held", None]}
     try:
-        collection.update_one(
-            {"_id": lease.uid, "$expr": {"$lte": [LEASE_EXPIRES, NOW]}}, [{"$set": fields}],
-            upsert=True,
-        )
+        collection.update_one({"_id": lease.uid}, guarded(held, fields), upsert=True)
     except DuplicateKeyError:
+        return False  # another holder inserted the header since the read
+    except OperationFailure as error:
+        if refused_because(error) is None:
+            raise
         return False  # another holder took it since the read
     return True
 
 
 def renew(collection: Collection[Document], lease: Lease) -> bool:
-    renewed = collection.update_one(
-        {"_id": lease.uid, "lease_token": lease.token},
-        [{"$set": {"lease_expires": {"$add": [NOW, lease.ttl]}}}],
-    )
-    return renewed.matched_count == 1
+    """Extend ``lease`` from now; False if it was taken over."""
+    taken = {"$cond": [{"$eq": ["$lease_token", lease.token]}, None, "taken over"]}
+    try:
+        collection.update_one(
+            {"_id": lease.uid}, guarded(taken, {"lease_expires": {"$add": [NOW, lease.ttl]}})
+        )
+    except OperationFailure as error:
+        if refused_because(error) is None:
+            raise
+        return False
+    return True
 
 
 def release(collection: Collection[Document], lease: Lease) -> None:
-    collection.update_one(
-        {"_id": lease.uid, "lease_token": lease.token},
-        {"$set": {"lease_token": None, "lease_expires": 0.0, "lease_session": None}},
-    )
+    """Clear ``lease`` if it is still the stored one."""
+    mine = {"$eq": ["$lease_token", lease.token]}
+    cleared = {"lease_token": None, "lease_expires": 0.0, "lease_session": None}
+    collection.update_one({"_id": lease.uid}, [{"$set": {
+        name: {"$cond": [mine, {"$literal": value}, f"${name}"]} for name, value in cleared.items()
+    }}])
 
 
 def end_abandoned_session(client: MongoClient[Document], lsid: Any, uid: str) -> None:

@@ -1,25 +1,28 @@
-"""Loading a session: its header and items in one round trip, never two versions mixed.
+"""Loading a session: a fire's load is one query, and never mixes two versions.
 
-One ``aggregate`` reads, in this order, the header, the session's items
-(``{uid, active: True}`` through the ``uid_active`` index for a fire,
-``{uid}`` for everything) and the header again (``$unionWith`` runs each
-part after the one before it). A query that reads many documents is not one
-snapshot on MongoDB (it may yield between documents), so the header is read
-at both ends: if the two agree, no save was flipped while the items were
-read, and the items are exactly the state that header names (saves change no
-document a reader of the current version needs before they flip the
-header; see :mod:`.writing`). If they differ, the load starts over.
+A fire's load (``LoadScope.ACTIVE``) is one ``find({uid, active: True})`` in
+``seq`` order through the ``uid_active_seq`` index: the header first, the
+active items, and the header's *tail* last (:mod:`.layout`). A query that
+reads many documents is not one snapshot on MongoDB (it may yield between
+documents, and each document is read as it is reached in the index), so
+the version is read at both ends: every save rewrites the tail with the
+header's version and writer, after its flip and before any item document
+changes (:mod:`.writing`). If header and tail agree, no save changed an
+item while the query read them; if not, the load starts over.
 
-A header left *unsettled* by a save without transactions (flipped, but its
-item documents not yet rewritten: the server died inside its command, or
-the load met it in the middle) is believed through that save's copies,
-which are inactive; for such a header the load reads every item of the
-session instead of only the active ones.
+A full load reads the header, every item of the session, and the header
+again (three round trips), and starts over if the header moved.
+
+A header left *unsettled* by a save without transactions (flipped, its item
+documents not all rewritten yet: the server died inside its command, or the
+load met it in the middle) is believed through that save's copies, which are
+inactive; for such a header a fire's load becomes a full load.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +31,7 @@ from typing import Any
 from pymongo.collection import Collection
 
 from triggers.errors import CorruptSessionError, StorageError
+from triggers.locking import backoff_delays
 from triggers.storage import LoadScope, StoredSession
 from triggers_mongo import layout
 from triggers_mongo.layout import Header
@@ -52,11 +56,8 @@ _BATCH = 100_000
 """Documents asked for in the first reply: a fire's load is one round trip
 (the server still caps a reply at 16 MB)."""
 
-_HEADER_FIELDS = {
-    "key": 1, "version": 1, "writer": 1, "settled": 1, "items_expire_at": 1,
-    "lease_session": 1, "live": {"$gt": [LEASE_EXPIRES, NOW]},
-}
-_ITEM_FIELDS = {"uid": 0, "expires_at": 0}
+_HEADER_FIELDS = ("key", "version", "writer", "settled", "items_expire_at", "lease_session")
+_SKIPPED: Document = {"uid": 0, "expires_at": 0, "lease_token": 0, "lease_expires": 0}
 
 
 @dataclass(frozen=True)
@@ -69,44 +70,69 @@ class Loaded:
 
 
 def read(collection: Collection[Document], uid: str, scope: LoadScope) -> Loaded:
-    """The header and items of ``uid`` as of one committed version (see the module docstring)."""
-    full = scope >= LoadScope.FULL
+    """The header and items of ``uid`` as of one committed version (see the module docstring).
+
+    A read that met a save starts over after a short, growing, jittered wait.
+    A header found unsettled twice at the same version is not a save in
+    progress but one whose command stopped: the load becomes a full load.
+    """
+    delays = backoff_delays(first_delay=0.001, max_delay=0.05)
+    unsettled: Header | None = None
     for _ in range(_ATTEMPTS):
-        first, items, last = _read_once(collection, uid, full=full)
-        if first is None or last is None:
-            if first is None and last is None:
-                return Loaded(None, [], complete=True)
-            continue  # created or removed meanwhile
-        if not first.same_state(last):
-            continue
-        if last.unsettled and not full:
-            full = True
-            continue
-        return Loaded(last, items, complete=full)
+        loaded = _read_full(collection, uid) if scope >= LoadScope.FULL else _read_active(collection, uid)
+        header = loaded.header if loaded is not None else None
+        if loaded is not None and header is not None and header.unsettled and not loaded.complete:
+            if unsettled is not None and header.same_state(unsettled):
+                scope = LoadScope.FULL
+                continue
+            unsettled, loaded = header, None
+        if loaded is not None:
+            return loaded
+        time.sleep(next(delays))
     raise StorageError(
         f"could not load session {uid!r}: it changed during each of {_ATTEMPTS} attempts"
     )
 
 
-def _read_once(
-    collection: Collection[Document], uid: str, *, full: bool
-) -> tuple[Header | None, list[Document], Header | None]:
-    match: Document = {"uid": uid} if full else {"uid": uid, "active": True}
-    pipeline: list[Document] = [
-        {"$match": {"_id": uid}},
-        {"$project": _HEADER_FIELDS},
-        {"$unionWith": {"coll": collection.name, "pipeline": [
-            {"$match": match}, {"$project": _ITEM_FIELDS},
-        ]}},
-        {"$unionWith": {"coll": collection.name, "pipeline": [
-            {"$match": {"_id": uid}}, {"$project": {**_HEADER_FIELDS, "again": {"$literal": True}}},
-        ]}},
-    ]
-    found = list(collection.aggregate(pipeline, batchSize=_BATCH))
-    first = _header(found[0]) if found and "key" in found[0] and "again" not in found[0] else None
-    last = _header(found[-1]) if found and found[-1].get("again") is True else None
-    items = [document for document in found if "key" not in document]
-    return first, items, last
+def _read_active(collection: Collection[Document], uid: str) -> Loaded | None:
+    """Header, active items and tail in one query; ``None`` if a save overlapped it."""
+    found = collection.find({"uid": uid, "active": True}, _SKIPPED)
+    documents = list(found.sort("seq", 1).batch_size(_BATCH))
+    headers = [document for document in documents if document.get("seq") == layout.SEQ_HEADER]
+    if not headers:
+        return Loaded(None, [], complete=True)
+    header = _header(headers[0])
+    if header.version is None:
+        return Loaded(header, [], complete=True)
+    if header.unsettled:
+        return Loaded(header, [], complete=False)  # not to be believed: see read()
+    tails = [document for document in documents if document.get("seq") == layout.SEQ_TAIL
+             and document.get("key") == header.key]
+    if not tails or (tails[0].get("version"), tails[0].get("writer")) != (header.version, header.writer):
+        return None
+    items = [document for document in documents if document.get("seq") == layout.SEQ_ITEM]
+    return Loaded(header, items, complete=False)
+
+
+def _read_full(collection: Collection[Document], uid: str) -> Loaded | None:
+    """Header, every item, header again; ``None`` if the header moved in between."""
+    first = read_header(collection, uid)
+    if first is None or first.version is None:
+        return Loaded(first, [], complete=True)
+    items = list(collection.find({"uid": uid}, _SKIPPED).batch_size(_BATCH))
+    last = read_header(collection, uid)
+    if last is None or not first.same_state(last):
+        return None
+    items = [document for document in items if document.get("seq") == layout.SEQ_ITEM]
+    return Loaded(last, items, complete=True)
+
+
+def read_header(collection: Collection[Document], uid: str) -> Header | None:
+    """The header alone, with whether its lease is live on the server's clock (one round trip)."""
+    fields: Document = {name: 1 for name in _HEADER_FIELDS}
+    fields["live"] = {"$gt": [LEASE_EXPIRES, NOW]}
+    found = list(collection.aggregate([{"$match": {"_id": uid}}, {"$project": fields}]))
+    return _header(found[0]) if found else None
 
 
 def _header(document: Mapping[str, Any]) -> Header:
@@ -152,9 +178,3 @@ def _decoded(uid: str, kind: str, name: str, record: object) -> Any:
             f"session {uid!r}: the stored {kind} {name[:80]!r} could not be decoded "
             f"({error}); it was left untouched"
         ) from error
-
-
-def read_header(collection: Collection[Document], uid: str) -> Header | None:
-    """The header alone, with whether its lease is live on the server's clock (one round trip)."""
-    found = list(collection.aggregate([{"$match": {"_id": uid}}, {"$project": _HEADER_FIELDS}]))
-    return _header(found[0]) if found else None

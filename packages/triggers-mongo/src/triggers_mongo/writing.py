@@ -62,7 +62,10 @@ from triggers_mongo import layout
 from triggers_mongo.layout import Header
 from triggers_mongo.loading import LEASE_EXPIRES, NOW
 
-__all__ = ["MAX_DOCUMENT_BYTES", "Plan", "Transaction", "discard", "plan", "refusal", "settle_statements", "write"]
+__all__ = [
+    "MAX_DOCUMENT_BYTES", "Plan", "Transaction", "discard", "guarded", "plan", "refusal",
+    "refused_because", "settle_statements", "write",
+]
 
 Document = dict[str, Any]
 Bounded = Callable[[], AbstractContextManager[None]]
@@ -115,7 +118,8 @@ def plan(
     ``dead``: copies the load found that no save can commit any more; they expire.
     """
     writer = secrets.token_hex(16)
-    fields: Document = {"key": header.key, "version": changes.new_version, "writer": writer}
+    fields: Document = {"uid": changes.uid, "active": True, "seq": layout.SEQ_HEADER,
+                        "key": header.key, "version": changes.new_version, "writer": writer}
     expiry = _expiry(header, ttl, now)
     fields.update(expiry.header_fields)
     if changes.lease is None:  # the lease is free or expired: leave none behind
@@ -123,16 +127,16 @@ def plan(
     if transaction:
         fields["settled"] = changes.new_version
     documents = _documents(changes, header.key, writer, expiry.items_expire_at)
-    flip = _flip(changes, header.key, fields)
+    flip = [_flip(changes, header.key, fields), _tail(changes.uid, header.key, changes.new_version, writer)]
     after = Header(header.key, changes.new_version, writer, changes.new_version, expiry.items_expire_at)
     items = [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in documents]
     refresh = _refresh(changes.uid, header.key, expiry)
     if transaction:
-        return Plan([flip, *items, *refresh, *_expire(dead)], 0, [], after)
+        return Plan([*flip, *items, *refresh, *_expire(dead)], 0, [], after)
     copies = [_copy(document) for document in documents]
     copy_ids = [copy["_id"] for copy in copies]
     statements: list[Any] = [ReplaceOne({"_id": copy["_id"]}, copy, upsert=True) for copy in copies]
-    statements.extend([flip, *items, *refresh])
+    statements.extend([*flip, *items, *refresh])
     statements.append(_settled(changes.uid, changes.new_version, writer))
     statements.extend(_expire([*copy_ids, *dead]))
     return Plan(statements, len(copies), copy_ids, after)
@@ -201,20 +205,15 @@ def refusal(error: PyMongoError, uid: str, base: int | None) -> StaleSessionErro
     Outside a transaction the flip's failure is a write error of the bulk; in
     one, the server may report it as the command's error instead.
     """
-    code, message = None, ""
+    reason = refused_because(error)
+    code = error.code if isinstance(error, OperationFailure) else None
     if isinstance(error, BulkWriteError):
-        failures = error.details.get("writeErrors") or [{}]
-        code, message = failures[0].get("code"), str(failures[0].get("errmsg", ""))
-    elif isinstance(error, OperationFailure):
-        code, message = error.code, str(error.details.get("errmsg", "") if error.details else error)
-    if code == _CONVERSION_FAILURE and _REFUSED in message:
-        found = _REFUSAL_TEXT.search(message)
-        reason = found.group(1).strip() if found else "the stored session moved on"
-    elif code == _DUPLICATE_KEY:  # the only unique key: the header's _id
+        code = (error.details.get("writeErrors") or [{}])[0].get("code")
+    if reason is None and code == _DUPLICATE_KEY:  # the only unique key: the header's _id
         reason = "another writer created the session first"
-    elif code == _WRITE_CONFLICT:
+    elif reason is None and code == _WRITE_CONFLICT:
         reason = "another writer was saving it at the same time"
-    else:
+    if reason is None:
         return None
     loaded = "a new session" if base is None else f"version {base}"
     return StaleSessionError(
@@ -225,16 +224,16 @@ def refusal(error: PyMongoError, uid: str, base: int | None) -> StaleSessionErro
 def settle_statements(collection: Collection[Document], uid: str, header: Header) -> list[Any]:
     """What finishes a save without transactions whose command stopped after its flip.
 
-    Idempotent. Its copies are found by version and writer: a query
-    narrowed by uid only, which only ever runs after such a crash.
+    Idempotent. Its copies are found among every document of the session
+    (by version and writer), which only ever happens after such a crash.
     """
     assert header.version is not None and header.writer is not None
-    mine = {"uid": uid, "session": header.key, "version": header.version,
-            "writer": header.writer, "committed": False}
-    copies = list(collection.find(mine))
-    statements: list[Any] = [
-        ReplaceOne({"_id": _item(copy)["_id"]}, _item(copy), upsert=True) for copy in copies
-    ]
+    mine = {"session": header.key, "version": header.version, "writer": header.writer,
+            "committed": False}
+    copies = [document for document in collection.find({"uid": uid})
+              if all(document.get(name) == value for name, value in mine.items())]
+    statements: list[Any] = [_tail(uid, header.key, header.version, header.writer)]
+    statements.extend(ReplaceOne({"_id": _item(copy)["_id"]}, _item(copy), upsert=True) for copy in copies)
     statements.append(_settled(uid, header.version, header.writer))
     statements.extend(_expire([copy["_id"] for copy in copies]))
     return statements
@@ -246,14 +245,38 @@ def settle_statements(collection: Collection[Document], uid: str, header: Header
 def _flip(changes: SessionChanges, key: str, fields: Document) -> UpdateOne:
     """The header's conditional update (see the module docstring)."""
     why: Document = {"$switch": {"branches": _refusals(changes, key), "default": None}}
+    literal = {name: {"$literal": value} for name, value in fields.items()}
+    return UpdateOne({"_id": changes.uid}, guarded(why, literal), upsert=True)
+
+
+def guarded(why: Document, fields: Document) -> list[Document]:
+    """A pipeline update setting ``fields`` unless ``why`` (an expression) gives a reason.
+
+    A reason fails the statement: the pipeline converts ``"triggers refused the
+    save: <reason>"`` to a number. The filter stays ``{_id: ...}`` alone, so
+    every server finds the document through its ``_id`` index.
+    """
     failed = {"$toInt": {"$concat": [_REFUSED, "$_refusal"]}}
-    pipeline: list[Document] = [
+    return [
         {"$set": {"_refusal": why}},
         {"$set": {"_refusal": {"$cond": [{"$eq": ["$_refusal", None]}, None, failed]}}},
-        {"$set": {name: {"$literal": value} for name, value in fields.items()}},
+        {"$set": fields},
         {"$unset": "_refusal"},
     ]
-    return UpdateOne({"_id": changes.uid}, pipeline, upsert=True)
+
+
+def refused_because(error: PyMongoError) -> str | None:
+    """The reason a :func:`guarded` update gave, or ``None`` if ``error`` is another error."""
+    code, message = None, ""
+    if isinstance(error, BulkWriteError):
+        failures = error.details.get("writeErrors") or [{}]
+        code, message = failures[0].get("code"), str(failures[0].get("errmsg", ""))
+    elif isinstance(error, OperationFailure):
+        code, message = error.code, str(error.details.get("errmsg", "") if error.details else error)
+    if code != _CONVERSION_FAILURE or _REFUSED not in message:
+        return None
+    found = _REFUSAL_TEXT.search(message)
+    return found.group(1).strip() if found else "refused"
 
 
 def _refusals(changes: SessionChanges, key: str) -> list[Document]:
@@ -287,6 +310,13 @@ def _refusals(changes: SessionChanges, key: str) -> list[Document]:
     return branches
 
 
+def _tail(uid: str, key: str, version: int, writer: str) -> ReplaceOne[Document]:
+    """The header's tail, rewritten right after the flip and before any item (see :mod:`.loading`)."""
+    tail = {"_id": layout.tail_id(key), "uid": uid, "active": True, "seq": layout.SEQ_TAIL,
+            "key": key, "version": version, "writer": writer}
+    return ReplaceOne({"_id": tail["_id"]}, tail, upsert=True)
+
+
 def _copy(document: Document) -> Document:
     """A save's copy of an item document (commit protocol): uncommitted, and inactive
     (only a full load, of a header not settled yet, reads it)."""
@@ -314,7 +344,8 @@ def _expire(ids: list[Any]) -> list[Any]:
 
 
 def _settled(uid: str, version: int, writer: str) -> UpdateOne:
-    return UpdateOne({"_id": uid, "version": version, "writer": writer}, {"$set": {"settled": version}})
+    ours = {"$and": [{"$eq": ["$version", version]}, {"$eq": ["$writer", writer]}]}
+    return UpdateOne({"_id": uid}, [{"$set": {"settled": {"$cond": [ours, version, "$settled"]}}}])
 
 
 @dataclass(frozen=True)
@@ -360,8 +391,8 @@ def _documents(
 ) -> list[Document]:
     """The item documents of a save, each checked against the 16 MB limit first."""
     common: Document = {
-        "uid": changes.uid, "session": key, "version": changes.new_version, "writer": writer,
-        "committed": True,
+        "uid": changes.uid, "seq": layout.SEQ_ITEM, "session": key, "version": changes.new_version,
+        "writer": writer, "committed": True,
     }
     if expires_at is not None:
         common["expires_at"] = expires_at
