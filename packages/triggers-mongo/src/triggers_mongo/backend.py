@@ -3,9 +3,10 @@
 Each concept has its module: the documents and which of them a reader
 believes (:mod:`.layout`), loading in one round trip (:mod:`.loading`),
 the conditional write with or without transactions (:mod:`.writing`), the
-lease (:mod:`.leases`), options (:mod:`.config`), the client per URL and
-process (:mod:`.clients`) and driver errors (:mod:`.errors`). This class
-wires them to the core's hooks and bounds every call:
+lease (:mod:`.leases`), options (:mod:`.config`), indexes and listing
+(:mod:`.admin`), the client per URL and process (:mod:`.clients`) and
+driver errors (:mod:`.errors`). This class wires them to the core's hooks
+and bounds every call:
 
 * **Bounded calls**: every server call runs under :func:`pymongo.timeout`
   (a client-side deadline, sent as ``maxTimeMS`` and enforced on the socket
@@ -23,7 +24,6 @@ wires them to the core's hooks and bounds every call:
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -36,10 +36,10 @@ from pymongo.collection import Collection
 from pymongo.errors import ExecutionTimeout, NetworkTimeout, PyMongoError
 
 from triggers.capabilities import Capabilities
-from triggers.errors import LockTimeoutError, SchemaError, StaleSessionError
+from triggers.errors import LockTimeoutError, StaleSessionError
 from triggers.locking import Lease
 from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
-from triggers_mongo import clients, config, layout, leases, loading, writing
+from triggers_mongo import admin, clients, config, layout, leases, loading, writing
 from triggers_mongo.errors import driver_errors
 from triggers_mongo.layout import Header
 from triggers_mongo.writing import MAX_DOCUMENT_BYTES
@@ -155,38 +155,17 @@ class MongoStorageBackend(TriggerStorageBackend):
     @classmethod
     def create_schema(cls, **options: Any) -> list[str]:
         """Create the indexes (idempotent)."""
-        target = config.Target.of(options)
-        with driver_errors("create the indexes", target.where):
-            config.check_old_layout(target.collection)
-            return config.create_indexes(target.collection)
+        return admin.create_schema(options)
 
     @classmethod
     def check_schema(cls, **options: Any) -> list[str]:
         """Describe the indexes; raise ``SchemaError`` if one is missing."""
-        target = config.Target.of(options)
-        collection, where = target.collection, target.where
-        with driver_errors("check the indexes", where):
-            config.check_old_layout(collection)
-            found = {index["name"] for index in collection.list_indexes()}
-        missing = [index.document["name"] for index in layout.INDEXES
-                   if index.document["name"] not in found]
-        if missing:
-            raise SchemaError(
-                f"{where}: collection {collection.name!r} lacks the indexes {missing}; run "
-                "`triggers --backend mongo --option url=... schema create` or "
-                "MongoStorageBackend.create_schema(...)"
-            )
-        return [f"{collection.name}: index {name}" for name in sorted(found)]
+        return admin.check_schema(options)
 
     @classmethod
     def session_uids(cls, **options: Any) -> Iterator[str]:
         """Every saved session's uid."""
-        target = config.Target.of(options)
-        with driver_errors("list the sessions", target.where):
-            headers = {"seq": layout.SEQ_HEADER, "version": {"$gte": 1}}
-            found = target.collection.find(headers, {"_id": 1})
-            uids = [header["_id"] for header in found]
-        yield from uids
+        yield from admin.session_uids(options)
 
     # -- loading and saving -------------------------------------------------------
 
@@ -194,9 +173,8 @@ class MongoStorageBackend(TriggerStorageBackend):
         with driver_errors(f"load session {self.uid!r}", self._where), self._bounded():
             self._prepare()
             loaded = loading.read(self.collection, self.uid, scope)
-        # No header yet: a first save creates one, with a key of its own.
         known = self._base
-        self._base = loaded.header or Header(secrets.token_hex(16), None, None, None)
+        self._base = loaded.header or Header.new()
         # Dead for good (a header's version only grows): kept until a save lets them expire.
         dead = layout.dead_copies(loaded.items, self._base)
         earlier = self._dead if known is not None and known.key == self._base.key else []
@@ -213,11 +191,11 @@ class MongoStorageBackend(TriggerStorageBackend):
                 changes, header, ttl=self.ttl, now=self.clock(), transaction=in_transaction,
                 dead=self._dead,
             )
-            session = self._transaction_session(changes) if in_transaction else None
+            session, owned = self._transaction_session(changes) if in_transaction else (None, False)
             try:
                 self._send_plan(chosen, changes, session)
             finally:
-                if session is not None and (self._holder is None or session is not self._holder[1]):
+                if session is not None and owned:
                     session.end_session()
         self._base, self._dead = chosen.after, []
 
@@ -235,7 +213,7 @@ class MongoStorageBackend(TriggerStorageBackend):
             with self._bounded():
                 header = loading.read_header(self.collection, self.uid)
         if header is None:
-            return Header(secrets.token_hex(16), None, None, None)
+            return Header.new()
         if header.unsettled:
             with self._bounded():
                 statements = writing.settle_statements(self.collection, self.uid, header)
@@ -260,12 +238,16 @@ class MongoStorageBackend(TriggerStorageBackend):
                 )
             leases.end_abandoned_session(self.client, current.lease_session, self.uid)
 
-    def _transaction_session(self, changes: SessionChanges) -> ClientSession:
-        """A lock holder's own session (the one its lease names, for a successor to kill)."""
+    def _transaction_session(self, changes: SessionChanges) -> tuple[ClientSession, bool]:
+        """The session to save in, and whether it is this save's own (to end after it).
+
+        A lock holder saves in the session its lease names, so that a successor
+        can end it (see :mod:`.leases`); an optimistic save in a new one.
+        """
         holder = self._holder
         if changes.lease is not None and holder is not None and holder[0] == changes.lease.token:
-            return holder[1]
-        return self.client.start_session()
+            return holder[1], False
+        return self.client.start_session(), True
 
     def _send_plan(
         self, chosen: writing.Plan, changes: SessionChanges, session: ClientSession | None

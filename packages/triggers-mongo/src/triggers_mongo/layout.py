@@ -53,6 +53,7 @@ save that sees them lets them expire (:func:`dead_copies`).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,6 +138,11 @@ class Header:
     items_expire_at: datetime | None = None
     lease_live: bool = False
     lease_session: Any = None
+
+    @classmethod
+    def new(cls) -> Header:
+        """The header a first save creates: no version yet, a key of its own."""
+        return cls(key=secrets.token_hex(16), version=None, writer=None, settled=None)
 
     @property
     def unsettled(self) -> bool:
