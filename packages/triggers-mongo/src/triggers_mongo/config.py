@@ -80,8 +80,9 @@ def check_old_layout(collection: Collection[Document]) -> None:
         raise SchemaError(
             f"collection {old!r} holds sessions in the layout of triggers-mongo 0.1 "
             f"(headers in {collection.name + '_sessions'!r}), which this version does not "
-            f"read; it keeps everything in {collection.name!r}. Copy the sessions over with "
-            "`triggers migrate` using the older version, or drop the old collections"
+            f"read; it keeps everything in {collection.name!r}. Export them with the older "
+            "version (`triggers export`) and import them with this one (`triggers import`), "
+            "then drop the old collections"
         )
 
 
