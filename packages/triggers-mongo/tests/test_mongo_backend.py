@@ -137,11 +137,8 @@ def test_documents_are_settled_to_one_copy_per_item(options: dict[str, Any]) -> 
     assert all(item["committed"] for item in found)
     gone = [item for item in found if item["name"] == "gone"]
     assert [(item["deleted"], item["active"]) for item in gone] == [(True, False)]  # a tombstone
-    copies = list(collection.find({"session": header["key"], "committed": False}))
-    if options["transactions"] == "on":
-        assert copies == []  # replaced in place, in the transaction
-    else:  # the copies of saves without transactions: inactive, and expiring through the TTL index
-        assert copies and all(not item["active"] and item["expires_at"] for item in copies)
+    # Replaced in place, in a transaction; or, without, the copies deleted once settled.
+    assert list(collection.find({"session": header["key"], "committed": False})) == []
     assert len(MongoStorageBackend("settled", **options).instances) == 3
 
 
@@ -157,7 +154,7 @@ def _crash_at(monkeypatch: pytest.MonkeyPatch, statements: int | None) -> None:
             write(collection, chosen, bounded, transaction)
         else:
             cut = writing.Plan(chosen.statements[: chosen.flip_at + statements], chosen.flip_at,
-                               chosen.copies, chosen.after)
+                               chosen.cleanup, chosen.after)
             write(collection, cut, bounded, transaction)
         raise Crash("the process died in the middle of its save")
 
@@ -186,7 +183,7 @@ def test_a_crash_before_the_header_flip_leaves_the_old_state_loadable(
         monkeypatch.undo()
     collection = _raw(options)
     if options["transactions"] == "off":  # the dead writer's copies stay behind...
-        assert collection.count_documents({"committed": False, "expires_at": None}) == 3
+        assert collection.count_documents({"committed": False}) == 3
     reader = MongoStorageBackend("crash", **options)
     assert reader.metadata == {"step": 1, "keep": "yes"}  # ...and no reader believes them
     # The next holder saves over them; the abandoned documents never come back.
@@ -248,8 +245,7 @@ def test_a_stale_holder_is_refused_and_its_documents_discarded(options: dict[str
         with pytest.raises(StaleSessionError, match="taken over"):
             stale.save()
     assert MongoStorageBackend("stale", **options).metadata["owner"] == "newcomer"
-    # The refused holder's copies were deleted; the newcomer's expire (TTL).
-    assert _raw(options).count_documents({"committed": False, "expires_at": None}) == 0
+    assert _raw(options).count_documents({"committed": False}) == 0  # copies: none left
 
 
 def test_a_session_bigger_than_one_document_works(options: dict[str, Any]) -> None:

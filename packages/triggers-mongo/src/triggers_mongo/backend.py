@@ -55,7 +55,7 @@ _SHORTEST_CALL = 1.0
 """Seconds one call may take when the caller's wait is (nearly) spent:
 ``acquire_lock(timeout=0)`` still makes one real attempt."""
 
-_prepared: set[tuple[int, int, str]] = set()
+_prepared: set[tuple[int, int, str, bool]] = set()
 _prepared_mutex = threading.Lock()
 
 
@@ -215,9 +215,7 @@ class MongoStorageBackend(TriggerStorageBackend):
         if header is None:
             return Header.new()
         if header.unsettled:
-            with self._bounded():
-                statements = writing.settle_statements(self.collection, self.uid, header)
-                self.collection.bulk_write(statements, ordered=True)
+            writing.settle(self.collection, self.uid, header, self._bounded)
         if changes.lease is None and header.lease_session is not None:
             self._end_expired_holder()
         return header
@@ -261,8 +259,9 @@ class MongoStorageBackend(TriggerStorageBackend):
             refused = writing.refusal(error, self.uid, changes.base_version)
             if refused is None:
                 raise
-            writing.discard(self.collection, chosen.copies, self._bounded)
+            writing.clean_up(self.collection, chosen, self._bounded)
             raise refused from error
+        writing.clean_up(self.collection, chosen, self._bounded)
 
     # -- leases --------------------------------------------------------------------
 
@@ -365,13 +364,13 @@ class MongoStorageBackend(TriggerStorageBackend):
         return self.transactions == "on"
 
     def _prepare(self) -> None:
-        """Create the indexes once per process and client, before first use."""
+        """Create the indexes once per process and client (and ``ttl``), before first use."""
         collection = self.collection
-        marker = (id(self.client), os.getpid(), collection.full_name)
+        marker = (id(self.client), os.getpid(), collection.full_name, self.ttl is not None)
         if marker in _prepared:
             return
         with _prepared_mutex:
             if marker not in _prepared:
                 config.check_old_layout(collection)
-                config.create_indexes(collection)
+                config.create_indexes(collection, ttl=self.ttl is not None)
                 _prepared.add(marker)

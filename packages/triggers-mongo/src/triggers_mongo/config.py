@@ -62,8 +62,9 @@ class Target:
         return cls(collection, ttl(options.get("ttl")), where)
 
 
-def create_indexes(collection: Collection[Document]) -> list[str]:
-    return [f"{collection.name}: index {name}" for name in collection.create_indexes(layout.INDEXES)]
+def create_indexes(collection: Collection[Document], *, ttl: bool) -> list[str]:
+    indexes = [*layout.INDEXES, layout.TTL_INDEX] if ttl else layout.INDEXES
+    return [f"{collection.name}: index {name}" for name in collection.create_indexes(indexes)]
 
 
 def check_old_layout(collection: Collection[Document]) -> None:

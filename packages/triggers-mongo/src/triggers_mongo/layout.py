@@ -27,7 +27,8 @@ An *item* document per task config, task instance and metadata key, its
 
 and, for saves without transactions, *copies*: the same fields under an
 ObjectId, ``committed: False`` and ``active: False``, one per item a save
-writes, believed only while that save is not settled (see :mod:`.writing`).
+writes, believed only while that save is not settled (see :mod:`.writing`),
+and deleted once it is.
 
 Every field *name* is ours: uids, names, kwargs and metadata keys only ever
 appear as *values* (``record`` is JSON text, ``_id`` bytes), so ``$``, ``.``,
@@ -48,7 +49,7 @@ that produced the header's current version (``version == header.version`` and
 each (kind, name) the believed document of the highest version wins; a
 ``deleted`` one is a tombstone (a metadata key removed). Copies of any other
 save (in flight, refused, or abandoned by a crash) are ignored, and the next
-save that sees them lets them expire (:func:`dead_copies`).
+save after a load that saw them deletes them (:func:`dead_copies`).
 """
 
 from __future__ import annotations
@@ -92,12 +93,12 @@ SEQ_HEADER, SEQ_ITEM, SEQ_TAIL = 0, 1, 2
 INDEXES = [
     # Loads: a fire asks for {uid, active: True} in seq order; a full load for {uid}.
     IndexModel([("uid", ASCENDING), ("active", ASCENDING), ("seq", ASCENDING)], name="uid_active_seq"),
-    # Copies expire once settled (and, with ttl=, everything at its own date).
-    IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0),
 ]
 
-TTL_INDEX = INDEXES[-1]
-"""Documents expire at their own ``expires_at``: settled copies at once, the rest with ``ttl=``."""
+TTL_INDEX = IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0)
+"""With ``ttl=`` only: documents expire at their own ``expires_at``. (SecantusDB's TTL
+monitor reads every document of a collection with a TTL index each minute, under
+its global lock, so the index is not created where nothing expires.)"""
 
 
 def item_id(key: str, kind: str, name: str) -> bytes:

@@ -18,28 +18,30 @@ an ordered command stops there, so no statement after the flip runs
 (:func:`refusal` turns it into :class:`StaleSessionError`). Two first saves
 race for the header's ``_id``: the loser's upsert fails as a duplicate.
 
-**With transactions** the command is ``[flip, item, item, ...]``: each
-changed item's document replaced (or inserted) in place, in one transaction,
-then ``commitTransaction``: two round trips.
+**With transactions** the command is ``[flip, tail, item, item, ...]``:
+each changed item's document replaced (or inserted) in place, in one
+transaction, then ``commitTransaction``: two round trips.
 
 **Without transactions** (the commit protocol) an item document may only
 change once the flip has made the new version the session's: the command is
-``[copy, ..., flip, item, ..., settled, expire the copies]``, one round trip.
+``[copy, ..., flip, tail, item, ..., settled]``, then a ``delete`` of the
+copies: two round trips.
 The copies are new documents (ObjectId, ``committed: False``, inactive)
 carrying the save's records, tagged with the new version and this save's
 ``writer``; no reader believes them until the flip names their writer, and
 then they carry the save whatever happens next. After the flip the item
-documents are rewritten, the header marked ``settled``, and the copies set
-to expire (the TTL index removes them). Readers of a header flipped but not
-yet settled read every document of the session, copies included
-(:mod:`.loading`). A refused save deletes its copies. A header left
-unsettled (the server died inside the command) is settled by the next save
-first (:func:`settle_statements`).
+documents are rewritten and the header marked ``settled``; then the copies
+are deleted (best effort: once settled, nobody believes them). Readers of a
+header flipped but not yet settled read every document of the session,
+copies included (:mod:`.loading`). A refused save deletes its copies too. A
+header left unsettled (the server died inside the command) is settled by the
+next save first (:func:`settle`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -50,7 +52,7 @@ from typing import Any
 
 import bson
 from bson import ObjectId
-from pymongo import DeleteMany, ReplaceOne, UpdateMany, UpdateOne, WriteConcern
+from pymongo import DeleteOne, ReplaceOne, UpdateMany, UpdateOne, WriteConcern
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
@@ -63,8 +65,8 @@ from triggers_mongo.layout import Header
 from triggers_mongo.loading import LEASE_EXPIRES, NOW
 
 __all__ = [
-    "MAX_DOCUMENT_BYTES", "Plan", "Transaction", "discard", "guarded", "plan", "refusal",
-    "refused_because", "settle_statements", "write",
+    "MAX_DOCUMENT_BYTES", "Plan", "Transaction", "clean_up", "guarded", "plan", "refusal",
+    "refused_because", "settle", "write",
 ]
 
 Document = dict[str, Any]
@@ -78,6 +80,8 @@ BATCH = 1000
 calls, each of which must finish within its deadline, rather than one that
 must carry them all in that time."""
 
+logger = logging.getLogger(__name__)
+
 _REFUSED = "triggers refused the save: "
 _REFUSAL_TEXT = re.compile(re.escape(_REFUSED) + r"([^'\"]*)")
 _WRITE_CONFLICT = 112
@@ -87,11 +91,15 @@ _CONVERSION_FAILURE = 241
 
 @dataclass(frozen=True)
 class Plan:
-    """The statements of one save, and what the session looks like once it is written."""
+    """The statements of one save, and what the session looks like once it is written.
+
+    ``cleanup``: deletes sent after it, whether it was written or refused:
+    its copies, and copies a load found dead.
+    """
 
     statements: list[Any]
     flip_at: int
-    copies: list[ObjectId]
+    cleanup: list[Any]
     after: Header
 
 
@@ -115,7 +123,7 @@ def plan(
 ) -> Plan:
     """The statements saving ``changes`` over ``header`` (the one loaded, or a new one).
 
-    ``dead``: copies the load found that no save can commit any more; they expire.
+    ``dead``: copies the load found that no save can commit any more; deleted after it.
     """
     writer = secrets.token_hex(16)
     fields: Document = {"uid": changes.uid, "active": True, "seq": layout.SEQ_HEADER,
@@ -132,14 +140,13 @@ def plan(
     items = [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in documents]
     refresh = _refresh(changes.uid, header.key, expiry)
     if transaction:
-        return Plan([*flip, *items, *refresh, *_expire(dead)], 0, [], after)
+        return Plan([*flip, *items, *refresh], 0, _deletes(dead), after)
     copies = [_copy(document) for document in documents]
-    copy_ids = [copy["_id"] for copy in copies]
     statements: list[Any] = [ReplaceOne({"_id": copy["_id"]}, copy, upsert=True) for copy in copies]
     statements.extend([*flip, *items, *refresh])
     statements.append(_settled(changes.uid, changes.new_version, writer))
-    statements.extend(_expire([*copy_ids, *dead]))
-    return Plan(statements, len(copies), copy_ids, after)
+    cleanup = _deletes([*(copy["_id"] for copy in copies), *dead])
+    return Plan(statements, len(copies), cleanup, after)
 
 
 def write(
@@ -188,15 +195,19 @@ def _abort(session: ClientSession, bounded: Bounded) -> None:
         pass  # the server drops an unfinished transaction by itself
 
 
-def discard(collection: Collection[Document], copies: list[ObjectId], bounded: Bounded) -> None:
-    """Remove the copies of a refused save (best effort: nobody believes them anyway)."""
-    if not copies:
+def clean_up(collection: Collection[Document], chosen: Plan, bounded: Bounded) -> None:
+    """Delete what ``chosen`` leaves behind (best effort: nobody believes it any more).
+
+    A failure is logged, not raised: the save itself is written (or refused)
+    by then, and a copy left behind is found dead, and deleted, later.
+    """
+    if not chosen.cleanup:
         return
     try:
         with bounded():
-            collection.bulk_write([DeleteMany({"_id": {"$in": copies}})])
-    except PyMongoError:
-        pass
+            collection.bulk_write(chosen.cleanup, ordered=False)
+    except PyMongoError as error:
+        logger.warning("could not delete %d leftover copies: %s", len(chosen.cleanup), error)
 
 
 def refusal(error: PyMongoError, uid: str, base: int | None) -> StaleSessionError | None:
@@ -221,22 +232,25 @@ def refusal(error: PyMongoError, uid: str, base: int | None) -> StaleSessionErro
     )
 
 
-def settle_statements(collection: Collection[Document], uid: str, header: Header) -> list[Any]:
-    """What finishes a save without transactions whose command stopped after its flip.
+def settle(collection: Collection[Document], uid: str, header: Header, bounded: Bounded) -> None:
+    """Finish a save without transactions whose command stopped after its flip (idempotent).
 
-    Idempotent. Its copies are found among every document of the session
-    (by version and writer), which only ever happens after such a crash.
+    Its copies are found among every document of the session (by version and
+    writer), which only ever happens after such a crash; the item documents
+    are rewritten from them, the header marked settled, the copies deleted.
     """
     assert header.version is not None and header.writer is not None
     mine = {"session": header.key, "version": header.version, "writer": header.writer,
             "committed": False}
-    copies = [document for document in collection.find({"uid": uid})
-              if all(document.get(name) == value for name, value in mine.items())]
+    with bounded():
+        copies = [document for document in collection.find({"uid": uid})
+                  if all(document.get(name) == value for name, value in mine.items())]
     statements: list[Any] = [_tail(uid, header.key, header.version, header.writer)]
     statements.extend(ReplaceOne({"_id": _item(copy)["_id"]}, _item(copy), upsert=True) for copy in copies)
     statements.append(_settled(uid, header.version, header.writer))
-    statements.extend(_expire([copy["_id"] for copy in copies]))
-    return statements
+    with bounded():
+        collection.bulk_write(statements, ordered=True)
+    clean_up(collection, Plan([], 0, _deletes([copy["_id"] for copy in copies]), header), bounded)
 
 
 # -- statements ------------------------------------------------------------------
@@ -336,11 +350,9 @@ def _item(copy: Document) -> Document:
     return {**copy, "_id": _id, "committed": True, "active": active}
 
 
-def _expire(ids: list[Any]) -> list[Any]:
-    """Let documents go: the TTL index removes them within about a minute."""
-    if not ids:
-        return []
-    return [UpdateMany({"_id": {"$in": ids}}, [{"$set": {"expires_at": "$$NOW"}}])]
+def _deletes(ids: list[Any]) -> list[Any]:
+    """One delete per ``_id`` (a long ``$in`` costs some servers quadratic time)."""
+    return [DeleteOne({"_id": _id}) for _id in ids]
 
 
 def _settled(uid: str, version: int, writer: str) -> UpdateOne:
