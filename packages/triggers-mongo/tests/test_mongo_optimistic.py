@@ -109,8 +109,10 @@ def test_without_transactions_a_version_that_never_flipped_stays_invisible(
     mongo_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer whose command ended after its copies (its server died) left version 2
-    behind, uncommitted; another writer then saves version 2 of its own."""
+    behind, uncommitted; another writer then saves version 2 of its own. (A save
+    small enough to carry its records in the header writes nothing before its flip.)"""
     options = {**mongo_options, "transactions": "off"}
+    monkeypatch.setattr(writing, "_PENDING_BYTES", 0)  # a save too big for the header: copies
     writer = MongoStorageBackend("never-flipped", **options)
     writer.transact(lambda: writer.metadata.update(n=1, mine="one"))
     write = writing.write
@@ -124,7 +126,7 @@ def test_without_transactions_a_version_that_never_flipped_stays_invisible(
     monkeypatch.setattr(writing, "write", copies_only)
     with pytest.raises(StorageError, match="went away"):
         writer.transact(lambda: writer.metadata.update(n=2, mine="dead"))
-    monkeypatch.undo()
+    monkeypatch.setattr(writing, "write", write)
     collection = _raw(options)
     dead = list(collection.find({"committed": False}))
     assert {(copy["version"], copy["name"]) for copy in dead} >= {(2, "n"), (2, "mine")}
@@ -138,6 +140,33 @@ def test_without_transactions_a_version_that_never_flipped_stays_invisible(
     reader.transact(lambda: reader.metadata.update(n=3))  # ...and deletes them
     assert collection.count_documents({"committed": False}) == 0
     assert MongoStorageBackend("never-flipped", **options).metadata == {"n": 3, "mine": "one"}
+
+
+def test_without_transactions_late_statements_never_take_a_newer_version_back(
+    mongo_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save whose command pauses right after its flip: another writer settles it,
+    saves the next version, and then the paused command's rewrites land."""
+    options = {**mongo_options, "transactions": "off"}
+    paused = MongoStorageBackend("late", **options)
+    paused.transact(lambda: paused.metadata.update(x=1, y=1))
+    write, rest = writing.write, []
+
+    def until_the_flip(collection: Any, chosen: writing.Plan, bounded: Any, transaction: Any = None) -> None:
+        at = chosen.flip_at + 1
+        write(collection, writing.Plan(chosen.statements[:at], 0, [], chosen.after), bounded)
+        rest.append((collection, writing.Plan(chosen.statements[at:], 0, [], chosen.after), bounded))
+
+    monkeypatch.setattr(writing, "write", until_the_flip)
+    paused.transact(lambda: paused.metadata.update(x=2, y=2))
+    monkeypatch.setattr(writing, "write", write)
+    other = MongoStorageBackend("late", **options)
+    assert other.metadata == {"x": 2, "y": 2}  # believed through the header's pending records
+    other.transact(lambda: other.metadata.update(x=3))  # settles version 2, saves version 3
+    write(*rest[0])  # the paused command goes on: its tail, items and settled mark
+    assert MongoStorageBackend("late", **options).metadata == {"x": 3, "y": 2}
+    other.transact(lambda: other.metadata.update(x=4))
+    assert MongoStorageBackend("late", **options).metadata == {"x": 4, "y": 2}
 
 
 def test_sessions_of_the_older_layout_are_refused_not_hidden(mongo_options: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ A *header* per session, ``_id`` the uid::
      "key": "<random per header>", "version": 7, "writer": "<save token>",
      "settled": 7, "lease_token": "<token>" | None, "lease_expires": 1764000000.0,
      "lease_session": {"id": UUID} | None,   # the lock holder's logical session id
+     "pending": [{"kind", "name", "record", "active", "deleted"}, ...] | None,
      "expires_at": datetime, "items_expire_at": datetime}   # the last two with ttl=
 
 a *tail* per header, which every save rewrites with the header's version::
@@ -25,10 +26,11 @@ An *item* document per task config, task instance and metadata key, its
      "deleted": True,                          # only for a removed metadata key
      "record": "<canonical JSON text>", "expires_at": datetime}
 
-and, for saves without transactions, *copies*: the same fields under an
-ObjectId, ``committed: False`` and ``active: False``, one per item a save
-writes, believed only while that save is not settled (see :mod:`.writing`),
-and deleted once it is.
+and, for saves without transactions too big to carry their records in the
+header's ``pending``, *copies*: the same fields under an ObjectId,
+``committed: False`` and ``active: False``, one per item the save writes,
+believed only while that save is not settled (see :mod:`.writing`), and
+deleted once it is.
 
 Every field *name* is ours: uids, names, kwargs and metadata keys only ever
 appear as *values* (``record`` is JSON text, ``_id`` bytes), so ``$``, ``.``,
@@ -139,6 +141,8 @@ class Header:
     items_expire_at: datetime | None = None
     lease_live: bool = False
     lease_session: Any = None
+    pending: tuple[Mapping[str, Any], ...] | None = None
+    """The records of the save that produced ``version``, while it settles (see :mod:`.writing`)."""
 
     @classmethod
     def new(cls) -> Header:
@@ -170,9 +174,14 @@ def is_believed(item: Mapping[str, Any], header: Header) -> bool:
 
 
 def current_items(
-    items: Iterable[Mapping[str, Any]], header: Header
+    items: Iterable[Mapping[str, Any]], header: Header, *, partial: bool = False
 ) -> dict[tuple[str, str], Mapping[str, Any]]:
-    """The winning believed document of each (kind, name); tombstones removed."""
+    """The winning believed document of each (kind, name); tombstones removed.
+
+    The records a settling save carries in the header (``pending``) win over
+    any document: its item documents may be rewritten only in part. For a
+    ``partial`` (active) load, an instance they finish is left out.
+    """
     latest: dict[tuple[str, str], Mapping[str, Any]] = {}
     for item in items:
         if not is_believed(item, header):
@@ -181,7 +190,12 @@ def current_items(
         known = latest.get(key)
         if known is None or item["version"] > known["version"]:
             latest[key] = item
-    return {key: item for key, item in latest.items() if not item.get("deleted")}
+    for entry in header.pending or ():
+        latest[(entry["kind"], entry["name"])] = entry
+    return {
+        key: item for key, item in latest.items()
+        if not item.get("deleted") and not (partial and key[0] == KIND_INSTANCE and not item.get("active"))
+    }
 
 
 def dead_copies(items: Iterable[Mapping[str, Any]], header: Header) -> list[Any]:

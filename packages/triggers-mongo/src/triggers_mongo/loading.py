@@ -14,9 +14,11 @@ A full load reads the header, every item of the session, and the header
 again (three round trips), and starts over if the header moved.
 
 A header left *unsettled* by a save without transactions (flipped, its item
-documents not all rewritten yet: the server died inside its command, or the
-load met it in the middle) is believed through that save's copies, which are
-inactive; for such a header a fire's load becomes a full load.
+documents not all rewritten yet: the load met it in the middle, or the
+server died inside its command) carries that save's records (``pending``),
+which win over the item documents. A save too big for that wrote copies
+instead, which are inactive: a header found unsettled twice without
+``pending`` makes a fire's load a full load.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ _BATCH = 100_000
 """Documents asked for in the first reply: a fire's load is one round trip
 (the server still caps a reply at 16 MB)."""
 
-_HEADER_FIELDS = ("key", "version", "writer", "settled", "items_expire_at", "lease_session")
+_HEADER_FIELDS = (
+    "key", "version", "writer", "settled", "items_expire_at", "lease_session", "pending",
+)
 _SKIPPED: Document = {"uid": 0, "expires_at": 0, "lease_token": 0, "lease_expires": 0}
 
 
@@ -81,7 +85,7 @@ def read(collection: Collection[Document], uid: str, scope: LoadScope) -> Loaded
     for _ in range(_ATTEMPTS):
         loaded = _read_full(collection, uid) if scope >= LoadScope.FULL else _read_active(collection, uid)
         header = loaded.header if loaded is not None else None
-        if loaded is not None and header is not None and header.unsettled and not loaded.complete:
+        if loaded is not None and header is not None and _needs_copies(header) and not loaded.complete:
             if unsettled is not None and header.same_state(unsettled):
                 scope = LoadScope.FULL
                 continue
@@ -104,14 +108,34 @@ def _read_active(collection: Collection[Document], uid: str) -> Loaded | None:
     header = _header(headers[0])
     if header.version is None:
         return Loaded(header, [], complete=True)
-    if header.unsettled:
+    if _needs_copies(header):
         return Loaded(header, [], complete=False)  # not to be believed: see read()
     tails = [document for document in documents if document.get("seq") == layout.SEQ_TAIL
              and document.get("key") == header.key]
-    if not tails or (tails[0].get("version"), tails[0].get("writer")) != (header.version, header.writer):
+    if not _agree(header, tails[0] if tails else None):
         return None
     items = [document for document in documents if document.get("seq") == layout.SEQ_ITEM]
     return Loaded(header, items, complete=False)
+
+
+def _agree(header: Header, tail: Mapping[str, Any] | None) -> bool:
+    """True if no save changed an item between the reads of ``header`` and ``tail``.
+
+    Every save rewrites the tail after its flip and before any item. A
+    header that carries its save's records (``pending``) may see the tail
+    lag behind (nothing rewritten yet), never pass it.
+    """
+    assert header.version is not None
+    version = tail.get("version") if tail is not None else None
+    if version == header.version:
+        return tail is not None and tail.get("writer") == header.writer
+    lagging = isinstance(version, int) and version < header.version
+    return header.pending is not None and (lagging or tail is None)
+
+
+def _needs_copies(header: Header) -> bool:
+    """Unsettled, and believed through copies (inactive: only a full load reads them)."""
+    return header.unsettled and header.pending is None
 
 
 def _read_full(collection: Collection[Document], uid: str) -> Loaded | None:
@@ -147,7 +171,17 @@ def _header(document: Mapping[str, Any]) -> Header:
         items_expire_at=expires,
         lease_live=document.get("live") is True,
         lease_session=document.get("lease_session"),
+        pending=_pending(document),
     )
+
+
+def _pending(header: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...] | None:
+    """The settling save's records, as believed documents of the header's version."""
+    entries = header.get("pending")
+    if not isinstance(entries, list):
+        return None
+    common = {"session": header["key"], "version": header.get("version"), "committed": True}
+    return tuple({**entry, **common} for entry in entries if isinstance(entry, dict))
 
 
 def stored_session(uid: str, loaded: Loaded) -> StoredSession:
@@ -156,7 +190,8 @@ def stored_session(uid: str, loaded: Loaded) -> StoredSession:
     if header is None or header.version is None:
         return StoredSession(configs={}, instances={}, metadata={}, version=None)
     parts: dict[str, dict[str, Any]] = {kind: {} for kind in layout.KINDS}
-    for (kind, name), item in layout.current_items(loaded.items, header).items():
+    believed = layout.current_items(loaded.items, header, partial=not loaded.complete)
+    for (kind, name), item in believed.items():
         parts[kind][name] = _decoded(uid, kind, name, item.get("record"))
     return StoredSession(
         configs=parts[layout.KIND_TASK],

@@ -23,19 +23,21 @@ each changed item's document replaced (or inserted) in place, in one
 transaction, then ``commitTransaction``: two round trips.
 
 **Without transactions** (the commit protocol) an item document may only
-change once the flip has made the new version the session's: the command is
-``[copy, ..., flip, tail, item, ..., settled]``, then a ``delete`` of the
-copies: two round trips.
-The copies are new documents (ObjectId, ``committed: False``, inactive)
-carrying the save's records, tagged with the new version and this save's
-``writer``; no reader believes them until the flip names their writer, and
-then they carry the save whatever happens next. After the flip the item
-documents are rewritten and the header marked ``settled``; then the copies
-are deleted (best effort: once settled, nobody believes them). Readers of a
-header flipped but not yet settled read every document of the session,
-copies included (:mod:`.loading`). A refused save deletes its copies too. A
-header left unsettled (the server died inside the command) is settled by the
-next save first (:func:`settle`).
+change once the flip has made the new version the session's, and the save
+must survive the command stopping anywhere (the server dying inside it). The
+flip itself carries the save's records into the header (``pending``): the
+command is ``[flip, tail, item, ..., settled]``, one round trip. Readers of a
+header not yet ``settled`` take its ``pending`` records over the item
+documents, which may be rewritten only in part (:mod:`.loading`); the
+``settled`` mark drops them. A save whose records do not fit in the header
+(over 8 MB) writes *copies* first instead (new documents tagged with the new
+version and this save's ``writer``, inactive, believed only while the
+header names that writer): ``[copy, ..., flip, tail, item, ..., settled]``,
+then a ``delete`` of the copies. Once a flip has landed another writer may
+settle that save and save the next version while the rest of its command
+still runs, so every rewrite after the flip keeps a document of a newer
+version as it is. A header left unsettled (the server died inside the
+command) is settled by the next save first (:func:`settle`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,6 +83,10 @@ calls, each of which must finish within its deadline, rather than one that
 must carry them all in that time."""
 
 logger = logging.getLogger(__name__)
+
+_PENDING_BYTES = 8 * 1024 * 1024
+"""Most bytes of records a save without transactions carries in the header; a
+bigger one writes copies instead."""
 
 _REFUSED = "triggers refused the save: "
 _REFUSAL_TEXT = re.compile(re.escape(_REFUSED) + r"([^'\"]*)")
@@ -132,19 +138,25 @@ def plan(
     fields.update(expiry.header_fields)
     if changes.lease is None:  # the lease is free or expired: leave none behind
         fields.update(lease_token=None, lease_expires=0.0, lease_session=None)
-    if transaction:
-        fields["settled"] = changes.new_version
     documents = _documents(changes, header.key, writer, expiry.items_expire_at)
-    flip = [_flip(changes, header.key, fields), _tail(changes.uid, header.key, changes.new_version, writer)]
+    pending = [_pending_entry(document) for document in documents]
+    if transaction:
+        fields.update(settled=changes.new_version, pending=None)
+    elif len(bson.encode({"pending": pending})) <= _PENDING_BYTES:
+        fields["pending"] = pending
     after = Header(header.key, changes.new_version, writer, changes.new_version, expiry.items_expire_at)
-    items = [ReplaceOne({"_id": document["_id"]}, document, upsert=True) for document in documents]
+    flip = [_flip(changes, header.key, fields),
+            _replace(_tail(changes.uid, after), monotonic=not transaction)]
+    items = [_replace(document, monotonic=not transaction) for document in documents]
     refresh = _refresh(changes.uid, header.key, expiry)
     if transaction:
         return Plan([*flip, *items, *refresh], 0, _deletes(dead), after)
+    settled = _settled(changes.uid, changes.new_version, writer)
+    if "pending" in fields:
+        return Plan([*flip, *items, *refresh, settled], 0, _deletes(dead), after)
     copies = [_copy(document) for document in documents]
     statements: list[Any] = [ReplaceOne({"_id": copy["_id"]}, copy, upsert=True) for copy in copies]
-    statements.extend([*flip, *items, *refresh])
-    statements.append(_settled(changes.uid, changes.new_version, writer))
+    statements.extend([*flip, *items, *refresh, settled])
     cleanup = _deletes([*(copy["_id"] for copy in copies), *dead])
     return Plan(statements, len(copies), cleanup, after)
 
@@ -235,18 +247,24 @@ def refusal(error: PyMongoError, uid: str, base: int | None) -> StaleSessionErro
 def settle(collection: Collection[Document], uid: str, header: Header, bounded: Bounded) -> None:
     """Finish a save without transactions whose command stopped after its flip (idempotent).
 
-    Its copies are found among every document of the session (by version and
-    writer), which only ever happens after such a crash; the item documents
-    are rewritten from them, the header marked settled, the copies deleted.
+    Its records are the header's ``pending``, or else its copies, found among
+    every document of the session by version and writer (which only ever
+    happens after such a crash): the item documents are rewritten from them,
+    the header marked settled, the copies deleted.
     """
     assert header.version is not None and header.writer is not None
-    mine = {"session": header.key, "version": header.version, "writer": header.writer,
-            "committed": False}
-    with bounded():
-        copies = [document for document in collection.find({"uid": uid})
-                  if all(document.get(name) == value for name, value in mine.items())]
-    statements: list[Any] = [_tail(uid, header.key, header.version, header.writer)]
-    statements.extend(ReplaceOne({"_id": _item(copy)["_id"]}, _item(copy), upsert=True) for copy in copies)
+    copies: list[Document] = []
+    if header.pending is not None:
+        sources: list[Document] = [dict(entry) for entry in header.pending]
+    else:
+        mine = {"session": header.key, "version": header.version, "writer": header.writer,
+                "committed": False}
+        with bounded():
+            copies = [document for document in collection.find({"uid": uid})
+                      if all(document.get(name) == value for name, value in mine.items())]
+        sources = copies
+    statements: list[Any] = [_replace(_tail(uid, header), monotonic=True)]
+    statements.extend(_replace(_item(uid, header, source), monotonic=True) for source in sources)
     statements.append(_settled(uid, header.version, header.writer))
     with bounded():
         collection.bulk_write(statements, ordered=True)
@@ -324,11 +342,25 @@ def _refusals(changes: SessionChanges, key: str) -> list[Document]:
     return branches
 
 
-def _tail(uid: str, key: str, version: int, writer: str) -> ReplaceOne[Document]:
-    """The header's tail, rewritten right after the flip and before any item (see :mod:`.loading`)."""
-    tail = {"_id": layout.tail_id(key), "uid": uid, "active": True, "seq": layout.SEQ_TAIL,
-            "key": key, "version": version, "writer": writer}
-    return ReplaceOne({"_id": tail["_id"]}, tail, upsert=True)
+def _tail(uid: str, header: Header) -> Document:
+    """The tail of ``header``: written right after the flip, before any item (see :mod:`.loading`)."""
+    return {"_id": layout.tail_id(header.key), "uid": uid, "active": True, "seq": layout.SEQ_TAIL,
+            "key": header.key, "version": header.version, "writer": header.writer}
+
+
+def _replace(document: Document, *, monotonic: bool) -> UpdateOne | ReplaceOne[Document]:
+    """Write ``document`` over the one of its ``_id`` (or insert it).
+
+    ``monotonic`` (without transactions): unless the stored one is of a newer
+    version. Once a save's flip has landed, another writer may settle it and
+    save the next version while the rest of its command still runs; its
+    late statements must not take that newer version back.
+    """
+    if not monotonic:
+        return ReplaceOne({"_id": document["_id"]}, document, upsert=True)
+    newer = {"$gt": [{"$ifNull": ["$version", 0]}, document["version"]]}
+    kept = {"$cond": [newer, "$$ROOT", {"$literal": document}]}
+    return UpdateOne({"_id": document["_id"]}, [{"$replaceWith": kept}], upsert=True)
 
 
 def _copy(document: Document) -> Document:
@@ -337,17 +369,25 @@ def _copy(document: Document) -> Document:
     return {**document, "_id": ObjectId(), "committed": False, "active": False}
 
 
-def _item(copy: Document) -> Document:
-    """The item document a copy stands for."""
-    kind, record = copy["kind"], copy["record"]
-    if copy.get("deleted"):
+def _item(uid: str, header: Header, source: Mapping[str, Any]) -> Document:
+    """The item document a copy or a ``pending`` entry of ``header``'s save stands for."""
+    kind, record = source["kind"], source["record"]
+    if source.get("deleted"):
         active = False
     elif kind == layout.KIND_INSTANCE:
         active = is_active_record(json.loads(record))
     else:
         active = True
-    _id = layout.item_id(copy["session"], kind, copy["name"])
-    return {**copy, "_id": _id, "committed": True, "active": active}
+    item: Document = {
+        "_id": layout.item_id(header.key, kind, source["name"]), "uid": uid, "seq": layout.SEQ_ITEM,
+        "session": header.key, "kind": kind, "name": source["name"], "version": header.version,
+        "writer": header.writer, "committed": True, "active": active, "record": record,
+    }
+    if source.get("deleted"):
+        item["deleted"] = True
+    if header.items_expire_at is not None:
+        item["expires_at"] = header.items_expire_at
+    return item
 
 
 def _deletes(ids: list[Any]) -> list[Any]:
@@ -356,8 +396,17 @@ def _deletes(ids: list[Any]) -> list[Any]:
 
 
 def _settled(uid: str, version: int, writer: str) -> UpdateOne:
+    """Mark the header settled (and drop its ``pending``) if it is still this save's."""
     ours = {"$and": [{"$eq": ["$version", version]}, {"$eq": ["$writer", writer]}]}
-    return UpdateOne({"_id": uid}, [{"$set": {"settled": {"$cond": [ours, version, "$settled"]}}}])
+    fields = {"settled": {"$cond": [ours, version, "$settled"]},
+              "pending": {"$cond": [ours, None, "$pending"]}}
+    return UpdateOne({"_id": uid}, [{"$set": fields}])
+
+
+def _pending_entry(document: Document) -> Document:
+    """What the header carries of an item document while its save settles."""
+    names = ("kind", "name", "record", "active", "deleted")
+    return {name: document[name] for name in names if name in document}
 
 
 @dataclass(frozen=True)
@@ -389,7 +438,8 @@ def _refresh(uid: str, key: str, expiry: _Expiry) -> list[Any]:
     if not expiry.refresh:
         return []
     mine = {"$and": [{"$eq": ["$session", key]}, {"$eq": ["$committed", True]}]}
-    later = {"$cond": [mine, {"$literal": expiry.items_expire_at}, "$expires_at"]}
+    date = {"$max": [{"$ifNull": ["$expires_at", None]}, {"$literal": expiry.items_expire_at}]}
+    later = {"$cond": [mine, date, "$expires_at"]}
     return [UpdateMany({"uid": uid}, [{"$set": {"expires_at": later}}])]
 
 
