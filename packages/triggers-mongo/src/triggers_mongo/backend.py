@@ -185,8 +185,8 @@ class MongoStorageBackend(TriggerStorageBackend):
         with driver_errors(f"save session {self.uid!r}", self._where):
             with self._bounded():
                 self._prepare()
-            header = self._ready_header(changes)
             in_transaction = self._use_transactions()
+            header = self._ready_header(changes, carry=not in_transaction)
             chosen = writing.plan(
                 changes, header, ttl=self.ttl, now=self.clock(), transaction=in_transaction,
                 dead=self._dead,
@@ -199,14 +199,16 @@ class MongoStorageBackend(TriggerStorageBackend):
                     session.end_session()
         self._base, self._dead = chosen.after, []
 
-    def _ready_header(self, changes: SessionChanges) -> Header:
+    def _ready_header(self, changes: SessionChanges, *, carry: bool) -> Header:
         """The header this save builds on, made ready for the write.
 
         The loaded one (read again if this object did not load the version
-        the changes build on; a fresh key for a new session). A header a dead
-        writer left unsettled is settled first; an optimistic save over a
-        header whose lease names a session goes through
-        :meth:`_end_expired_holder`.
+        the changes build on; a fresh key for a new session). A header whose
+        save is not settled yet (in flight, or its command stopped) is
+        settled first, unless ``carry`` (no transactions) and it holds that
+        save's records: this save then carries them (see
+        :func:`writing.plan`). An optimistic save over a header whose lease
+        names a session goes through :meth:`_end_expired_holder`.
         """
         header = self._base
         if header is None or header.version != changes.base_version:
@@ -214,7 +216,7 @@ class MongoStorageBackend(TriggerStorageBackend):
                 header = loading.read_header(self.collection, self.uid)
         if header is None:
             return Header.new()
-        if header.unsettled:
+        if header.unsettled and not (carry and header.pending is not None):
             writing.settle(self.collection, self.uid, header, self._bounded)
         if changes.lease is None and header.lease_session is not None:
             self._end_expired_holder()

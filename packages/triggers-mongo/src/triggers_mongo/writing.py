@@ -138,13 +138,15 @@ def plan(
     fields.update(expiry.header_fields)
     if changes.lease is None:  # the lease is free or expired: leave none behind
         fields.update(lease_token=None, lease_expires=0.0, lease_session=None)
+    after = Header(header.key, changes.new_version, writer, changes.new_version, expiry.items_expire_at)
     documents = _documents(changes, header.key, writer, expiry.items_expire_at)
+    if not transaction:
+        documents.extend(_carried(changes.uid, header, after, documents))
     pending = [_pending_entry(document) for document in documents]
     if transaction:
         fields.update(settled=changes.new_version, pending=None)
     elif len(bson.encode({"pending": pending})) <= _PENDING_BYTES:
         fields["pending"] = pending
-    after = Header(header.key, changes.new_version, writer, changes.new_version, expiry.items_expire_at)
     flip = [_flip(changes, header.key, fields),
             _replace(_tail(changes.uid, after), monotonic=not transaction)]
     items = [_replace(document, monotonic=not transaction) for document in documents]
@@ -401,6 +403,21 @@ def _settled(uid: str, version: int, writer: str) -> UpdateOne:
     fields = {"settled": {"$cond": [ours, version, "$settled"]},
               "pending": {"$cond": [ours, None, "$pending"]}}
     return UpdateOne({"_id": uid}, [{"$set": fields}])
+
+
+def _carried(uid: str, header: Header, after: Header, documents: list[Document]) -> list[Document]:
+    """The records of an unsettled save in ``header`` that this save does not change.
+
+    This save writes them again (as its own, in its ``pending`` and item
+    documents), which settles that save within this one command, instead of
+    settling it first. Only without transactions, and for a save that
+    carries its records in the header.
+    """
+    if not header.unsettled or header.pending is None:
+        return []
+    changed = {(document["kind"], document["name"]) for document in documents}
+    return [_item(uid, after, entry) for entry in header.pending
+            if (entry["kind"], entry["name"]) not in changed]
 
 
 def _pending_entry(document: Document) -> Document:
