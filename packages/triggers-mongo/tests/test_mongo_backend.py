@@ -26,15 +26,16 @@ from triggers.errors import (
 )
 from triggers.manager import TriggerManager
 from triggers.types import InstanceStatus
-from triggers_mongo import MongoStorageBackend, clients
+from triggers_mongo import MongoStorageBackend, clients, writing
 from triggers_mongo.backend import MAX_DOCUMENT_BYTES
 
 NOOP = "triggers_conformance.tasks.noop"
 HOSTILE = ["$set", "$", "a.b", "", ".", "$where.x", "a\x00b", "_id", "ünï"]
 OUR_FIELDS = {
     "_id", "key", "version", "writer", "settled", "lease_token", "lease_expires",
-    "expires_at", "items_expire_at", "session", "kind", "name", "committed", "active",
-    "deleted", "record", "lease_session", "id",  # lease_session is {"id": <lsid UUID>}
+    "expires_at", "items_expire_at", "uid", "seq", "session", "kind", "name", "committed", "active",
+    "deleted", "record", "lease_session", "id",  # lease_session is {"id": <lsid>}
+    "pending",
 }
 
 
@@ -56,10 +57,16 @@ def options(mongo_options: dict[str, Any], transactions: str) -> dict[str, Any]:
     return {**mongo_options, "transactions": transactions}
 
 
-def _raw(options: dict[str, Any]) -> tuple[Collection[Any], Collection[Any]]:
-    database = clients.client_for(options["url"])[options["database"]]
-    prefix = options["collection"]
-    return database[f"{prefix}_sessions"], database[f"{prefix}_items"]
+def _raw(options: dict[str, Any]) -> Collection[Any]:
+    """The backend's one collection, through a client of the test's own."""
+    return clients.client_for(options["url"])[options["database"]][options["collection"]]
+
+
+def _current(collection: Collection[Any], uid: str) -> list[dict[str, Any]]:
+    """The item documents of a session's header (not the copies of saves without transactions)."""
+    header = collection.find_one({"_id": uid})
+    assert header is not None
+    return list(collection.find({"session": header["key"], "committed": True}))
 
 
 def _field_names(document: Any) -> Iterator[str]:
@@ -107,8 +114,7 @@ def test_hostile_names_and_keys_are_data_never_operators_or_paths(
         instance = fresh[f"t_{key}#0"]
         assert instance.status == InstanceStatus.FINISHED
         assert instance.kwargs[f"$go.{key}"] == payload
-    sessions, items = _raw(options)
-    documents = [*sessions.find({"_id": uid}), *items.find()]
+    documents = list(_raw(options).find())
     assert documents and set(_field_names(documents)) <= OUR_FIELDS
 
 
@@ -123,40 +129,75 @@ def test_documents_are_settled_to_one_copy_per_item(options: dict[str, Any]) -> 
         storage.save()
         del storage.metadata["gone"]
         storage.save()
-    sessions, items = _raw(options)
-    header = sessions.find_one({"_id": "settled"})
+    collection = _raw(options)
+    header = collection.find_one({"_id": "settled"})
     assert header is not None and header["settled"] == header["version"]
-    found = list(items.find({"session": header["key"]}))
+    found = _current(collection, "settled")
     names = [(item["kind"], item["name"]) for item in found]
-    assert len(names) == len(set(names))  # no superseded copies, no tombstones left
+    assert len(names) == len(set(names))  # one current document per item
     assert all(item["committed"] for item in found)
-    assert ("metadata", "gone") not in names
+    gone = [item for item in found if item["name"] == "gone"]
+    assert [(item["deleted"], item["active"]) for item in gone] == [(True, False)]  # a tombstone
+    # Replaced in place, in a transaction; or, without, the copies deleted once settled.
+    assert list(collection.find({"session": header["key"], "committed": False})) == []
     assert len(MongoStorageBackend("settled", **options).instances) == 3
 
 
+def _crash_at(monkeypatch: pytest.MonkeyPatch, statements: int | None) -> None:
+    """Make the next save send only its first ``statements`` (to the flip: the copies;
+    ``None``: all of them, then no commit) and then die."""
+    write = writing.write
+
+    def die(collection: Any, chosen: writing.Plan, bounded: Any, transaction: Any = None) -> None:
+        if statements is None:
+            assert transaction is not None
+            monkeypatch.setattr(transaction.session, "commit_transaction", _raise_crash)
+            write(collection, chosen, bounded, transaction)
+        else:
+            cut = writing.Plan(chosen.statements[: chosen.flip_at + statements], chosen.flip_at,
+                               chosen.cleanup, chosen.after)
+            write(collection, cut, bounded, transaction)
+        raise Crash("the process died in the middle of its save")
+
+    monkeypatch.setattr(writing, "write", die)
+
+
+def _raise_crash(*args: Any, **kwargs: Any) -> None:
+    raise Crash("the process died before committing")
+
+
+@pytest.fixture(params=["header", "copies"])
+def carrier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where a save without transactions keeps its records until settled: the header's
+    ``pending``, or (a save too big for the header) copies."""
+    if request.param == "copies":
+        monkeypatch.setattr(writing, "_PENDING_BYTES", 0)
+    return str(request.param)
+
+
 def test_a_crash_before_the_header_flip_leaves_the_old_state_loadable(
-    options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    options: dict[str, Any], carrier: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _save_metadata(options, "crash", step=1, keep="yes")
     storage = MongoStorageBackend("crash", lease_ttl=0.5, **options)
-
-    def die(*args: Any, **kwargs: Any) -> Any:
-        raise Crash("the process died before flipping the header")
-
     with storage.acquire_lock():
         storage.metadata["step"] = 2
         storage.metadata["new"] = [1, 2]
         del storage.metadata["keep"]
-        monkeypatch.setattr(storage.sessions, "update_one", die)
+        # Without transactions: what precedes the flip is written (the copies, if any),
+        # the flip never is. With: the whole save was sent in the transaction, which is
+        # never committed.
+        write = writing.write
+        _crash_at(monkeypatch, 0 if options["transactions"] == "off" else None)
         with pytest.raises(StorageError) as info:
             storage.save()
         assert isinstance(info.value.__cause__, Crash)
-        monkeypatch.undo()
-    _, items = _raw(options)
-    if options["transactions"] == "off":  # the dead writer's documents stay behind...
-        assert items.count_documents({"committed": False}) == 3
+    monkeypatch.setattr(writing, "write", write)
+    collection = _raw(options)
+    copies = 3 if options["transactions"] == "off" and carrier == "copies" else 0
+    assert collection.count_documents({"committed": False}) == copies  # left behind...
     reader = MongoStorageBackend("crash", **options)
-    assert reader.metadata == {"step": 1, "keep": "yes"}  # ...and no reader sees them
+    assert reader.metadata == {"step": 1, "keep": "yes"}  # ...and believed by no reader
     # The next holder saves over them; the abandoned documents never come back.
     _save_metadata(options, "crash", other=True)
     _save_metadata(options, "crash", later=True)
@@ -166,9 +207,10 @@ def test_a_crash_before_the_header_flip_leaves_the_old_state_loadable(
 
 
 def test_a_crash_after_the_flip_is_settled_by_the_next_holder(
-    mongo_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    mongo_options: dict[str, Any], carrier: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Without transactions (with one, the flip and the settling commit together).
+    # Without transactions (with one, the flip and the settling commit together); the
+    # command stops right after the flip, as if the server died inside it.
     options = {**mongo_options, "transactions": "off"}
     storage = MongoStorageBackend("flipped", **options)
     manager = TriggerManager(storage)
@@ -180,24 +222,27 @@ def test_a_crash_after_the_flip_is_settled_by_the_next_holder(
     with storage.acquire_lock():
         storage["t_a#0"].metadata["touched"] = True
         del storage.metadata["gone"]
-        monkeypatch.setattr(storage, "_settle", lambda *args: (_ for _ in ()).throw(Crash()))
+        write = writing.write
+        _crash_at(monkeypatch, 1)
         with pytest.raises(StorageError):
             storage.save()
-        monkeypatch.undo()
-    sessions, _ = _raw(options)
-    header = sessions.find_one({"_id": "flipped"})
+        monkeypatch.setattr(writing, "write", write)
+    collection = _raw(options)
+    header = collection.find_one({"_id": "flipped"})
     assert header is not None and header["settled"] == header["version"] - 1
     # Readers see the committed save, whole, though it was never settled.
     reader = MongoStorageBackend("flipped", **options)
     assert reader["t_a#0"].metadata["touched"] is True
     assert "gone" not in reader.metadata
     assert set(reader.tasks) == {"t_a", "t_b"}
-    TriggerManager(reader).fire("x")  # the next holder settles it first
-    header = sessions.find_one({"_id": "flipped"})
+    TriggerManager(reader).fire("x")  # the next writer settles it first
+    header = collection.find_one({"_id": "flipped"})
     assert header is not None and header["settled"] == header["version"]
     final = MongoStorageBackend("flipped", **options)
     assert final["t_a#0"].metadata["touched"] is True and "gone" not in final.metadata
     assert len(final.instances) == 2
+    names = [(item["kind"], item["name"]) for item in _current(collection, "flipped")]
+    assert len(names) == len(set(names))
 
 
 def test_a_stale_holder_is_refused_and_its_documents_discarded(options: dict[str, Any]) -> None:
@@ -213,8 +258,7 @@ def test_a_stale_holder_is_refused_and_its_documents_discarded(options: dict[str
         with pytest.raises(StaleSessionError, match="taken over"):
             stale.save()
     assert MongoStorageBackend("stale", **options).metadata["owner"] == "newcomer"
-    _, items = _raw(options)
-    assert items.count_documents({"committed": False}) == 0
+    assert _raw(options).count_documents({"committed": False}) == 0  # copies: none left
 
 
 def test_a_session_bigger_than_one_document_works(options: dict[str, Any]) -> None:
@@ -235,8 +279,13 @@ def test_an_item_over_16_mb_is_refused_by_name_with_nothing_written(
 ) -> None:
     _save_metadata(options, "huge", small=1)
     storage = MongoStorageBackend("huge", **options)
-    sessions, items = _raw(options)
-    before = (list(sessions.find({}, {"lease_token": 0, "lease_expires": 0})), items.count_documents({}))
+    collection = _raw(options)
+
+    def stored() -> tuple[list[Any], int]:
+        headers = collection.find({"_id": "huge"}, {"lease_token": 0, "lease_expires": 0})
+        return list(headers), collection.count_documents({})
+
+    before = stored()
     with storage.acquire_lock():
         storage.update_configuration({"t_a": {"run": NOOP, "after": ["never"]}})
         storage.create_instance("t_a", metadata={"pad": "p" * MAX_DOCUMENT_BYTES})
@@ -247,31 +296,29 @@ def test_an_item_over_16_mb_is_refused_by_name_with_nothing_written(
         storage.metadata["small"] = 2
         with pytest.raises(SessionLimitError, match=r"metadata 'huge'.*Nothing was written"):
             storage.save()
-    after = (list(sessions.find({}, {"lease_token": 0, "lease_expires": 0})), items.count_documents({}))
-    assert after == before
+    assert stored() == before
     assert MongoStorageBackend("huge", **options).metadata == {"small": 1}
 
 
 def test_ttl_creates_the_indexes_and_dates_every_document(mongo_options: dict[str, Any]) -> None:
     with pytest.raises(SchemaError, match="lacks the indexes"):
-        MongoStorageBackend.check_schema(**mongo_options, ttl=60)
+        MongoStorageBackend.check_schema(**mongo_options, ttl=60)  # before any use
     now = [datetime(2026, 1, 1, tzinfo=UTC).timestamp()]
     options = {**mongo_options, "ttl": 3600}
     storage = MongoStorageBackend("ttl", clock=lambda: now[0], **options)
     manager = TriggerManager(storage)
     manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"], "andEvery": "go"}})
     manager.fire("go")
-    sessions, items = _raw(options)
-    for collection in (sessions, items):
-        indexes = {index["name"]: index for index in collection.list_indexes()}
-        assert indexes["expires_at"]["expireAfterSeconds"] == 0
+    collection = _raw(options)
+    indexes = {index["name"]: index for index in collection.list_indexes()}
+    assert indexes["expires_at"]["expireAfterSeconds"] == 0
     lines = MongoStorageBackend.check_schema(**options)
     assert any("index expires_at" in line for line in lines)
 
     def expiries() -> tuple[datetime, datetime]:
-        header = sessions.find_one({"_id": "ttl"})
+        header = collection.find_one({"_id": "ttl"})
         assert header is not None
-        dates = [item["expires_at"] for item in items.find({"session": header["key"]})]
+        dates = [item["expires_at"] for item in _current(collection, "ttl")]
         return header["expires_at"], min(dates)
 
     start = datetime.fromtimestamp(now[0], UTC).replace(tzinfo=None)
@@ -313,8 +360,8 @@ def test_a_fire_reads_and_writes_the_same_whatever_the_history(
         seen[uid] = (listener.commands(), listener.returned)
     assert seen["big"] == seen["small"]  # nothing is per finished instance
     assert seen["big"][1] <= 30  # headers and the few active items of each load
-    # Every query on the items goes through an index to a few documents.
-    narrow = [{"session", "active"}, {"session", "kind", "name"}, {"_id"}]
+    # Every query goes through an index to a few documents.
+    narrow = [{"uid", "active"}, {"session", "kind", "name"}, {"_id"}]
     assert listener.item_filters
     for query in listener.item_filters:
         assert any(fields <= set(query) for fields in narrow), query
@@ -332,7 +379,7 @@ def test_an_unreachable_server_is_a_clear_storage_error() -> None:
 
 def test_administration_creates_checks_and_lists(mongo_options: dict[str, Any]) -> None:
     created = MongoStorageBackend.create_schema(**mongo_options)
-    assert any("session_active" in line for line in created)
+    assert any("uid_active" in line for line in created)
     assert MongoStorageBackend.check_schema(**mongo_options)
     _save_metadata(mongo_options, "listed", k=1)
     locked_only = MongoStorageBackend("never saved", **mongo_options)
@@ -389,11 +436,12 @@ class _Traffic(CommandListener):
         if name not in ("hello", "isMaster", "ping", "endSessions"):
             self.sent.append(name)
         command = event.command
-        if str(command.get(name, "")).endswith("_items"):
-            if name == "find":
-                self.item_filters.append(command["filter"])
-            for statement in [*command.get("updates", []), *command.get("deletes", [])]:
-                self.item_filters.append(statement["q"])
+        if name == "find":
+            self.item_filters.append(command["filter"])
+        for statement in [*command.get("updates", []), *command.get("deletes", [])]:
+            self.item_filters.append(statement["q"])
+        if name == "aggregate":
+            self.item_filters.extend(_matches(command["pipeline"]))
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         cursor = event.reply.get("cursor")
@@ -404,10 +452,18 @@ class _Traffic(CommandListener):
         pass
 
 
+def _matches(pipeline: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The ``$match`` filters of a pipeline, those of its ``$unionWith`` parts included."""
+    for stage in pipeline:
+        if "$match" in stage:
+            yield stage["$match"]
+        if "$unionWith" in stage:
+            yield from _matches(stage["$unionWith"]["pipeline"])
+
+
 def test_records_are_json_text(mongo_options: dict[str, Any]) -> None:
     _save_metadata(mongo_options, "json", when=datetime(2026, 1, 1, tzinfo=UTC), d={"$x": 1})
-    _, items = _raw(mongo_options)
-    item = items.find_one({"kind": "metadata", "name": "d"})
+    item = _raw(mongo_options).find_one({"kind": "metadata", "name": "d"})
     assert item is not None and json.loads(item["record"]) == {"$$x": 1}
     assert MongoStorageBackend("json", **mongo_options).metadata["d"] == {"$x": 1}
 
@@ -439,11 +495,12 @@ def test_a_uid_reused_after_its_header_expired_never_sees_the_old_items(
 ) -> None:
     options = {**mongo_options, "ttl": 3600}
     _save_metadata(options, "reused", old=True)
-    sessions, items = _raw(options)
-    lingering = items.count_documents({})
-    sessions.delete_one({"_id": "reused"})  # what the TTL monitor does first
+    collection = _raw(options)
+    lingering = collection.count_documents({"uid": "reused"})
+    collection.delete_one({"_id": "reused"})  # what the TTL monitor does first
     assert MongoStorageBackend("reused", **options).metadata == {}
     _save_metadata(options, "reused", new=True)
     assert MongoStorageBackend("reused", **options).metadata["new"] is True
     assert "old" not in MongoStorageBackend("reused", **options).metadata
-    assert items.count_documents({}) > lingering  # the old items wait for their own expiry
+    # The old items wait for their own expiry; loads read them (by uid) and ignore them.
+    assert collection.count_documents({"uid": "reused"}) > lingering

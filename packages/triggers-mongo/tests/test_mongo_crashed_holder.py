@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from pymongo import MongoClient
+from pymongo.client_session import ClientSession
 from pymongo.monitoring import (
     CommandFailedEvent,
     CommandListener,
@@ -67,23 +68,21 @@ def _save_metadata(storage: MongoStorageBackend, **metadata: Any) -> None:
 
 
 def _die_inside_the_transaction(options: dict[str, Any], uid: str, inside: Any) -> None:
-    """Hold the lock and stop for good after the header flip, inside the save's transaction."""
-    storage = MongoStorageBackend(uid, lease_ttl=1, **options)
+    """Hold the lock and stop for good once the save's statements ran, before its commit."""
 
     def stall(*args: Any, **kwargs: Any) -> None:
         inside.set()
         time.sleep(600)
 
-    storage._settle = stall  # type: ignore[method-assign]
+    ClientSession.commit_transaction = stall  # type: ignore[method-assign]  # (in this child only)
+    storage = MongoStorageBackend(uid, lease_ttl=1, **options)
     with storage.acquire_lock():
         storage.metadata["step"] = 2
         storage.save()
 
 
-def test_a_holder_killed_inside_its_save_transaction_does_not_block_the_session(
-    options: dict[str, Any],
-) -> None:
-    uid = "killed-in-transaction"
+def _killed_inside_a_transaction(options: dict[str, Any], uid: str) -> None:
+    """Save step 1, then leave a holder SIGKILLed with its save of step 2 uncommitted."""
     _save_metadata(MongoStorageBackend(uid, **options), step=1)
     inside = new_event()
     child = start_child(_die_inside_the_transaction, options, uid, inside)
@@ -91,17 +90,42 @@ def test_a_holder_killed_inside_its_save_transaction_does_not_block_the_session(
     assert child.process.pid is not None
     os.kill(child.process.pid, signal.SIGKILL)
     child.process.join(10)
-
-    header = clients.client_for(options["url"])[options["database"]][
-        f"{options['collection']}_sessions"
-    ].find_one({"_id": uid})
+    header = _collection(options).find_one({"_id": uid})
     assert header is not None and header["lease_session"], "the lease names the holder's session"
     assert MongoStorageBackend(uid, **options).metadata == {"step": 1}  # the dead save is invisible
+
+
+def _collection(options: dict[str, Any]) -> Any:
+    return clients.client_for(options["url"])[options["database"]][options["collection"]]
+
+
+def test_a_holder_killed_inside_its_save_transaction_does_not_block_the_session(
+    options: dict[str, Any],
+) -> None:
+    uid = "killed-in-transaction"
+    _killed_inside_a_transaction(options, uid)
     successor = MongoStorageBackend(uid, lease_ttl=5, lock_timeout=30, **options)
     _returns(lambda: _save_metadata(successor, step=3))
     assert MongoStorageBackend(uid, **options).metadata == {"step": 3}
     _returns(lambda: _save_metadata(MongoStorageBackend(uid, **options), step=4))
     assert MongoStorageBackend(uid, **options).metadata == {"step": 4}
+
+
+def test_an_optimistic_write_ends_a_dead_holders_transaction(options: dict[str, Any]) -> None:
+    """No lease is taken, so the writer itself ends the expired holder's session.
+
+    Without that, its transaction would conflict with every write of the
+    header until the server dropped it (60 s on SecantusDB, once another
+    transaction command arrives; ``transactionLifetimeLimitSeconds`` on mongod),
+    longer than the writer's 30 s wait.
+    """
+    uid = "killed-before-an-optimistic-write"
+    _killed_inside_a_transaction(options, uid)
+    writer = MongoStorageBackend(uid, lock_timeout=30, **options)
+    _returns(lambda: writer.transact(lambda: writer.metadata.update(step=3)))
+    assert MongoStorageBackend(uid, **options).metadata == {"step": 3}
+    header = _collection(options).find_one({"_id": uid})
+    assert header is not None and header["lease_session"] is None  # ended once, not again
 
 
 def test_the_lock_wait_is_bounded_when_the_server_blocks_the_header(
@@ -111,7 +135,7 @@ def test_the_lock_wait_is_bounded_when_the_server_blocks_the_header(
     uid = "blocked-header"
     _save_metadata(MongoStorageBackend(uid, **options), step=1)
     client: MongoClient[dict[str, Any]] = MongoClient(options["url"])
-    sessions = client[options["database"]][f"{options['collection']}_sessions"]
+    sessions = client[options["database"]][options["collection"]]
     try:
         with client.start_session() as other:
             other.start_transaction()
@@ -133,7 +157,7 @@ class _WriteConcerns(CommandListener):
         self.seen: dict[str, list[Any]] = {}
 
     def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name in {"insert", "update", "delete", "commitTransaction"}:
+        if event.command_name in {"update", "delete", "commitTransaction"}:
             self.seen.setdefault(event.command_name, []).append(event.command.get("writeConcern"))
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
@@ -155,10 +179,12 @@ def test_saves_and_leases_are_journaled_unless_the_client_says_otherwise(
         if transactions == "on" and not clients.supports_transactions(client):
             pytest.skip("this server does not run multi-document transactions")
         _save_metadata(MongoStorageBackend("journaled", client=client, **options), step=1)
-        assert listener.seen["update"] and listener.seen["insert"]
-        outside = [*listener.seen["update"], *listener.seen["insert"]]
+        storage = MongoStorageBackend("journaled", client=client, **options)
+        storage.transact(lambda: storage.metadata.update(step=2))  # an optimistic save too
+        assert listener.seen["update"]
+        outside = listener.seen["update"]
         if transactions == "on":
-            assert listener.seen["commitTransaction"] == [{"j": True}]
+            assert listener.seen["commitTransaction"] == [{"j": True}] * 2
             # Inside a transaction only the commit carries a write concern.
             outside = [concern for concern in outside if concern is not None]
         assert outside and all(concern == {"j": True} for concern in outside)
@@ -184,7 +210,7 @@ def test_an_attempt_that_spent_half_its_lease_waiting_takes_a_fresh_one(
     lease that runs out before its save (LeaseExpiredError in the reliability suite)."""
     now = [1_000_000.0]
     storage = MongoStorageBackend("slow-attempt", clock=lambda: now[0], **mongo_options)
-    aggregate = storage.sessions.aggregate
+    aggregate = storage.collection.aggregate
     waits = [5.0]  # the first read of the header's lease "waits for the server" 5 s
 
     def slow_aggregate(*args: Any, **kwargs: Any) -> Any:
@@ -192,7 +218,7 @@ def test_an_attempt_that_spent_half_its_lease_waiting_takes_a_fresh_one(
             now[0] += waits.pop()
         return aggregate(*args, **kwargs)
 
-    monkeypatch.setattr(storage.sessions, "aggregate", slow_aggregate)
+    monkeypatch.setattr(storage.collection, "aggregate", slow_aggregate)
     with storage.acquire_lock(ttl=4) as lease:
         assert not waits and lease.acquired_at == 1_000_005.0  # the second, fresh lease
         storage.metadata["step"] = 1

@@ -1,0 +1,154 @@
+"""The backend's options, checked, and what they bind to in one process.
+
+Bad options raise :class:`ConfigurationError` naming the option, when the
+storage object is made (nothing connects until first use).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pymongo import MongoClient, WriteConcern
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import InvalidName, PyMongoError
+
+from triggers.errors import ConfigurationError, SchemaError, hide_passwords
+from triggers_mongo import clients, layout
+
+__all__ = ["Bound", "Target", "bind", "check_old_layout", "create_indexes", "transactions", "ttl"]
+
+Document = dict[str, Any]
+
+_NAME = re.compile(r"[A-Za-z0-9_]{1,60}\Z")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What a storage object uses in one process: the client and its collection."""
+
+    pid: int
+    client: MongoClient[Document]
+    where: str
+    write_concern: WriteConcern
+    collection: Collection[Document]
+
+
+def bind(url: str | None, client: MongoClient[Document] | None, database: str, name: str) -> Bound:
+    """This process's client (one per URL, see :mod:`.clients`) and the collection, journaled."""
+    chosen, where = _client(url, client)
+    concern = _journaled(chosen.write_concern)
+    collection = _collection(chosen, database, name).with_options(write_concern=concern)
+    return Bound(os.getpid(), chosen, where, concern, collection)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Collection, ttl and description from backend options (for administration)."""
+
+    collection: Collection[Document]
+    ttl: float | None
+    where: str
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> Target:
+        client, where = _client(options.get("url"), options.get("client"))
+        database = options.get("database", "triggers")
+        collection = _collection(client, database, options.get("collection", "triggers"))
+        return cls(collection, ttl(options.get("ttl")), where)
+
+
+def create_indexes(collection: Collection[Document], *, ttl: bool) -> list[str]:
+    indexes = [*layout.INDEXES, layout.TTL_INDEX] if ttl else layout.INDEXES
+    return [f"{collection.name}: index {name}" for name in collection.create_indexes(indexes)]
+
+
+def check_old_layout(collection: Collection[Document]) -> None:
+    """Refuse to run over sessions that an older triggers-mongo stored elsewhere.
+
+    Before this layout, ``collection="x"`` kept headers in ``x_sessions`` and
+    items in ``x_items``. Those sessions are not read here; rather than have
+    them look empty, say so.
+    """
+    database: Database[Document] = collection.database
+    old = f"{collection.name}_items"
+    listed = database.list_collection_names(filter={"name": old})
+    if listed and database[old].find_one({}, {"_id": 1}) is not None:
+        raise SchemaError(
+            f"collection {old!r} holds sessions in the layout of triggers-mongo 0.1 "
+            f"(headers in {collection.name + '_sessions'!r}), which this version does not "
+            f"read; it keeps everything in {collection.name!r}. Export them with the older "
+            "version (`triggers export`) and import them with this one (`triggers import`), "
+            "then drop the old collections"
+        )
+
+
+def ttl(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e10:
+        raise ConfigurationError(f"ttl= must be a positive number of seconds or None, not {value!r}")
+    return float(value)
+
+
+def transactions(option: object) -> Literal["auto", "on", "off"]:
+    if option == "auto":
+        return "auto"
+    if option == "on":
+        return "on"
+    if option == "off":
+        return "off"
+    raise ConfigurationError(f"transactions= must be 'auto', 'on' or 'off', not {option!r}")
+
+
+def _journaled(concern: WriteConcern) -> WriteConcern:
+    """The client's write concern, plus ``j: true`` unless it says ``j`` (or ``w: 0``) itself.
+
+    A save is acknowledged to the application as done; with ``j: false`` a
+    server crash right after can still lose it (SecantusDB did, see
+    docs/backends/mongo.md), and a lost save also takes the fence back.
+    """
+    document = dict(concern.document)
+    if "j" in document or document.get("w") == 0:
+        return concern
+    return WriteConcern(**document, j=True)
+
+
+def _client(
+    url: str | None, client: MongoClient[Document] | None
+) -> tuple[MongoClient[Document], str]:
+    if (url is None) == (client is None):
+        raise ConfigurationError(
+            "the mongo backend needs exactly one of url= (a MongoDB connection string, e.g. "
+            "'mongodb://localhost:27017') or client= (an existing pymongo MongoClient)"
+        )
+    if client is not None:
+        if not isinstance(client, MongoClient):
+            raise ConfigurationError(
+                f"client= must be a pymongo MongoClient, got {type(client).__name__}"
+            )
+        return client, "(the given client)"
+    if not isinstance(url, str):
+        raise ConfigurationError(f"url= must be a str, got {type(url).__name__}")
+    try:
+        return clients.client_for(url), hide_passwords(url)
+    except (PyMongoError, ValueError, TypeError) as error:
+        raise ConfigurationError(
+            f"url={hide_passwords(url)!r} is not usable: {hide_passwords(str(error))}"
+        ) from error
+
+
+def _collection(client: MongoClient[Document], database: str, name: str) -> Collection[Document]:
+    if not isinstance(database, str) or not database:
+        raise ConfigurationError(f"database= must be a non-empty str, not {database!r}")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigurationError(f"collection={name!r}: use 1-60 letters, digits or underscores")
+    try:
+        db = client[database]
+    except InvalidName as error:
+        raise ConfigurationError(f"database={database!r} is not a valid name: {error}") from error
+    return db[layout.collection_names(name).sessions]
