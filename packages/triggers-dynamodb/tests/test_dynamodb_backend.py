@@ -34,6 +34,7 @@ from triggers.storage import SessionChanges
 from triggers.types import InstanceStatus
 from triggers_dynamodb import DynamoDBStorageBackend, DynamoDBStore, errors, expiry, loading, skew
 from triggers_dynamodb.items import ITEM_BYTES_LIMIT, item_bytes, record_item
+from triggers_dynamodb.store import MAX_RECORD_BYTES
 
 NOOP = "triggers_conformance.tasks.noop"
 
@@ -329,19 +330,20 @@ def test_names_longer_than_a_sort_key_round_trip(dynamodb: DynamoDB) -> None:
 # -- size and transaction limits ---------------------------------------------------
 
 
-def test_an_item_just_under_400_kb_is_stored_and_one_over_is_refused(dynamodb: DynamoDB) -> None:
+def test_a_metadata_value_at_the_record_limit_is_stored_and_one_over_is_refused(
+    dynamodb: DynamoDB,
+) -> None:
     storage = _open(dynamodb)
-    # A metadata value has no record limit of its own; its item is bounded.
-    overhead = item_bytes(record_item("s", "M", "pad", '""', 1, epoch="0" * 16))
-    fits = "p" * (ITEM_BYTES_LIMIT - overhead)
+    # The declared record limit leaves room for the item's own attributes.
+    fits = "p" * (MAX_RECORD_BYTES - 2)  # its JSON text, quotes included, is the limit
     with storage.acquire_lock():
         storage.metadata["pad"] = fits
         storage.save()
-    assert item_bytes(_items(dynamodb, "s")["M#pad"]) == ITEM_BYTES_LIMIT
+    assert item_bytes(_items(dynamodb, "s")["M#pad"]) <= ITEM_BYTES_LIMIT
     with storage.acquire_lock():
         storage.metadata["pad"] = fits + "p"
         storage.metadata["other"] = "changed"
-        with pytest.raises(SessionLimitError, match=r"metadata\['pad'\] takes 400001 bytes"):
+        with pytest.raises(SessionLimitError, match=rf"metadata 'pad' takes {MAX_RECORD_BYTES + 1} bytes"):
             storage.save()
     fresh = _open(dynamodb)
     assert fresh.metadata["pad"] == fits and "other" not in fresh.metadata

@@ -1511,19 +1511,18 @@ class TriggerStorageBackend:
 
 
 def _contention(uid: str, attempts: int, wait: float, last: StaleSessionError) -> ContentionError:
-    """Why :meth:`TriggerStorageBackend.transact` gave up, in the lock's words where it was a lock."""
+    """Why :meth:`TriggerStorageBackend.transact` gave up: the gist, then the store's last refusal."""
     tried = f"gave up after {wait:g} s ({attempts} attempt(s) to save were refused)"
     if last.reason == "leased":
-        return ContentionError(
-            f"session {uid!r} is locked by another holder; {tried}; nothing was written"
-        )
-    if last.reason in ("version_moved", "created_elsewhere"):
-        return ContentionError(
-            f"session {uid!r}: other writers kept saving first; {tried}; nothing was written"
-        )
-    return ContentionError(
-        f"session {uid!r}: {tried}, the last because: {last}. Nothing was written"
-    )
+        gist = f"session {uid!r} is locked by another holder"
+    elif last.reason in ("version_moved", "created_elsewhere"):
+        gist = f"session {uid!r}: other writers kept saving first"
+    else:
+        gist = f"session {uid!r}: a save kept being refused"
+    detail = str(last)
+    if not detail.endswith("nothing was written"):
+        detail += "; nothing was written"
+    return ContentionError(f"{gist}; {tried}; the last refusal: {detail}")
 
 
 def _seconds(option: str, value: object, *, allow_zero: bool) -> float:

@@ -185,7 +185,11 @@ class MongoStorageBackend(TriggerStorageBackend):
         with driver_errors(f"save session {self.uid!r}", self._where):
             with self._bounded():
                 self._prepare()
-            in_transaction = self._use_transactions()
+            # Only a lock holder saves in a transaction: its lease names the transaction's
+            # session, so a successor can end it if the holder dies inside. An optimistic
+            # save names no session anywhere; it uses the commit protocol, which leaves
+            # nothing open when its writer dies (and is one round trip, not two).
+            in_transaction = changes.lease is not None and self._use_transactions()
             header = self._ready_header(changes, carry=not in_transaction)
             chosen = writing.plan(
                 changes, header, ttl=self.ttl, now=self.clock(), transaction=in_transaction,
