@@ -19,9 +19,11 @@ def test_every_new_engine_gets_its_tables_even_when_ids_are_reused(tmp_path: Pat
     CPython hands the id of a collected engine to the next one; tables
     remembered as prepared by id would never be created for the newcomer.
     """
-    ids = set()
-    for number in range(200):
+    ids: set[int] = set()
+    reused = 0
+    for number in range(200):  # until a few engines were made at an id seen before
         engine = create_engine(f"sqlite:///{tmp_path / f'tenant-{number}.db'}")
+        reused += id(engine) in ids
         ids.add(id(engine))
         storage = SQLStorageBackend("session", engine=engine)
         TriggerManager(storage).update_configuration({"t": {"after": ["go"], "run": "builtins.print"}})
@@ -30,7 +32,9 @@ def test_every_new_engine_gets_its_tables_even_when_ids_are_reused(tmp_path: Pat
         engine.dispose()
         del storage, engine
         gc.collect()
-    assert len(ids) < 200, "no id was reused: the test did not exercise the reuse"
+        if reused >= 3:
+            break
+    assert reused >= 3, "no id was reused: the test did not exercise the reuse"
 
 
 def test_an_engine_passed_in_and_used_before_fork_is_not_shared_with_the_child(server: Database) -> None:
