@@ -150,6 +150,14 @@ def test_migrate_into_a_process_local_store_is_refused(tmp_path: Path, session: 
     assert "only inside the process" in result.stderr
 
 
+def test_migrate_into_an_in_memory_sqlite_database_is_refused(session: str, store: Store) -> None:
+    # The sql backend shares state, but not this configuration of it.
+    result = run_in_process("migrate", "--from", "sql", "--from-option", f"url={store.options['url']}",
+                            "--to", "sql", "--to-option", "url=sqlite://", session)
+    assert result.returncode == 2, result.stderr
+    assert "sql (url=\"sqlite://\") keeps sessions only inside the process" in result.stderr
+
+
 def test_migrate_and_schema_json(tmp_path: Path, store: Store, session: str) -> None:
     destination = sqlite_store(tmp_path / "copy.db")
     result = run_in_process("migrate", "--from", "sql", "--from-option", f"url={store.options['url']}",

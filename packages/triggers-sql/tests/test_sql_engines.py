@@ -61,3 +61,16 @@ def test_an_engine_passed_in_and_used_before_fork_is_not_shared_with_the_child(s
     assert owners(made["parent"]) == {"parent"}
     assert child.result(timeout=60) == {"child"}
     engine.dispose()
+
+
+def test_an_in_memory_sqlite_database_claims_no_shared_state(tmp_path: Path) -> None:
+    """It lives and dies with one process: nothing may rely on it to share sessions."""
+    on_disk = {"url": f"sqlite:///{tmp_path / 'shared.db'}"}
+    for options in ({"url": "sqlite://"}, {"url": "sqlite:///:memory:"},
+                    {"engine": create_engine("sqlite://")}):
+        claimed = SQLStorageBackend.capabilities_for(**options)
+        assert not claimed.shared_state and not claimed.cross_process_locking, options
+        made = SQLStorageBackend("s", **options).capabilities
+        assert not made.shared_state and made.optimistic_saves, options
+    assert SQLStorageBackend.capabilities_for(**on_disk).shared_state
+    assert SQLStorageBackend("s", **on_disk).capabilities.shared_state

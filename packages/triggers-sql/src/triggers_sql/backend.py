@@ -130,11 +130,17 @@ class SQLStorageBackend(TriggerStorageBackend):
         self.tables = _tables(table_prefix, schema)
         self._key = name_key(self.uid)
         _prepare(self.engine, self.tables, create=create_tables)
+        claimed = _claims_for(self.engine)
         record_limit = limits.record_limit(self.engine)
         if record_limit is not None:
-            self._declare_capabilities(
-                dataclasses.replace(type(self).capabilities, max_record_bytes=record_limit)
-            )
+            claimed = dataclasses.replace(claimed, max_record_bytes=record_limit)
+        if claimed != type(self).capabilities:
+            self._declare_capabilities(claimed)
+
+    @classmethod
+    def capabilities_for(cls, **options: Any) -> Capabilities:
+        """An in-memory SQLite database claims no shared state: it dies with its process."""
+        return _claims_for(_engine(options.get("url"), options.get("engine")))
 
     @property
     def engine(self) -> Engine:
@@ -348,6 +354,18 @@ def _database_errors(action: str, engine: Engine) -> Iterator[None]:
         raise StorageError(
             f"could not {action} on {where}: {type(cause).__name__}: {detail}"
         ) from error
+
+
+def _claims_for(engine: Engine) -> Capabilities:
+    """The class's claims, narrowed for an in-memory SQLite database (private to a process)."""
+    claims = SQLStorageBackend.capabilities
+    url = engine.url
+    in_memory = url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    )
+    if in_memory:
+        return dataclasses.replace(claims, shared_state=False, cross_process_locking=False)
+    return claims
 
 
 def _engine(url: str | None, engine: Engine | None) -> Engine:

@@ -74,9 +74,9 @@ def run(args: argparse.Namespace, context: CommandContext) -> int:
     destination = selection_from_args(args, context.environ, prefix="to")
     if source == destination:
         raise UsageError("the source and the destination are the same store")
-    if not destination.backend_class().capabilities.shared_state:
+    if not destination.capabilities().shared_state:
         raise UsageError(
-            f"backend {destination.name!r} keeps sessions only inside the process that writes "
+            f"{destination.describe()} keeps sessions only inside the process that writes "
             "them, so every copy would be lost when this command ends; migrate to a store that "
             "outlives it"
         )

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from triggers.capabilities import Capabilities
 from triggers.errors import ConfigurationError, hide_passwords
 from triggers.registry import (
     BACKEND_ENV,
@@ -72,6 +73,11 @@ class BackendSelection:
     def backend_class(self) -> type[TriggerStorageBackend]:
         """The backend's class (for ``create_schema``, ``session_uids``...)."""
         return storage_backends.load(self.name)
+
+    def capabilities(self) -> Capabilities:
+        """What sessions opened with these options are guaranteed (an in-memory
+        database, say, claims less than the backend's class)."""
+        return self.backend_class().capabilities_for(**self.admin_options())
 
     def admin_options(self) -> dict[str, Any]:
         """The options without the per-session ones the class-level hooks do not take."""
