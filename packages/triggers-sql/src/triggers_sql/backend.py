@@ -359,11 +359,7 @@ def _database_errors(action: str, engine: Engine) -> Iterator[None]:
 def _claims_for(engine: Engine) -> Capabilities:
     """The class's claims, narrowed for an in-memory SQLite database (private to a process)."""
     claims = SQLStorageBackend.capabilities
-    url = engine.url
-    in_memory = url.get_backend_name() == "sqlite" and (
-        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
-    )
-    if in_memory:
+    if engines.is_sqlite_memory(engine):
         return dataclasses.replace(claims, shared_state=False, cross_process_locking=False)
     return claims
 
