@@ -282,9 +282,13 @@ def _moto_server() -> Server:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     if "TRIGGERS_DYNAMODB_ENDPOINT" not in os.environ:
+        # triggers-dynamodb's test server: moto answering one request at a time, as
+        # DynamoDB applies each atomically (moto's own server checks conditions and
+        # restores failed transactions without a lock, which concurrent writers meet).
+        script = Path(__file__).parents[1] / "packages/triggers-dynamodb/tests/dynamodb_moto_server.py"
         return Server(
             "moto", "127.0.0.1", MOTO_PORT,
-            command=["moto_server", "-H", "127.0.0.1", "-p", str(MOTO_PORT)],
+            command=[sys.executable, str(script), str(MOTO_PORT)],
             install="moto[server] comes with the dev environment",
         )
     parts = urlsplit(DYNAMODB_ENDPOINT)
