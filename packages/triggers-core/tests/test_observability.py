@@ -238,3 +238,42 @@ def test_without_opentelemetry_a_span_is_a_no_op(monkeypatch: pytest.MonkeyPatch
         span.set_attribute("triggers.outcome", "ignored")
     with pytest.raises(KeyError), observability.span("triggers.fire", {}):
         raise KeyError("passes through")
+
+
+class _CountingMemory(MemoryStorageBackend):
+    """Counts one request per load and two per save, as a backend with a store would."""
+
+    def _load_session(self, scope: Any) -> Any:
+        observability.count_round_trip()
+        return super()._load_session(scope)
+
+    def _save_changes(self, changes: Any) -> None:
+        observability.count_round_trip(2)
+        super()._save_changes(changes)
+
+
+def test_loads_and_saves_report_the_round_trips_their_backend_counts(
+    spans: InMemorySpanExporter,
+) -> None:
+    storage = _CountingMemory(UID, namespace=f"observability-{uuid.uuid4().hex}")
+    TriggerManager(storage).update_configuration({"t": {"after": ["go"], "run": f"{__name__}.succeed"}})
+    spans.clear()
+    TriggerManager(storage).fire("go")
+    finished = spans.get_finished_spans()
+    trips = {span.name: [s.attributes.get("triggers.round_trips") for s in finished
+                         if s.name == span.name] for span in finished}
+    assert trips["triggers.load"] and set(trips["triggers.load"]) == {1}
+    assert trips["triggers.save"] and set(trips["triggers.save"]) == {2}
+    assert set(trips["triggers.fire"]) == {None}  # counted where the requests are sent
+    # A backend that counts nothing reports no such attribute.
+    spans.clear()
+    plain = _storage()
+    TriggerManager(plain).update_configuration({"t": {"after": ["go"], "run": f"{__name__}.succeed"}})
+    assert all("triggers.round_trips" not in (span.attributes or {})
+               for span in spans.get_finished_spans())
+
+
+def test_counting_round_trips_without_a_span_costs_nothing_and_counts_nothing() -> None:
+    observability.count_round_trip()  # nobody counting: no error, no effect
+    with observability.counting_round_trips(None):
+        observability.count_round_trip()

@@ -872,3 +872,34 @@ def test_a_session_saved_before_items_expire_existed_keeps_its_expiry(dynamodb: 
     assert seen.requests["TransactWriteItems"] == 1  # 200 s ahead: no extension due
     header = _items(dynamodb, "s")["#"]
     assert (int(header["session_expires"]["N"]), int(header["items_expire"]["N"])) == (1_000_120, 1_000_200)
+
+
+def test_spans_report_the_requests_sent_as_round_trips(dynamodb: DynamoDB) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from triggers import observability
+
+    storage = _open(dynamodb, "traced")
+    manager = TriggerManager(storage, runners={"queue": _Queue()})
+    manager.update_configuration({"t_job": {"run": NOOP, "after": ["job"], "using": "queue"}})
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observability.configure(tracer_provider=provider)
+    try:
+        with traffic(storage.client) as seen:
+            TriggerManager(_open(dynamodb, "traced"), runners={"queue": _Queue()}).fire("job")
+    finally:
+        observability.configure(tracer_provider=None)
+    spans = exporter.get_finished_spans()
+
+    def trips(name: str) -> list[Any]:
+        return [(span.attributes or {}).get("triggers.round_trips") for span in spans
+                if span.name == name]
+
+    # Each load span counts its Query requests, each save span its transaction.
+    assert set(trips("triggers.save")) == {1} and len(trips("triggers.save")) == 1
+    assert sum(trips("triggers.load")) == seen.requests["Query"] >= 1, (trips("triggers.load"), seen)
+    assert seen.requests["TransactWriteItems"] == 1

@@ -29,6 +29,8 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "MetricsHook",
     "add_metrics_hook",
     "configure",
+    "count_round_trip",
+    "counting_round_trips",
     "record",
     "remove_metrics_hook",
     "session_attributes",
@@ -56,6 +60,8 @@ ATTRIBUTES = {
     "triggers.attempts": "how many times the lease was tried for (triggers.lock_wait), or the change applied and saved (triggers.transaction)",
     "triggers.scope": "how much a load read: active or full (triggers.load)",
     "triggers.outcome": "finished, failed, retry (triggers.task); saved, stale (triggers.save)",
+    "triggers.round_trips": "requests the backend sent to its store (triggers.load, triggers.save, "
+                            "triggers.lock_wait), on backends that count them (count_round_trip)",
 }
 """The span attributes, by name."""
 
@@ -181,3 +187,54 @@ def span(name: str, attributes: Mapping[str, Any]) -> AbstractContextManager[Any
         return nullcontext(_NoSpan())
     current: AbstractContextManager[Any] = tracer.start_as_current_span(name, attributes=dict(attributes))
     return current
+
+
+# ----------------------------------------------------------------------
+# Round trips: counted by the backend, reported on the span
+# ----------------------------------------------------------------------
+
+_round_trips: ContextVar[list[int] | None] = ContextVar("triggers_round_trips", default=None)
+"""The counter of the span being counted in this thread or task, if any."""
+
+_NOT_COUNTING = nullcontext()
+
+
+def count_round_trip(requests: int = 1) -> None:
+    """Called by a backend for each request it sends its store (a statement, a
+    command, an HTTP request), so that the load, save or lock-wait span around
+    it reports ``triggers.round_trips``. Costs one context-variable read when
+    nobody is counting; a backend that never calls it reports no such attribute.
+    """
+    counter = _round_trips.get()
+    if counter is not None:
+        counter[0] += requests
+
+
+def counting_round_trips(span: Any) -> AbstractContextManager[Any]:
+    """Count the round trips of the block onto ``span`` (if it records at all)."""
+    recording = getattr(span, "is_recording", None)
+    if recording is None or not recording():
+        return _NOT_COUNTING
+    return _RoundTrips(span)
+
+
+class _RoundTrips:
+    """A class, not a generator: this wraps every load and save of a traced process."""
+
+    __slots__ = ("counter", "span", "token")
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.counter = [0]
+        self.token: Token[list[int] | None] | None = None
+
+    def __enter__(self) -> None:
+        self.token = _round_trips.set(self.counter)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self.token is not None:
+            _round_trips.reset(self.token)
+        if self.counter[0]:
+            self.span.set_attribute("triggers.round_trips", self.counter[0])

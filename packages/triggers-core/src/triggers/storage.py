@@ -932,7 +932,10 @@ class TriggerStorageBackend:
         attributes = observability.session_attributes(self, self.uid)
         started = time.monotonic()
         try:
-            with observability.span("triggers.lock_wait", attributes) as span:
+            with (
+                observability.span("triggers.lock_wait", attributes) as span,
+                observability.counting_round_trips(span),
+            ):
                 acquired_in_time = poll_until(attempt, timeout=wait)
                 span.set_attribute("triggers.attempts", tries)
         finally:
@@ -1023,7 +1026,10 @@ class TriggerStorageBackend:
         """
         attributes = observability.session_attributes(self, self.uid)
         try:
-            with observability.span("triggers.save", attributes) as span:
+            with (
+                observability.span("triggers.save", attributes) as span,
+                observability.counting_round_trips(span),
+            ):
                 try:
                     self._call("save", self._save_changes, changes)
                 except StaleSessionError:
@@ -1266,7 +1272,10 @@ class TriggerStorageBackend:
                 return
             attributes = {**observability.session_attributes(self, self.uid),
                           "triggers.scope": scope.name.lower()}
-            with observability.span("triggers.load", attributes):
+            with (
+                observability.span("triggers.load", attributes) as span,
+                observability.counting_round_trips(span),
+            ):
                 stored = self._call("load", self._load_session, scope, repeatable=True)
             level = LoadScope.FULL if stored.complete else scope
             if self._level == LoadScope.NONE:

@@ -36,7 +36,9 @@ import os
 import threading
 from typing import Any
 
-__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "RETRY_ATTEMPTS", "client_for"]
+from triggers import observability
+
+__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "RETRY_ATTEMPTS", "client_for", "count_requests"]
 
 RETRY_ATTEMPTS = 5
 """Attempts per request (the first and four retries) for transient errors."""
@@ -77,6 +79,21 @@ def client_for(region_name: str | None, endpoint_url: str | None) -> Any:
     with _session_mutex:
         if _session is None or _session[0] != os.getpid():
             _session = (os.getpid(), boto3.session.Session())
-        return _session[1].client(
+        client = _session[1].client(
             "dynamodb", region_name=region_name, endpoint_url=endpoint_url, config=config
         )
+    return count_requests(client)
+
+
+def count_requests(client: Any) -> Any:
+    """Let ``client`` count each HTTP request it sends (retries included) as a
+    round trip of the span around it (``triggers.round_trips``); idempotent."""
+    client.meta.events.register(
+        "before-send.dynamodb", _count_request, unique_id="triggers-round-trips"
+    )
+    return client
+
+
+def _count_request(**_: Any) -> None:
+    """botocore's ``before-send`` hook; returning None lets the request go out."""
+    observability.count_round_trip()

@@ -85,6 +85,8 @@ class DynamoDBStore(Store):
         self._given = None if client is None else options.given_client(client, region_name, endpoint_url)
         self._place = (region_name, endpoint_url)
         # Made now (it does not connect), so that a place boto3 cannot use is refused now.
+        if self._given is not None:
+            clients.count_requests(client)
         self._client = client if self._given is not None else options.new_client(region_name, endpoint_url)
         self._client_pid = os.getpid()
         self._client_mutex = threading.Lock()
