@@ -42,11 +42,9 @@ from triggers.registry import storage_backends
 from triggers.runners import TaskRunner, ThreadingTaskRunner
 from triggers.storage import TriggerStorageBackend
 from triggers.types import InstanceStatus
+from triggers_conformance.catalogue import POSTGRESQL_URL
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRESQL_URL = os.environ.get(
-    "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 BROKERS = {"redis": os.environ.get("TRIGGERS_CELERY_REDIS_URL", "redis://127.0.0.1:6379/14"),
            "rabbitmq": os.environ.get("TRIGGERS_CELERY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")}
 CONFIGURATION = {"t_job": {"after": [], "andEvery": "job", "run": "benchmarks.celery_app.noop"}}

@@ -31,14 +31,12 @@ from benchmarks.counting import CacheCounter, Meter, sql_meter
 from benchmarks.floor import Floor, MemcachedFloor, RedisFloor, SQLFloor
 from benchmarks.naive import CacheBlobs, NaiveBackend, SQLBlobs
 from triggers.storage import TriggerStorageBackend
+from triggers_conformance import catalogue
+from triggers_conformance.catalogue import MYSQL_URL, POSTGRESQL_URL
 from triggers_conformance.servers import Server, port_answers, serve
 
 __all__ = ["TARGET_NAMES", "Target", "open_targets"]
 
-POSTGRESQL_URL = os.environ.get(
-    "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("TRIGGERS_CACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Servers the benchmark starts itself get ports of their own (not the tests'),
 # so a test run that stops its servers never pulls one from under a benchmark.
@@ -83,25 +81,6 @@ class Run:
     @classmethod
     def new(cls, workdir: Path) -> Run:
         return cls(prefix=f"b{uuid.uuid4().hex[:8]}_", workdir=workdir)
-
-
-def _answers_sql(url: str) -> bool:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url, connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    finally:
-        engine.dispose()
-
-
-def _sql_server(name: str, url: str) -> Server:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    return Server(name, parsed.host or "127.0.0.1", parsed.port or 0, ready=lambda: _answers_sql(url))
 
 
 def _sql(name: str, store: str, url: str, run: Run) -> Target:
@@ -228,28 +207,7 @@ def _memcached_server() -> Server:
 
 
 def _mongo_server() -> Server:
-    from pymongo.uri_parser import parse_uri
-
-    host, port = parse_uri(MONGO_URL)["nodelist"][0]
-    command = None
-    if "TRIGGERS_MONGO_URL" not in os.environ:
-        command = [
-            "secantusd-py", "--host", "127.0.0.1", "--port", str(SECANTUS_PORT),
-            "--storage-path", ":memory:", "--log-level", "WARNING",
-        ]
-    return Server("MongoDB", host, port, command=command, ready=lambda: _answers_mongo(MONGO_URL),
-                  install="pip install --pre secantusdb, or set TRIGGERS_MONGO_URL")
-
-
-def _answers_mongo(url: str) -> bool:
-    from pymongo import MongoClient
-
-    client: Any = MongoClient(url, serverSelectionTimeoutMS=1000)
-    try:
-        client.admin.command("ping")
-        return True
-    finally:
-        client.close()
+    return catalogue.mongo(MONGO_URL, secantus_port=SECANTUS_PORT)
 
 
 def _mongo(run: Run) -> Target:
@@ -282,15 +240,7 @@ def _moto_server() -> Server:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     if "TRIGGERS_DYNAMODB_ENDPOINT" not in os.environ:
-        # triggers-dynamodb's test server: moto answering one request at a time, as
-        # DynamoDB applies each atomically (moto's own server checks conditions and
-        # restores failed transactions without a lock, which concurrent writers meet).
-        script = Path(__file__).parents[1] / "packages/triggers-dynamodb/tests/dynamodb_moto_server.py"
-        return Server(
-            "moto", "127.0.0.1", MOTO_PORT,
-            command=[sys.executable, str(script), str(MOTO_PORT)],
-            install="moto[server] comes with the dev environment",
-        )
+        return catalogue.moto(MOTO_PORT)  # one request at a time, as DynamoDB applies each
     parts = urlsplit(DYNAMODB_ENDPOINT)
     return Server("DynamoDB", parts.hostname or "127.0.0.1", parts.port or 80)
 
@@ -395,12 +345,12 @@ _SPECS: dict[str, _Spec] = {
     ),
     "sql-postgresql": _Spec(
         "triggers_sql",
-        lambda: _sql_server("PostgreSQL", POSTGRESQL_URL),
+        lambda: catalogue.postgresql(POSTGRESQL_URL),
         lambda run: _sql("sql-postgresql", "PostgreSQL (psycopg 3)", POSTGRESQL_URL, run),
     ),
     "sql-mariadb": _Spec(
         "triggers_sql",
-        lambda: _sql_server("MariaDB", MYSQL_URL),
+        lambda: catalogue.mariadb(MYSQL_URL),
         lambda run: _sql("sql-mariadb", "MariaDB (PyMySQL)", MYSQL_URL, run),
     ),
     "cache-redis": _Spec(

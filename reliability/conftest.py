@@ -33,6 +33,7 @@ from triggers_reliability.targets import (
     Target,
 )
 
+from triggers_conformance import catalogue
 from triggers_conformance.servers import Server, serve
 
 HERE = Path(__file__).parent
@@ -110,33 +111,15 @@ def scale(request: pytest.FixtureRequest) -> Scale:
 # -- shared servers ----------------------------------------------------------------
 
 
-def _sql_server(name: str, url: str, variable: str) -> Server:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    def ready() -> bool:
-        engine = create_engine(url, connect_args={"connect_timeout": 2})
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True
-        finally:
-            engine.dispose()
-
-    parsed = make_url(url)
-    return Server(name, parsed.host or "127.0.0.1", parsed.port or 0, ready=ready,
-                  install=f"set {variable}")
-
-
 @pytest.fixture(scope="session")
 def postgresql_server() -> Iterator[str]:
-    with serve(_sql_server("PostgreSQL", POSTGRESQL_URL, "TRIGGERS_SQL_POSTGRESQL_URL")):
+    with serve(catalogue.postgresql(POSTGRESQL_URL)):
         yield POSTGRESQL_URL
 
 
 @pytest.fixture(scope="session")
 def mysql_server() -> Iterator[str]:
-    with serve(_sql_server("MariaDB", MYSQL_URL, "TRIGGERS_SQL_MYSQL_URL")):
+    with serve(catalogue.mariadb(MYSQL_URL)):
         yield MYSQL_URL
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from triggers_conformance import catalogue
 from triggers_conformance.servers import Server, missing
 
 __all__ = ["PRIVATE_SERVERS", "PrivateServer", "free_port", "memcached_command"]
@@ -134,21 +135,6 @@ def _directory(kind: str) -> Path:
     return directory
 
 
-def _sql_answers(url: str) -> Callable[[], bool]:
-    def ready() -> bool:
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(url, connect_args={"connect_timeout": 2})
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True
-        finally:
-            engine.dispose()
-
-    return ready
-
-
 def postgresql() -> PrivateServer:
     """A fresh PostgreSQL cluster (initdb), run as user ``postgres`` when we are root."""
     postgres = _program("PostgreSQL", "/usr/lib/postgresql/*/bin/postgres", "postgres")
@@ -170,7 +156,7 @@ def postgresql() -> PrivateServer:
         endpoint=url,
         command=[postgres, "-D", str(data), "-c", "listen_addresses=127.0.0.1",
                  "-p", str(port), "-k", str(directory), "-c", "fsync=on"],
-        ready=_sql_answers(url),
+        ready=lambda: catalogue.sql_answers(url),
         directory=directory,
         user=user,
         stop_signal=signal.SIGINT,  # "fast" shutdown: ends the sessions, then stops
@@ -198,7 +184,7 @@ def mariadb() -> PrivateServer:
         command=[mariadbd, "--no-defaults", "--user=root", f"--datadir={data}",
                  "--bind-address=127.0.0.1", f"--port={port}", f"--socket={directory}/mariadb.sock",
                  f"--pid-file={directory}/mariadb.pid", "--skip-log-bin"],
-        ready=_sql_answers(url),
+        ready=lambda: catalogue.sql_answers(url),
         directory=directory,
     )
 
@@ -292,19 +278,13 @@ def secantus() -> PrivateServer:
     )
 
 
-MOTO_SCRIPT = (
-    Path(__file__).parents[2] / "packages" / "triggers-dynamodb" / "tests" / "dynamodb_moto_server.py"
-)
-"""triggers-dynamodb's moto server, serializing requests as DynamoDB applies them atomically."""
-
-
 def moto() -> PrivateServer:
     """moto's DynamoDB-API server (in memory: a restart empties it)."""
     import sys
 
-    if not MOTO_SCRIPT.exists():
+    if not catalogue.MOTO_SERIAL_SCRIPT.exists():
         missing(Server("private moto", "127.0.0.1", 0, install="triggers-dynamodb's tests"),
-                f"{MOTO_SCRIPT} is missing")
+                f"{catalogue.MOTO_SERIAL_SCRIPT} is missing")
     directory = _directory("moto")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -322,7 +302,7 @@ def moto() -> PrivateServer:
         name="private moto",
         port=port,
         endpoint=endpoint,
-        command=[sys.executable, str(MOTO_SCRIPT), str(port)],
+        command=[sys.executable, str(catalogue.MOTO_SERIAL_SCRIPT), str(port)],
         ready=ready,
         directory=directory,
     )

@@ -19,14 +19,11 @@ from typing import Any
 
 from triggers import storage_backends
 from triggers.storage import TriggerStorageBackend
+from triggers_conformance.catalogue import MYSQL_URL, POSTGRESQL_URL
 from triggers_reliability import corruption
 
 __all__ = ["MYSQL_URL", "POSTGRESQL_URL", "REDIS_URL", "TARGETS", "Target"]
 
-POSTGRESQL_URL = os.environ.get(
-    "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("TRIGGERS_CACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 Opener = Callable[[str, Path], AbstractContextManager[dict[str, Any]]]

@@ -10,7 +10,6 @@ deleted afterwards, so parallel runs never meet.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
-from triggers_conformance.servers import Server, serve
+from triggers_conformance import catalogue
+from triggers_conformance.catalogue import POSTGRESQL_URL
+from triggers_conformance.servers import serve
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))  # the survey demo
@@ -28,26 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))  # the
 from celery_cluster import Cluster, ClusterFactory
 from celery_servers import BROKER_URLS, BROKERS
 
-POSTGRESQL_URL = os.environ.get(
-    "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _postgresql_answers() -> bool:
-    engine = create_engine(POSTGRESQL_URL, connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    finally:
-        engine.dispose()
-
 
 @pytest.fixture(scope="session")
 def postgresql() -> Iterator[str]:
-    server = Server("PostgreSQL", "127.0.0.1", 5432, ready=_postgresql_answers,
-                    install="set TRIGGERS_SQL_POSTGRESQL_URL")
-    with serve(server):
+    with serve(catalogue.postgresql()):
         yield POSTGRESQL_URL
 
 

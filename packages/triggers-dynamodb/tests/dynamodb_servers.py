@@ -11,17 +11,15 @@ meaning boto3's default endpoint for ``AWS_DEFAULT_REGION``).
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from triggers_conformance import catalogue
 from triggers_conformance.servers import Server, port_answers
 
 MOTO_PORT = 5056
 """Not moto_server's usual 5055: the tests need their own, serializing server."""
-MOTO_SCRIPT = Path(__file__).with_name("dynamodb_moto_server.py")
 ENDPOINT = os.environ.get("TRIGGERS_DYNAMODB_ENDPOINT", f"http://127.0.0.1:{MOTO_PORT}")
 USES_MOTO = "TRIGGERS_DYNAMODB_ENDPOINT" not in os.environ
 REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
@@ -57,13 +55,7 @@ class DynamoDB:
 
 def server() -> Server:
     if USES_MOTO:
-        return Server(
-            "moto",
-            "127.0.0.1",
-            MOTO_PORT,
-            command=[sys.executable, str(MOTO_SCRIPT), str(MOTO_PORT)],
-            install="moto[server] comes with the dev environment; or set TRIGGERS_DYNAMODB_ENDPOINT",
-        )
+        return catalogue.moto(MOTO_PORT)
     if ENDPOINT == "aws":
         return Server("DynamoDB", f"dynamodb.{REGION}.amazonaws.com", 443)
     parts = urlsplit(ENDPOINT)

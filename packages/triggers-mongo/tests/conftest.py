@@ -9,7 +9,6 @@ afterwards, so runs sharing a server never meet.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,46 +16,18 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 from pymongo.errors import ServerSelectionTimeoutError
-from pymongo.uri_parser import parse_uri
 
-from triggers_conformance.servers import Server, serve
+from triggers_conformance import catalogue
+from triggers_conformance.servers import serve
 
-SECANTUS_PORT = 27018
-URL = os.environ.get("TRIGGERS_MONGO_URL", f"mongodb://127.0.0.1:{SECANTUS_PORT}")
+URL = catalogue.MONGO_URL
 RUN_DATABASE = f"triggers_test_{uuid.uuid4().hex[:10]}"
-
-
-def _answers(url: str) -> bool:
-    client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=1000)
-    try:
-        client.admin.command("ping")
-        return True
-    finally:
-        client.close()
-
-
-def _server() -> Server:
-    host, port = parse_uri(URL)["nodelist"][0]
-    command = None
-    if "TRIGGERS_MONGO_URL" not in os.environ:
-        command = [
-            "secantusd-py", "--host", "127.0.0.1", "--port", str(SECANTUS_PORT),
-            "--storage-path", ":memory:", "--log-level", "WARNING",
-        ]
-    return Server(
-        name="MongoDB (SecantusDB)" if command else "MongoDB",
-        host=host,
-        port=port,
-        command=command,
-        ready=lambda: _answers(URL),
-        install="pip install --pre secantusdb, or set TRIGGERS_MONGO_URL",
-    )
 
 
 @pytest.fixture(scope="session")
 def mongo_url() -> Iterator[str]:
     """The server's URL, once it answers; the run's database is dropped at the end."""
-    with serve(_server()):
+    with serve(catalogue.mongo(URL)):
         yield URL
         client: MongoClient[dict[str, Any]] = MongoClient(URL, serverSelectionTimeoutMS=5000)
         try:

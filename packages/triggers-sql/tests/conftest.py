@@ -8,46 +8,20 @@ server never meet.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine
 
-from triggers_conformance.servers import Server, serve
+from triggers_conformance import catalogue
+from triggers_conformance.catalogue import MYSQL_URL, POSTGRESQL_URL
+from triggers_conformance.servers import serve
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from sql_databases import Database, new_prefix
-
-POSTGRESQL_URL = os.environ.get(
-    "TRIGGERS_SQL_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MYSQL_URL = os.environ.get("TRIGGERS_SQL_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-
-
-def _answers(url: str) -> bool:
-    engine = create_engine(url, connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    finally:
-        engine.dispose()
-
-
-def _server(name: str, url: str, install: str) -> Server:
-    parsed = make_url(url)
-    return Server(
-        name=name,
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 0,
-        ready=lambda: _answers(url),
-        install=install,
-    )
 
 
 def _drop(url: str, prefix: str) -> None:
@@ -62,13 +36,13 @@ def _drop(url: str, prefix: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgresql_server() -> Iterator[str]:
-    with serve(_server("PostgreSQL", POSTGRESQL_URL, "set TRIGGERS_SQL_POSTGRESQL_URL")):
+    with serve(catalogue.postgresql()):
         yield POSTGRESQL_URL
 
 
 @pytest.fixture(scope="session")
 def mysql_server() -> Iterator[str]:
-    with serve(_server("MariaDB", MYSQL_URL, "set TRIGGERS_SQL_MYSQL_URL")):
+    with serve(catalogue.mariadb()):
         yield MYSQL_URL
 
 
