@@ -6,7 +6,8 @@
 
 from triggers_sql.backend import SQLStorageBackend
 from triggers_sql.schema import SCHEMA_VERSION
+from triggers_sql.store import SQLStore
 
 __version__ = "0.1.0"
 
-__all__ = ["SCHEMA_VERSION", "SQLStorageBackend"]
+__all__ = ["SCHEMA_VERSION", "SQLStorageBackend", "SQLStore"]
