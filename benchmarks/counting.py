@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 __all__ = [
     "CacheCounter",
@@ -85,66 +85,28 @@ def _writes(statement: str) -> bool:
 
 
 def sql_meter(engine: Engine) -> Meter:
-    """A meter counting what the backend sends to ``engine``'s database, from SQLAlchemy's events.
+    """A meter counting what the backend sends to ``engine``'s database.
 
-    triggers-sql runs single statements through a companion engine in
-    autocommit mode (:func:`triggers_sql.engines.statement_engine`; SQLite:
-    the same engine without ``BEGIN``), so both engines are listened to.
-    Round trips are the statements executed, plus what the driver sends on
-    its own around a transaction of the main engine: ``BEGIN`` (psycopg),
-    ``COMMIT``, ``ROLLBACK``, and on MySQL/MariaDB the ``ROLLBACK`` PyMySQL
-    sends when a connection goes back to the pool (psycopg skips it on an
-    idle connection). Autocommit connections send none of those.
+    Round trips as triggers-sql defines them (:mod:`triggers_sql.round_trips`:
+    statements on both of its engines, and what the driver sends by itself
+    around a transaction); bytes written are the parameters of writing
+    statements.
     """
-    from triggers_sql.engines import statement_engine
-
-    statements = statement_engine(engine)
-    dialect = engine.dialect.name
-    begin_is_round_trip = dialect == "postgresql"  # psycopg sends BEGIN itself
-    reset_is_round_trip = dialect in ("mysql", "mariadb")
-
-    def single_statement(conn: Any) -> bool:
-        """An SQLite single-statement connection: its begin/rollback events send nothing."""
-        return bool(conn.get_execution_options().get("triggers_single_statement", False))
+    from triggers_sql import round_trips
 
     @contextmanager
     def meter() -> Iterator[Tally]:
         tally = Tally()
 
-        def on_execute(
-            conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-        ) -> None:
-            written = payload_bytes(parameters) if _writes(statement) else 0
+        def on_round_trip(statement: str | None, parameters: Any) -> None:
+            written = payload_bytes(parameters) if statement and _writes(statement) else 0
             tally.add(1, written)
 
-        def on_transaction_end(conn: Any) -> None:
-            if not single_statement(conn):
-                tally.add()
-
-        def on_begin(conn: Any) -> None:
-            if begin_is_round_trip:
-                tally.add()
-
-        def on_reset(*args: Any) -> None:
-            if reset_is_round_trip:
-                tally.add()
-
-        listeners: list[tuple[Any, str, Callable[..., None]]] = [
-            (engine, "before_cursor_execute", on_execute),
-            (engine, "commit", on_transaction_end),
-            (engine, "rollback", on_transaction_end),
-            (engine, "begin", on_begin),
-            (engine.pool, "reset", on_reset),
-        ]
-        if statements is not engine:
-            listeners.append((statements, "before_cursor_execute", on_execute))
-        for target, name, listener in listeners:
-            event.listen(target, name, listener)
+        stop = round_trips.listen(engine, on_round_trip)
         try:
             yield tally
         finally:
-            for target, name, listener in listeners:
-                event.remove(target, name, listener)
+            stop()
 
     return meter
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from triggers_sql import round_trips as triggers_round_trips
 from triggers_sql.engines import statement_engine
 
 _TARGET = re.compile(r"^\s*(INSERT INTO|UPDATE|DELETE FROM|SELECT)\s+(\S+)?", re.IGNORECASE)
@@ -103,44 +104,16 @@ class RoundTrips:
 
 @contextmanager
 def round_trips(engine: Engine) -> Iterator[RoundTrips]:
-    """Count the round trips the backend makes to ``engine``'s database, exactly.
-
-    Every statement (on both engines, see :func:`every_statement`; SQLite's
-    ``BEGIN IMMEDIATE`` is one of them), plus what the driver sends on its
-    own around a transaction of the main engine: psycopg's ``BEGIN``,
-    ``COMMIT`` and ``ROLLBACK``, and the ``ROLLBACK`` with which PyMySQL
-    connections go back to the pool. Autocommit connections send none of
-    those. (The same rules as the benchmarks' meter.)
-    """
+    """Count the round trips the backend makes to ``engine``'s database, exactly, as
+    :mod:`triggers_sql.round_trips` defines them (the benchmarks' meter and the
+    backend's spans use the same definition)."""
     seen = RoundTrips()
-    dialect = engine.dialect.name
 
-    def add(*args: Any) -> None:
+    def add(statement: str | None, parameters: Any) -> None:
         seen.count += 1
 
-    def transaction_end(conn: Any) -> None:
-        if not conn.get_execution_options().get("triggers_single_statement", False):
-            seen.count += 1
-
-    def begin(conn: Any) -> None:
-        if dialect == "postgresql":
-            seen.count += 1
-
-    def reset(*args: Any) -> None:
-        if dialect in ("mysql", "mariadb"):
-            seen.count += 1
-
-    listeners: list[tuple[Any, str, Callable[..., None]]] = [
-        (engine, "commit", transaction_end),
-        (engine, "rollback", transaction_end),
-        (engine, "begin", begin),
-        (engine.pool, "reset", reset),
-    ]
-    for target, name, listener in listeners:
-        event.listen(target, name, listener)
+    stop = triggers_round_trips.listen(engine, add)
     try:
-        with every_statement(engine, add):
-            yield seen
+        yield seen
     finally:
-        for target, name, listener in listeners:
-            event.remove(target, name, listener)
+        stop()

@@ -63,6 +63,35 @@ def test_round_trips_of_a_save(database: Database) -> None:
     assert cycle.count == LOCK_CYCLE[database.name]
 
 
+def test_spans_report_the_round_trips_of_loads_and_saves(database: Database) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from triggers import observability
+
+    storage = SQLStorageBackend("traced", **database.options)
+    manager = TriggerManager(storage, runners={"queue": _Queue()})
+    manager.update_configuration(
+        {"t_job": {"run": NOOP, "after": ["start"], "andEvery": "job", "using": "queue"}}
+    )
+    manager.fire("start")
+    manager.fire("job", {"n": "warm-up"})
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observability.configure(tracer_provider=provider)
+    try:
+        with round_trips(storage.engine) as fire:
+            manager.fire("job", {"n": 1})
+    finally:
+        observability.configure(tracer_provider=None)
+    reported = {span.name: (span.attributes or {}).get("triggers.round_trips")
+                for span in exporter.get_finished_spans()}
+    assert fire.count == QUEUED_FIRE[database.name]
+    assert (reported["triggers.load"], reported["triggers.save"]) == (1, fire.count - 1), reported
+
+
 def _rows(database: Database, uid: str) -> dict[str, Any]:
     fresh = SQLStorageBackend(uid, **database.options)
     return {"instances": sorted(fresh.instances), "metadata": fresh.metadata}

@@ -27,7 +27,7 @@ from triggers.errors import TriggersError
 from triggers.locking import Lease
 from triggers.storage import LoadScope, SessionChanges, StoredSession
 from triggers.stores import Store
-from triggers_sql import engines, errors, limits, options, records, schema, writes
+from triggers_sql import engines, errors, limits, options, records, round_trips, schema, writes
 from triggers_sql.schema import name_key
 from triggers_sql.statements import statements
 
@@ -95,9 +95,12 @@ class SQLStore(Store):
         """
         if self._given_engine is None:
             assert self.url is not None
-            return engines.engine_for(self.url)
-        engines.disown_inherited_connections(self._given_engine)
-        return self._given_engine
+            engine = engines.engine_for(self.url)
+        else:
+            engines.disown_inherited_connections(self._given_engine)
+            engine = self._given_engine
+        round_trips.count_on_spans(engine)
+        return engine
 
     def describe(self) -> str:
         return errors.where(self.engine)
