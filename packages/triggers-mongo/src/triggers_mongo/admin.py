@@ -18,22 +18,22 @@ __all__ = ["check_schema", "create_schema", "session_uids"]
 
 
 def create_schema(options: Mapping[str, Any]) -> list[str]:
-    """Create the indexes (idempotent; with ``ttl=``, the TTL index too); one line per index."""
+    """Create the indexes (idempotent; with ``session_ttl``, the TTL index too); one line per index."""
     target = config.Target.of(options)
     with driver_errors("create the indexes", target.where):
         config.check_old_layout(target.collection)
-        return config.create_indexes(target.collection, ttl=target.ttl is not None)
+        return config.create_indexes(target.collection, expiring=target.session_ttl is not None)
 
 
 def check_schema(options: Mapping[str, Any]) -> list[str]:
     """Describe the indexes; raise ``SchemaError`` if one is missing (the TTL index: with
-    ``ttl=``), or if the older layout's collections hold sessions."""
+    ``session_ttl``), or if the older layout's collections hold sessions."""
     target = config.Target.of(options)
     collection, where = target.collection, target.where
     with driver_errors("check the indexes", where):
         config.check_old_layout(collection)
         found = {index["name"] for index in collection.list_indexes()}
-    indexes = [*layout.INDEXES, layout.TTL_INDEX] if target.ttl is not None else layout.INDEXES
+    indexes = [*layout.INDEXES, layout.TTL_INDEX] if target.session_ttl is not None else layout.INDEXES
     wanted = [index.document["name"] for index in indexes]
     missing = [name for name in wanted if name not in found]
     if missing:

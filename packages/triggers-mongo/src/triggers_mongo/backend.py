@@ -75,10 +75,11 @@ class MongoStorageBackend(TriggerStorageBackend):
         Database holding the collection.
     ``collection`` (default ``"triggers"``)
         The collection holding headers and items; letters, digits and ``_``.
-    ``ttl`` (default ``None``: sessions never expire)
+    ``session_ttl`` (default ``None``: sessions never expire)
         Seconds after its last save at which a session expires, through the
         TTL index on ``expires_at`` (MongoDB removes expired documents within
-        about a minute).
+        about a minute). (This option used to be called ``ttl``, which is now
+        refused.)
     ``transactions`` (default ``"auto"``)
         ``"on"``: every save is also one multi-document transaction (needs a
         replica set or mongos); ``"off"``: never; ``"auto"``: on when the
@@ -87,7 +88,7 @@ class MongoStorageBackend(TriggerStorageBackend):
     Configuration example::
 
         {"backend": "mongo", "options": {"url": "mongodb://db/?replicaSet=rs0",
-                                         "database": "app", "ttl": 604800}}
+                                         "database": "app", "session_ttl": 604800}}
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -110,15 +111,16 @@ class MongoStorageBackend(TriggerStorageBackend):
         client: MongoClient[Document] | None = None,
         database: str = "triggers",
         collection: str = "triggers",
-        ttl: float | None = None,
+        session_ttl: float | None = None,
         transactions: Literal["auto", "on", "off"] = "auto",
         **options: Any,
     ) -> None:
+        config.refuse_renamed(options)
         super().__init__(uid, **options)
         self._url, self._given_client, self._names = url, client, (database, collection)
         self._bound: config.Bound | None = None
         self._where = f"{self._bind().where} (database {database!r}, collection {collection!r})"
-        self.ttl = config.ttl(ttl)
+        self.session_ttl = config.session_ttl(session_ttl)
         self.transactions = config.transactions(transactions)
         self._base: Header | None = None
         self._dead: list[Any] = []
@@ -192,8 +194,8 @@ class MongoStorageBackend(TriggerStorageBackend):
             in_transaction = changes.lease is not None and self._use_transactions()
             header = self._ready_header(changes, carry=not in_transaction)
             chosen = writing.plan(
-                changes, header, ttl=self.ttl, now=self.clock(), transaction=in_transaction,
-                dead=self._dead,
+                changes, header, session_ttl=self.session_ttl, now=self.clock(),
+                transaction=in_transaction, dead=self._dead,
             )
             session, owned = self._transaction_session(changes) if in_transaction else (None, False)
             try:
@@ -303,7 +305,9 @@ class MongoStorageBackend(TriggerStorageBackend):
 
     def _take(self, lease: Lease, session: ClientSession, budget: float) -> bool:
         try:
-            return leases.take(self.collection, lease, session.session_id, ttl=self.ttl)
+            return leases.take(
+                self.collection, lease, session.session_id, session_ttl=self.session_ttl
+            )
         except (ExecutionTimeout, NetworkTimeout) as error:
             raise LockTimeoutError(
                 f"session {self.uid!r}: the server did not take the lease within the "
@@ -370,13 +374,14 @@ class MongoStorageBackend(TriggerStorageBackend):
         return self.transactions == "on"
 
     def _prepare(self) -> None:
-        """Create the indexes once per process and client (and ``ttl``), before first use."""
+        """Create the indexes once per process and client (and ``session_ttl``), before first use."""
         collection = self.collection
-        marker = (id(self.client), os.getpid(), collection.full_name, self.ttl is not None)
+        expiring = self.session_ttl is not None
+        marker = (id(self.client), os.getpid(), collection.full_name, expiring)
         if marker in _prepared:
             return
         with _prepared_mutex:
             if marker not in _prepared:
                 config.check_old_layout(collection)
-                config.create_indexes(collection, ttl=self.ttl is not None)
+                config.create_indexes(collection, expiring=expiring)
                 _prepared.add(marker)

@@ -18,13 +18,19 @@ from pymongo.database import Database
 from pymongo.errors import InvalidName, PyMongoError
 
 from triggers.errors import ConfigurationError, SchemaError, hide_passwords
+from triggers.stores import validated_session_ttl
 from triggers_mongo import clients, layout
 
-__all__ = ["Bound", "Target", "bind", "check_old_layout", "create_indexes", "transactions", "ttl"]
+__all__ = [
+    "Bound", "Target", "bind", "check_old_layout", "create_indexes", "refuse_renamed", "session_ttl",
+    "transactions",
+]
 
 Document = dict[str, Any]
 
 _NAME = re.compile(r"[A-Za-z0-9_]{1,60}\Z")
+
+_LONGEST_SESSION_TTL = 1e10
 
 
 @dataclass(frozen=True)
@@ -48,22 +54,24 @@ def bind(url: str | None, client: MongoClient[Document] | None, database: str, n
 
 @dataclass(frozen=True)
 class Target:
-    """Collection, ttl and description from backend options (for administration)."""
+    """Collection, session_ttl and description from backend options (for administration)."""
 
     collection: Collection[Document]
-    ttl: float | None
+    session_ttl: float | None
     where: str
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> Target:
+        refuse_renamed(options)
         client, where = _client(options.get("url"), options.get("client"))
         database = options.get("database", "triggers")
         collection = _collection(client, database, options.get("collection", "triggers"))
-        return cls(collection, ttl(options.get("ttl")), where)
+        return cls(collection, session_ttl(options.get("session_ttl")), where)
 
 
-def create_indexes(collection: Collection[Document], *, ttl: bool) -> list[str]:
-    indexes = [*layout.INDEXES, layout.TTL_INDEX] if ttl else layout.INDEXES
+def create_indexes(collection: Collection[Document], *, expiring: bool) -> list[str]:
+    """Create the indexes (the TTL index only where sessions expire); a line per index."""
+    indexes = [*layout.INDEXES, layout.TTL_INDEX] if expiring else layout.INDEXES
     return [f"{collection.name}: index {name}" for name in collection.create_indexes(indexes)]
 
 
@@ -87,12 +95,23 @@ def check_old_layout(collection: Collection[Document]) -> None:
         )
 
 
-def ttl(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e10:
-        raise ConfigurationError(f"ttl= must be a positive number of seconds or None, not {value!r}")
-    return float(value)
+def session_ttl(value: object) -> float | None:
+    """Core's ``session_ttl`` (:func:`~triggers.stores.validated_session_ttl`), and at most
+    ``1e10`` s (about 300 years): expiry dates reach ``2 * session_ttl`` ahead, and a
+    date past the year 9999 cannot be written."""
+    seconds = validated_session_ttl(value)
+    if seconds is not None and seconds > _LONGEST_SESSION_TTL:
+        raise ConfigurationError(
+            f"session_ttl must be at most {_LONGEST_SESSION_TTL:g} seconds (about 300 years), "
+            f"or None for sessions that never expire; not {value!r}"
+        )
+    return seconds
+
+
+def refuse_renamed(options: Mapping[str, object]) -> None:
+    """Refuse ``ttl``, the old name of ``session_ttl``, saying so (not as just unknown)."""
+    if "ttl" in options:
+        raise ConfigurationError("the mongo backend's option ttl is now named session_ttl")
 
 
 def transactions(option: object) -> Literal["auto", "on", "off"]:
