@@ -1,12 +1,11 @@
 """The backend's options, checked, and what they bind to in one process.
 
 Bad options raise :class:`ConfigurationError` naming the option, when the
-storage object is made (nothing connects until first use).
+store is made (nothing connects until first use).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,17 +13,13 @@ from typing import Any, Literal
 
 from pymongo import MongoClient, WriteConcern
 from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import InvalidName, PyMongoError
 
-from triggers.errors import ConfigurationError, SchemaError, hide_passwords
+from triggers.errors import ConfigurationError, hide_passwords
 from triggers.stores import validated_session_ttl
 from triggers_mongo import clients, layout
 
-__all__ = [
-    "Bound", "Target", "bind", "check_old_layout", "create_indexes", "refuse_renamed", "session_ttl",
-    "transactions",
-]
+__all__ = ["Bound", "bind", "refuse_renamed", "session_ttl", "transactions"]
 
 Document = dict[str, Any]
 
@@ -35,9 +30,8 @@ _LONGEST_SESSION_TTL = 1e10
 
 @dataclass(frozen=True)
 class Bound:
-    """What a storage object uses in one process: the client and its collection."""
+    """What a store uses in its process: the client and its collection."""
 
-    pid: int
     client: MongoClient[Document]
     where: str
     write_concern: WriteConcern
@@ -49,50 +43,7 @@ def bind(url: str | None, client: MongoClient[Document] | None, database: str, n
     chosen, where = _client(url, client)
     concern = _journaled(chosen.write_concern)
     collection = _collection(chosen, database, name).with_options(write_concern=concern)
-    return Bound(os.getpid(), chosen, where, concern, collection)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Collection, session_ttl and description from backend options (for administration)."""
-
-    collection: Collection[Document]
-    session_ttl: float | None
-    where: str
-
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> Target:
-        refuse_renamed(options)
-        client, where = _client(options.get("url"), options.get("client"))
-        database = options.get("database", "triggers")
-        collection = _collection(client, database, options.get("collection", "triggers"))
-        return cls(collection, session_ttl(options.get("session_ttl")), where)
-
-
-def create_indexes(collection: Collection[Document], *, expiring: bool) -> list[str]:
-    """Create the indexes (the TTL index only where sessions expire); a line per index."""
-    indexes = [*layout.INDEXES, layout.TTL_INDEX] if expiring else layout.INDEXES
-    return [f"{collection.name}: index {name}" for name in collection.create_indexes(indexes)]
-
-
-def check_old_layout(collection: Collection[Document]) -> None:
-    """Refuse to run over sessions that an older triggers-mongo stored elsewhere.
-
-    Before this layout, ``collection="x"`` kept headers in ``x_sessions`` and
-    items in ``x_items``. Those sessions are not read here; rather than have
-    them look empty, say so.
-    """
-    database: Database[Document] = collection.database
-    old = f"{collection.name}_items"
-    listed = database.list_collection_names(filter={"name": old})
-    if listed and database[old].find_one({}, {"_id": 1}) is not None:
-        raise SchemaError(
-            f"collection {old!r} holds sessions in the layout of triggers-mongo 0.1 "
-            f"(headers in {collection.name + '_sessions'!r}), which this version does not "
-            f"read; it keeps everything in {collection.name!r}. Export them with the older "
-            "version (`triggers export`) and import them with this one (`triggers import`), "
-            "then drop the old collections"
-        )
+    return Bound(chosen, where, concern, collection)
 
 
 def session_ttl(value: object) -> float | None:
