@@ -414,6 +414,7 @@ def test_the_collection_prefix_separates_applications(mongo_options: dict[str, A
         ({"url": "mongodb://x", "session_ttl": True}, "session_ttl must be a finite"),
         ({"url": "mongodb://x", "session_ttl": 1e11}, "session_ttl must be at most"),
         ({"url": "mongodb://x", "ttl": 60}, "ttl is now named session_ttl"),
+        ({"url": "mongodb://x", "colection": "x"}, "MongoStore takes no option named colection"),
         ({"url": "mongodb://x", "transactions": True}, "transactions= must be 'auto', 'on' or 'off'"),
     ],
 )
@@ -422,6 +423,15 @@ def test_bad_options_are_refused_with_the_option_named(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         MongoStorageBackend("s", **options)
+
+
+def test_session_objects_of_one_configuration_share_one_store(
+    mongo_options: dict[str, Any],
+) -> None:
+    first = MongoStorageBackend("a", **mongo_options)
+    assert MongoStorageBackend("b", lease_ttl=5, **mongo_options).store is first.store
+    other = MongoStorageBackend("c", **{**mongo_options, "transactions": "off"})
+    assert other.store is not first.store and other.client is first.client  # one per URL
 
 
 def test_administration_refuses_the_old_name_of_session_ttl() -> None:
