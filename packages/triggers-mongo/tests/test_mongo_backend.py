@@ -300,11 +300,13 @@ def test_an_item_over_16_mb_is_refused_by_name_with_nothing_written(
     assert MongoStorageBackend("huge", **options).metadata == {"small": 1}
 
 
-def test_ttl_creates_the_indexes_and_dates_every_document(mongo_options: dict[str, Any]) -> None:
+def test_session_ttl_creates_the_indexes_and_dates_every_document(
+    mongo_options: dict[str, Any],
+) -> None:
     with pytest.raises(SchemaError, match="lacks the indexes"):
-        MongoStorageBackend.check_schema(**mongo_options, ttl=60)  # before any use
+        MongoStorageBackend.check_schema(**mongo_options, session_ttl=60)  # before any use
     now = [datetime(2026, 1, 1, tzinfo=UTC).timestamp()]
-    options = {**mongo_options, "ttl": 3600}
+    options = {**mongo_options, "session_ttl": 3600}
     storage = MongoStorageBackend("ttl", clock=lambda: now[0], **options)
     manager = TriggerManager(storage)
     manager.update_configuration({"t_a": {"run": NOOP, "after": ["go"], "andEvery": "go"}})
@@ -406,7 +408,13 @@ def test_the_collection_prefix_separates_applications(mongo_options: dict[str, A
         ({"url": "mongodb://u:pw@x:99999"}, r"url='mongodb://u:\*\*\*@x:99999' is not usable"),
         ({"url": "mongodb://x", "collection": "a.b"}, "collection='a.b'"),
         ({"url": "mongodb://x", "database": "a b/c"}, "database='a b/c'"),
-        ({"url": "mongodb://x", "ttl": 0}, "ttl= must be a positive number"),
+        ({"url": "mongodb://x", "session_ttl": 0}, "session_ttl must be a finite number"),
+        ({"url": "mongodb://x", "session_ttl": float("inf")}, "session_ttl must be a finite"),
+        ({"url": "mongodb://x", "session_ttl": float("nan")}, "session_ttl must be a finite"),
+        ({"url": "mongodb://x", "session_ttl": True}, "session_ttl must be a finite"),
+        ({"url": "mongodb://x", "session_ttl": 1e11}, "session_ttl must be at most"),
+        ({"url": "mongodb://x", "ttl": 60}, "ttl is now named session_ttl"),
+        ({"url": "mongodb://x", "colection": "x"}, "MongoStore takes no option named colection"),
         ({"url": "mongodb://x", "transactions": True}, "transactions= must be 'auto', 'on' or 'off'"),
     ],
 )
@@ -415,6 +423,21 @@ def test_bad_options_are_refused_with_the_option_named(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         MongoStorageBackend("s", **options)
+
+
+def test_session_objects_of_one_configuration_share_one_store(
+    mongo_options: dict[str, Any],
+) -> None:
+    first = MongoStorageBackend("a", **mongo_options)
+    assert MongoStorageBackend("b", lease_ttl=5, **mongo_options).store is first.store
+    other = MongoStorageBackend("c", **{**mongo_options, "transactions": "off"})
+    assert other.store is not first.store and other.client is first.client  # one per URL
+
+
+def test_administration_refuses_the_old_name_of_session_ttl() -> None:
+    for administer in (MongoStorageBackend.create_schema, MongoStorageBackend.check_schema):
+        with pytest.raises(ConfigurationError, match="ttl is now named session_ttl"):
+            administer(url="mongodb://x", ttl=60)
 
 
 class _Traffic(CommandListener):
@@ -493,7 +516,7 @@ def test_passwords_never_appear_in_messages(url: str, shown: str) -> None:
 def test_a_uid_reused_after_its_header_expired_never_sees_the_old_items(
     mongo_options: dict[str, Any],
 ) -> None:
-    options = {**mongo_options, "ttl": 3600}
+    options = {**mongo_options, "session_ttl": 3600}
     _save_metadata(options, "reused", old=True)
     collection = _raw(options)
     lingering = collection.count_documents({"uid": "reused"})

@@ -3,10 +3,11 @@
 Each concept has its module: the documents and which of them a reader
 believes (:mod:`.layout`), loading in one round trip (:mod:`.loading`),
 the conditional write with or without transactions (:mod:`.writing`), the
-lease (:mod:`.leases`), options (:mod:`.config`), indexes and listing
-(:mod:`.admin`), the client per URL and process (:mod:`.clients`) and
-driver errors (:mod:`.errors`). This class wires them to the core's hooks
-and bounds every call:
+lease (:mod:`.leases`), and the collection, shared by every session object
+of a process (:mod:`.store`: options, client, indexes, driver errors,
+administration). This class keeps what one session object knows (the
+header it loaded, the lock holder's client session), wires the modules to
+the core's hooks and bounds every call:
 
 * **Bounded calls**: every server call runs under :func:`pymongo.timeout`
   (a client-side deadline, sent as ``maxTimeMS`` and enforced on the socket
@@ -18,16 +19,16 @@ and bounds every call:
   or a ``StorageError`` naming the cause, never in a wait without end.
 * **Errors**: every driver error reaches the caller as a
   :class:`~triggers.errors.StorageError` naming the session, the operation and
-  the server (password hidden), with the driver's exception as its cause.
+  the server (password hidden), with the driver's exception as its cause
+  (:meth:`.MongoStore.translate`, through the core's ``_translate`` hook).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import pymongo
 from pymongo import MongoClient
@@ -36,27 +37,23 @@ from pymongo.collection import Collection
 from pymongo.errors import ExecutionTimeout, NetworkTimeout, PyMongoError
 
 from triggers.capabilities import Capabilities
-from triggers.errors import LockTimeoutError, StaleSessionError
+from triggers.errors import LockTimeoutError, StaleSessionError, TriggersError
 from triggers.locking import Lease
 from triggers.storage import LoadScope, SessionChanges, StoredSession, TriggerStorageBackend
-from triggers_mongo import admin, clients, config, layout, leases, loading, writing
-from triggers_mongo.errors import driver_errors
+from triggers.stores import COMMON_OPTIONS, store_options
+from triggers_mongo import layout, leases, loading, writing
+from triggers_mongo.errors import DRIVER_ERRORS
 from triggers_mongo.layout import Header
+from triggers_mongo.store import MongoStore
 from triggers_mongo.writing import MAX_DOCUMENT_BYTES
 
 __all__ = ["MAX_DOCUMENT_BYTES", "MongoStorageBackend"]
 
 Document = dict[str, Any]
 
-_RECORD_BYTES = MAX_DOCUMENT_BYTES - 1024 * 1024
-"""Largest record we promise: one document, less room for its uid, name and fields."""
-
 _SHORTEST_CALL = 1.0
 """Seconds one call may take when the caller's wait is (nearly) spent:
 ``acquire_lock(timeout=0)`` still makes one real attempt."""
-
-_prepared: set[tuple[int, int, str, bool]] = set()
-_prepared_mutex = threading.Lock()
 
 
 class MongoStorageBackend(TriggerStorageBackend):
@@ -75,103 +72,86 @@ class MongoStorageBackend(TriggerStorageBackend):
         Database holding the collection.
     ``collection`` (default ``"triggers"``)
         The collection holding headers and items; letters, digits and ``_``.
-    ``ttl`` (default ``None``: sessions never expire)
+    ``session_ttl`` (default ``None``: sessions never expire)
         Seconds after its last save at which a session expires, through the
         TTL index on ``expires_at`` (MongoDB removes expired documents within
-        about a minute).
+        about a minute). (This option used to be called ``ttl``, which is now
+        refused.)
     ``transactions`` (default ``"auto"``)
-        ``"on"``: every save is also one multi-document transaction (needs a
-        replica set or mongos); ``"off"``: never; ``"auto"``: on when the
-        server's ``hello`` says it can. Saves are atomic for readers either way.
+        ``"on"``: every save of a lock holder is also one multi-document
+        transaction (needs a replica set or mongos); ``"off"``: never;
+        ``"auto"``: on when the server's ``hello`` says it can. Optimistic
+        saves never use one. Saves are atomic for readers either way.
 
     Configuration example::
 
         {"backend": "mongo", "options": {"url": "mongodb://db/?replicaSet=rs0",
-                                         "database": "app", "ttl": 604800}}
+                                         "database": "app", "session_ttl": 604800}}
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        shared_state=True,
-        cross_process_locking=True,
-        fenced_saves=True,
-        skew_safe_leases=True,
-        optimistic_saves=True,
-        incremental_saves=True,
-        partial_loads=True,
-        ttl=True,
-        max_record_bytes=_RECORD_BYTES,
-    )
+    store_class: ClassVar[type[MongoStore]] = MongoStore
+    """The store its options (all but the common ones) build, shared per process."""
+    capabilities: ClassVar[Capabilities] = MongoStore.capabilities
 
-    def __init__(
-        self,
-        uid: str,
-        *,
-        url: str | None = None,
-        client: MongoClient[Document] | None = None,
-        database: str = "triggers",
-        collection: str = "triggers",
-        ttl: float | None = None,
-        transactions: Literal["auto", "on", "off"] = "auto",
-        **options: Any,
-    ) -> None:
-        super().__init__(uid, **options)
-        self._url, self._given_client, self._names = url, client, (database, collection)
-        self._bound: config.Bound | None = None
-        self._where = f"{self._bind().where} (database {database!r}, collection {collection!r})"
-        self.ttl = config.ttl(ttl)
-        self.transactions = config.transactions(transactions)
+    def __init__(self, uid: str, **options: Any) -> None:
+        self._store_options = store_options(options)
+        self._store = MongoStore.shared(**self._store_options)
+        self._store_pid = os.getpid()
+        super().__init__(uid, **{k: v for k, v in options.items() if k in COMMON_OPTIONS})
         self._base: Header | None = None
         self._dead: list[Any] = []
         """Copies the last load found that no save can commit any more (see :mod:`.layout`)."""
         self._holder: tuple[str, ClientSession] | None = None
         """(lease token, the client session whose lsid that lease records)."""
 
-    def _bind(self) -> config.Bound:
-        """Client and collection of this process (bound again after a ``fork()``).
+    @property
+    def store(self) -> MongoStore:
+        """This process's store for this object's options (another after a ``fork()``).
 
         An object made before a fork must not use its parent's connection
-        pool in the child, so the client comes from
-        :func:`clients.client_for` (one per URL and process) at first use in
-        each process. A ``client=`` passed in is the caller's to re-create
-        after a fork (pymongo resets its pools in a child, with a warning).
+        pool in the child, so the child looks up (and on first use builds)
+        a store of its own, whose client comes from :func:`clients.client_for`
+        (one per URL and process). A ``client=`` passed in is the caller's to
+        re-create after a fork (pymongo resets its pools in a child, with a
+        warning).
         """
-        bound = self._bound
-        if bound is None or bound.pid != os.getpid():
-            bound = self._bound = config.bind(self._url, self._given_client, *self._names)
-        return bound
+        if self._store_pid != os.getpid():
+            self._store = MongoStore.shared(**self._store_options)
+            self._store_pid = os.getpid()
+        return self._store
 
     @property
     def client(self) -> MongoClient[Document]:
         """This process's client."""
-        return self._bind().client
+        return self.store.client
 
     @property
     def collection(self) -> Collection[Document]:
         """This process's collection of headers and items (journaled writes)."""
-        return self._bind().collection
+        return self.store.collection
 
-    # -- administration ------------------------------------------------------------
+    # -- administration: the store's, built from the same options -------------------
 
     @classmethod
     def create_schema(cls, **options: Any) -> list[str]:
         """Create the indexes (idempotent)."""
-        return admin.create_schema(options)
+        return MongoStore.shared(**store_options(options)).create_schema()
 
     @classmethod
     def check_schema(cls, **options: Any) -> list[str]:
         """Describe the indexes; raise ``SchemaError`` if one is missing."""
-        return admin.check_schema(options)
+        return MongoStore.shared(**store_options(options)).check_schema()
 
     @classmethod
     def session_uids(cls, **options: Any) -> Iterator[str]:
         """Every saved session's uid."""
-        yield from admin.session_uids(options)
+        yield from MongoStore.shared(**store_options(options)).session_uids()
 
     # -- loading and saving -------------------------------------------------------
 
     def _load_session(self, scope: LoadScope) -> StoredSession:
-        with driver_errors(f"load session {self.uid!r}", self._where), self._bounded():
-            self._prepare()
+        with self._bounded():
+            self.store.prepare_once()
             loaded = loading.read(self.collection, self.uid, scope)
         known = self._base
         self._base = loaded.header or Header.new()
@@ -182,25 +162,24 @@ class MongoStorageBackend(TriggerStorageBackend):
         return loading.stored_session(self.uid, loaded)
 
     def _save_changes(self, changes: SessionChanges) -> None:
-        with driver_errors(f"save session {self.uid!r}", self._where):
-            with self._bounded():
-                self._prepare()
-            # Only a lock holder saves in a transaction: its lease names the transaction's
-            # session, so a successor can end it if the holder dies inside. An optimistic
-            # save names no session anywhere; it uses the commit protocol, which leaves
-            # nothing open when its writer dies (and is one round trip, not two).
-            in_transaction = changes.lease is not None and self._use_transactions()
-            header = self._ready_header(changes, carry=not in_transaction)
-            chosen = writing.plan(
-                changes, header, ttl=self.ttl, now=self.clock(), transaction=in_transaction,
-                dead=self._dead,
-            )
-            session, owned = self._transaction_session(changes) if in_transaction else (None, False)
-            try:
-                self._send_plan(chosen, changes, session)
-            finally:
-                if session is not None and owned:
-                    session.end_session()
+        with self._bounded():
+            self.store.prepare_once()
+        # Only a lock holder saves in a transaction: its lease names the transaction's
+        # session, so a successor can end it if the holder dies inside. An optimistic
+        # save names no session anywhere; it uses the commit protocol, which leaves
+        # nothing open when its writer dies (and is one round trip, not two).
+        in_transaction = changes.lease is not None and self.store.use_transactions()
+        header = self._ready_header(changes, carry=not in_transaction)
+        chosen = writing.plan(
+            changes, header, session_ttl=self.store.session_ttl, now=self.clock(),
+            transaction=in_transaction, dead=self._dead,
+        )
+        session, owned = self._transaction_session(changes) if in_transaction else (None, False)
+        try:
+            self._send_plan(chosen, changes, session)
+        finally:
+            if session is not None and owned:
+                session.end_session()
         self._base, self._dead = chosen.after, []
 
     def _ready_header(self, changes: SessionChanges, *, carry: bool) -> Header:
@@ -258,7 +237,7 @@ class MongoStorageBackend(TriggerStorageBackend):
     ) -> None:
         transaction = None
         if session is not None:
-            transaction = writing.Transaction(session, self._bind().write_concern, self._budget())
+            transaction = writing.Transaction(session, self.store.write_concern, self._budget())
         try:
             writing.write(self.collection, chosen, self._bounded, transaction)
         except PyMongoError as error:
@@ -283,9 +262,8 @@ class MongoStorageBackend(TriggerStorageBackend):
         budget = self._budget(self._lock_wait_left())
         session: ClientSession | None = None
         try:
-            with driver_errors(f"acquire the lock of session {self.uid!r}", self._where), \
-                    pymongo.timeout(budget):
-                self._prepare()
+            with pymongo.timeout(budget):
+                self.store.prepare_once()
                 current = loading.read_header(self.collection, self.uid)
                 if self._spent(lease) or (current is not None and current.lease_live):
                     return False  # held: poll again, without touching the header
@@ -303,7 +281,9 @@ class MongoStorageBackend(TriggerStorageBackend):
 
     def _take(self, lease: Lease, session: ClientSession, budget: float) -> bool:
         try:
-            return leases.take(self.collection, lease, session.session_id, ttl=self.ttl)
+            return leases.take(
+                self.collection, lease, session.session_id, session_ttl=self.store.session_ttl
+            )
         except (ExecutionTimeout, NetworkTimeout) as error:
             raise LockTimeoutError(
                 f"session {self.uid!r}: the server did not take the lease within the "
@@ -323,14 +303,12 @@ class MongoStorageBackend(TriggerStorageBackend):
         return self.clock() - lease.acquired_at > lease.ttl / 2
 
     def _renew_lease(self, lease: Lease) -> bool:
-        with driver_errors(f"renew the lock of session {self.uid!r}", self._where), \
-                self._bounded():
+        with self._bounded():
             return leases.renew(self.collection, lease)
 
     def _release_lease(self, lease: Lease) -> None:
         try:
-            with driver_errors(f"release the lock of session {self.uid!r}", self._where), \
-                    self._bounded():
+            with self._bounded():
                 leases.release(self.collection, lease)
         finally:
             self._forget_holder()
@@ -364,19 +342,8 @@ class MongoStorageBackend(TriggerStorageBackend):
     def _bounded(self) -> AbstractContextManager[None]:
         return pymongo.timeout(self._budget())
 
-    def _use_transactions(self) -> bool:
-        if self.transactions == "auto":
-            return clients.supports_transactions(self.client)
-        return self.transactions == "on"
-
-    def _prepare(self) -> None:
-        """Create the indexes once per process and client (and ``ttl``), before first use."""
-        collection = self.collection
-        marker = (id(self.client), os.getpid(), collection.full_name, self.ttl is not None)
-        if marker in _prepared:
-            return
-        with _prepared_mutex:
-            if marker not in _prepared:
-                config.check_old_layout(collection)
-                config.create_indexes(collection, ttl=self.ttl is not None)
-                _prepared.add(marker)
+    def _translate(self, error: BaseException, action: str) -> TriggersError:
+        """A pymongo error as the store words it (what failed, on which session, where)."""
+        if isinstance(error, DRIVER_ERRORS):
+            return self.store.translate(error, action, self.uid)
+        return super()._translate(error, action)

@@ -1,12 +1,11 @@
 """The backend's options, checked, and what they bind to in one process.
 
 Bad options raise :class:`ConfigurationError` naming the option, when the
-storage object is made (nothing connects until first use).
+store is made (nothing connects until first use).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,24 +13,25 @@ from typing import Any, Literal
 
 from pymongo import MongoClient, WriteConcern
 from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import InvalidName, PyMongoError
 
-from triggers.errors import ConfigurationError, SchemaError, hide_passwords
+from triggers.errors import ConfigurationError, hide_passwords
+from triggers.stores import validated_session_ttl
 from triggers_mongo import clients, layout
 
-__all__ = ["Bound", "Target", "bind", "check_old_layout", "create_indexes", "transactions", "ttl"]
+__all__ = ["Bound", "bind", "refuse_renamed", "session_ttl", "transactions"]
 
 Document = dict[str, Any]
 
 _NAME = re.compile(r"[A-Za-z0-9_]{1,60}\Z")
 
+_LONGEST_SESSION_TTL = 1e10
+
 
 @dataclass(frozen=True)
 class Bound:
-    """What a storage object uses in one process: the client and its collection."""
+    """What a store uses in its process: the client and its collection."""
 
-    pid: int
     client: MongoClient[Document]
     where: str
     write_concern: WriteConcern
@@ -43,56 +43,26 @@ def bind(url: str | None, client: MongoClient[Document] | None, database: str, n
     chosen, where = _client(url, client)
     concern = _journaled(chosen.write_concern)
     collection = _collection(chosen, database, name).with_options(write_concern=concern)
-    return Bound(os.getpid(), chosen, where, concern, collection)
+    return Bound(chosen, where, concern, collection)
 
 
-@dataclass(frozen=True)
-class Target:
-    """Collection, ttl and description from backend options (for administration)."""
-
-    collection: Collection[Document]
-    ttl: float | None
-    where: str
-
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> Target:
-        client, where = _client(options.get("url"), options.get("client"))
-        database = options.get("database", "triggers")
-        collection = _collection(client, database, options.get("collection", "triggers"))
-        return cls(collection, ttl(options.get("ttl")), where)
-
-
-def create_indexes(collection: Collection[Document], *, ttl: bool) -> list[str]:
-    indexes = [*layout.INDEXES, layout.TTL_INDEX] if ttl else layout.INDEXES
-    return [f"{collection.name}: index {name}" for name in collection.create_indexes(indexes)]
-
-
-def check_old_layout(collection: Collection[Document]) -> None:
-    """Refuse to run over sessions that an older triggers-mongo stored elsewhere.
-
-    Before this layout, ``collection="x"`` kept headers in ``x_sessions`` and
-    items in ``x_items``. Those sessions are not read here; rather than have
-    them look empty, say so.
-    """
-    database: Database[Document] = collection.database
-    old = f"{collection.name}_items"
-    listed = database.list_collection_names(filter={"name": old})
-    if listed and database[old].find_one({}, {"_id": 1}) is not None:
-        raise SchemaError(
-            f"collection {old!r} holds sessions in the layout of triggers-mongo 0.1 "
-            f"(headers in {collection.name + '_sessions'!r}), which this version does not "
-            f"read; it keeps everything in {collection.name!r}. Export them with the older "
-            "version (`triggers export`) and import them with this one (`triggers import`), "
-            "then drop the old collections"
+def session_ttl(value: object) -> float | None:
+    """Core's ``session_ttl`` (:func:`~triggers.stores.validated_session_ttl`), and at most
+    ``1e10`` s (about 300 years): expiry dates reach ``2 * session_ttl`` ahead, and a
+    date past the year 9999 cannot be written."""
+    seconds = validated_session_ttl(value)
+    if seconds is not None and seconds > _LONGEST_SESSION_TTL:
+        raise ConfigurationError(
+            f"session_ttl must be at most {_LONGEST_SESSION_TTL:g} seconds (about 300 years), "
+            f"or None for sessions that never expire; not {value!r}"
         )
+    return seconds
 
 
-def ttl(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e10:
-        raise ConfigurationError(f"ttl= must be a positive number of seconds or None, not {value!r}")
-    return float(value)
+def refuse_renamed(options: Mapping[str, object]) -> None:
+    """Refuse ``ttl``, the old name of ``session_ttl``, saying so (not as just unknown)."""
+    if "ttl" in options:
+        raise ConfigurationError("the mongo backend's option ttl is now named session_ttl")
 
 
 def transactions(option: object) -> Literal["auto", "on", "off"]:

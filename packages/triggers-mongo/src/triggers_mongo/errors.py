@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from pymongo.errors import PyMongoError
 
-from triggers.errors import StorageError, TriggersError, hide_passwords
+from triggers.errors import StorageError, hide_passwords
 
-__all__ = ["driver_errors"]
+__all__ = ["DRIVER_ERRORS", "translate"]
+
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (PyMongoError,)
+"""What pymongo raises; anything else is not the store failing."""
 
 
-@contextmanager
-def driver_errors(action: str, where: str) -> Iterator[None]:
-    """Turn any pymongo error into :class:`StorageError` naming ``action`` and ``where``.
+def translate(error: BaseException, action: str, uid: str | None, where: str) -> StorageError:
+    """The :class:`StorageError` a caller sees for a pymongo error raised while doing
+    ``action`` (on session ``uid``, if any) on the store described by ``where``.
 
-    The driver's exception stays reachable as ``__cause__``.
+    The first line of the driver's message, passwords hidden, at most 500
+    characters; the driver's exception stays reachable as ``__cause__``.
     """
-    try:
-        yield
-    except TriggersError:
-        raise
-    except PyMongoError as error:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        detail = hide_passwords(detail)[:500]
-        raise StorageError(
-            f"could not {action} on MongoDB {where}: {type(error).__name__}: {detail}"
-        ) from error
+    what = action
+    if uid is not None:
+        what += f"{' of' if action.endswith('lock') else ''} session {uid!r}"
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    detail = hide_passwords(detail)[:500]
+    return StorageError(f"could not {what} on MongoDB {where}: {type(error).__name__}: {detail}")

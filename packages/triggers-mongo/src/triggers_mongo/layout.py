@@ -10,7 +10,7 @@ A *header* per session, ``_id`` the uid::
      "settled": 7, "lease_token": "<token>" | None, "lease_expires": 1764000000.0,
      "lease_session": {"id": UUID} | None,   # the lock holder's logical session id
      "pending": [{"kind", "name", "record", "active", "deleted"}, ...] | None,
-     "expires_at": datetime, "items_expire_at": datetime}   # the last two with ttl=
+     "expires_at": datetime, "items_expire_at": datetime}   # the last two with session_ttl
 
 a *tail* per header, which every save rewrites with the header's version::
 
@@ -98,7 +98,7 @@ INDEXES = [
 ]
 
 TTL_INDEX = IndexModel([("expires_at", ASCENDING)], name="expires_at", expireAfterSeconds=0)
-"""With ``ttl=`` only: documents expire at their own ``expires_at``. (SecantusDB's TTL
+"""With ``session_ttl`` only: documents expire at their own ``expires_at``. (SecantusDB's TTL
 monitor reads every document of a collection with a TTL index each minute, under
 its global lock, so the index is not created where nothing expires.)"""
 

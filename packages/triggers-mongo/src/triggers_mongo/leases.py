@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 
 def take(
-    collection: Collection[Document], lease: Lease, lsid: Any, *, ttl: float | None
+    collection: Collection[Document], lease: Lease, lsid: Any, *, session_ttl: float | None
 ) -> bool:
     """Write ``lease`` if the stored one is free or expired; False if another holder won.
 
@@ -63,8 +63,8 @@ def take(
     new_header: Document = {"uid": lease.uid, "active": True, "seq": layout.SEQ_HEADER,
                             "key": secrets.token_hex(16), "version": None, "writer": None,
                             "settled": None}
-    if ttl is not None:
-        new_header["expires_at"] = moment(lease.acquired_at + ttl)
+    if session_ttl is not None:
+        new_header["expires_at"] = moment(lease.acquired_at + session_ttl)
     for name, value in new_header.items():
         fields[name] = {"$ifNull": [f"${name}", {"$literal": value}]}
     held = {"$cond": [{"$gt": [LEASE_EXPIRES, NOW]}, "the lease is held", None]}

@@ -122,7 +122,7 @@ def plan(
     changes: SessionChanges,
     header: Header,
     *,
-    ttl: float | None,
+    session_ttl: float | None,
     now: float,
     transaction: bool,
     dead: list[Any],
@@ -134,7 +134,7 @@ def plan(
     writer = secrets.token_hex(16)
     fields: Document = {"uid": changes.uid, "active": True, "seq": layout.SEQ_HEADER,
                         "key": header.key, "version": changes.new_version, "writer": writer}
-    expiry = _expiry(header, ttl, now)
+    expiry = _expiry(header, session_ttl, now)
     fields.update(expiry.header_fields)
     if changes.lease is None:  # the lease is free or expired: leave none behind
         fields.update(lease_token=None, lease_expires=0.0, lease_session=None)
@@ -433,19 +433,23 @@ class _Expiry:
     refresh: bool
 
 
-def _expiry(header: Header, ttl: float | None, now: float) -> _Expiry:
-    """Dates of ``ttl=``: the header's from this save, the items' renewed once per ``ttl``.
+def _expiry(header: Header, session_ttl: float | None, now: float) -> _Expiry:
+    """Dates of ``session_ttl``: the header's from this save, the items' renewed once per
+    ``session_ttl``.
 
-    Items carry a date at least as late as the header's (now + 2 x ttl when
-    renewed), so renewing them all costs one statement per ``ttl`` period,
-    not one per save.
+    Items carry a date at least as late as the header's (now + 2 x session_ttl
+    when renewed), so renewing them all costs one statement per ``session_ttl``
+    period, not one per save. The rule goes by the dates stored (renew when the
+    items' date falls before the header's new one), not by when it was last
+    set, so writers configured with different ``session_ttl`` never leave an
+    item expiring before its header.
     """
-    if ttl is None:
+    if session_ttl is None:
         return _Expiry({}, header.items_expire_at, refresh=False)
-    fields: Document = {"expires_at": moment(now + ttl)}
+    fields: Document = {"expires_at": moment(now + session_ttl)}
     items_expire_at = header.items_expire_at
-    if items_expire_at is None or items_expire_at < moment(now + ttl):
-        items_expire_at = fields["items_expire_at"] = moment(now + 2 * ttl)
+    if items_expire_at is None or items_expire_at < moment(now + session_ttl):
+        items_expire_at = fields["items_expire_at"] = moment(now + 2 * session_ttl)
         return _Expiry(fields, items_expire_at, refresh=True)
     return _Expiry(fields, items_expire_at, refresh=False)
 
