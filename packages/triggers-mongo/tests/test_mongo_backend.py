@@ -527,3 +527,26 @@ def test_a_uid_reused_after_its_header_expired_never_sees_the_old_items(
     assert "old" not in MongoStorageBackend("reused", **options).metadata
     # The old items wait for their own expiry; loads read them (by uid) and ignore them.
     assert collection.count_documents({"uid": "reused"}) > lingering
+
+
+def test_spans_report_the_commands_sent_as_round_trips(mongo_options: dict[str, Any]) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from triggers import observability
+
+    _save_metadata(mongo_options, "traced", step=1)
+    storage = MongoStorageBackend("traced", **mongo_options)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observability.configure(tracer_provider=provider)
+    try:
+        storage.transact(lambda: storage.metadata.update(step=2))
+    finally:
+        observability.configure(tracer_provider=None)
+    reported = {span.name: (span.attributes or {}).get("triggers.round_trips")
+                for span in exporter.get_finished_spans()}
+    # A change through transact(): one find to load, one update to save (no transaction).
+    assert (reported["triggers.load"], reported["triggers.save"]) == (1, 1), reported

@@ -13,7 +13,9 @@ import os
 import threading
 from typing import Any
 
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
+
+from triggers import observability
 
 __all__ = ["client_for", "supports_transactions"]
 
@@ -28,7 +30,7 @@ def client_for(url: str) -> MongoClient[dict[str, Any]]:
     with _mutex:
         client = _clients.get(key)
         if client is None:
-            client = _clients[key] = MongoClient(url, connect=False)
+            client = _clients[key] = MongoClient(url, connect=False, event_listeners=[_ROUND_TRIPS])
         return client
 
 
@@ -49,3 +51,24 @@ def supports_transactions(client: MongoClient[dict[str, Any]]) -> bool:
     with _mutex:
         _transactions[key] = supported
     return supported
+
+
+class _RoundTrips(monitoring.CommandListener):
+    """Counts each command a client sends (a round trip) on the span around it.
+
+    pymongo calls ``started`` in the thread that sends the command, so the
+    count lands on that thread's load, save or lock-wait span. Only clients
+    this module makes count; a ``client=`` passed in has its own listeners.
+    """
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        observability.count_round_trip()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+_ROUND_TRIPS = _RoundTrips()
