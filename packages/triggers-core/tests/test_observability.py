@@ -18,6 +18,7 @@ from triggers.errors import ContentionError, LockTimeoutError, RetryTask, StaleS
 from triggers.manager import TriggerManager
 from triggers.memory import MemoryStorageBackend
 from triggers.tasks import TaskContext
+from triggers_conformance.spans import recorded_spans
 
 UID = "order-1234 of alice@example.com"
 
@@ -34,14 +35,8 @@ def succeed(context: TaskContext) -> dict[str, Any]:
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    observability.configure(tracer_provider=provider)
-    try:
+    with recorded_spans() as exporter:
         yield exporter
-    finally:
-        observability.configure(tracer_provider=None)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from triggers.manager import TriggerManager
 from triggers.runners import TaskRunner
 from triggers.storage import SessionChanges
 from triggers.types import InstanceStatus
+from triggers_conformance.spans import recorded_spans, round_trips
 from triggers_dynamodb import DynamoDBStorageBackend, DynamoDBStore, errors, expiry, loading, skew
 from triggers_dynamodb.items import ITEM_BYTES_LIMIT, item_bytes, record_item
 from triggers_dynamodb.store import MAX_RECORD_BYTES
@@ -875,31 +876,13 @@ def test_a_session_saved_before_items_expire_existed_keeps_its_expiry(dynamodb: 
 
 
 def test_spans_report_the_requests_sent_as_round_trips(dynamodb: DynamoDB) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from triggers import observability
-
     storage = _open(dynamodb, "traced")
     manager = TriggerManager(storage, runners={"queue": _Queue()})
     manager.update_configuration({"t_job": {"run": NOOP, "after": ["job"], "using": "queue"}})
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    observability.configure(tracer_provider=provider)
-    try:
-        with traffic(storage.client) as seen:
-            TriggerManager(_open(dynamodb, "traced"), runners={"queue": _Queue()}).fire("job")
-    finally:
-        observability.configure(tracer_provider=None)
-    spans = exporter.get_finished_spans()
-
-    def trips(name: str) -> list[Any]:
-        return [(span.attributes or {}).get("triggers.round_trips") for span in spans
-                if span.name == name]
-
+    with recorded_spans() as spans, traffic(storage.client) as seen:
+        TriggerManager(_open(dynamodb, "traced"), runners={"queue": _Queue()}).fire("job")
     # Each load span counts its Query requests, each save span its transaction.
-    assert set(trips("triggers.save")) == {1} and len(trips("triggers.save")) == 1
-    assert sum(trips("triggers.load")) == seen.requests["Query"] >= 1, (trips("triggers.load"), seen)
+    assert round_trips(spans, "triggers.save") == [1]
+    loads = round_trips(spans, "triggers.load")
+    assert sum(loads) == seen.requests["Query"] >= 1, (loads, seen)
     assert seen.requests["TransactWriteItems"] == 1

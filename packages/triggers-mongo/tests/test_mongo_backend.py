@@ -26,6 +26,7 @@ from triggers.errors import (
 )
 from triggers.manager import TriggerManager
 from triggers.types import InstanceStatus
+from triggers_conformance.spans import recorded_spans, round_trips
 from triggers_mongo import MongoStorageBackend, clients, writing
 from triggers_mongo.backend import MAX_DOCUMENT_BYTES
 
@@ -530,23 +531,10 @@ def test_a_uid_reused_after_its_header_expired_never_sees_the_old_items(
 
 
 def test_spans_report_the_commands_sent_as_round_trips(mongo_options: dict[str, Any]) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from triggers import observability
-
     _save_metadata(mongo_options, "traced", step=1)
     storage = MongoStorageBackend("traced", **mongo_options)
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    observability.configure(tracer_provider=provider)
-    try:
+    with recorded_spans() as spans:
         storage.transact(lambda: storage.metadata.update(step=2))
-    finally:
-        observability.configure(tracer_provider=None)
-    reported = {span.name: (span.attributes or {}).get("triggers.round_trips")
-                for span in exporter.get_finished_spans()}
     # A change through transact(): one find to load, one update to save (no transaction).
-    assert (reported["triggers.load"], reported["triggers.save"]) == (1, 1), reported
+    reported = (round_trips(spans, "triggers.load"), round_trips(spans, "triggers.save"))
+    assert reported == ([1], [1]), reported

@@ -21,6 +21,8 @@ from triggers.errors import ContentionError, StaleSessionError
 from triggers.manager import TriggerManager
 from triggers.runners import TaskRunner
 from triggers.storage import SessionChanges
+from triggers_conformance.spans import recorded_spans
+from triggers_conformance.spans import round_trips as spans_round_trips
 from triggers_sql import SQLStorageBackend
 
 NOOP = "triggers_conformance.tasks.noop"
@@ -64,12 +66,6 @@ def test_round_trips_of_a_save(database: Database) -> None:
 
 
 def test_spans_report_the_round_trips_of_loads_and_saves(database: Database) -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from triggers import observability
-
     storage = SQLStorageBackend("traced", **database.options)
     manager = TriggerManager(storage, runners={"queue": _Queue()})
     manager.update_configuration(
@@ -77,19 +73,11 @@ def test_spans_report_the_round_trips_of_loads_and_saves(database: Database) -> 
     )
     manager.fire("start")
     manager.fire("job", {"n": "warm-up"})
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    observability.configure(tracer_provider=provider)
-    try:
-        with round_trips(storage.engine) as fire:
-            manager.fire("job", {"n": 1})
-    finally:
-        observability.configure(tracer_provider=None)
-    reported = {span.name: (span.attributes or {}).get("triggers.round_trips")
-                for span in exporter.get_finished_spans()}
+    with recorded_spans() as spans, round_trips(storage.engine) as fire:
+        manager.fire("job", {"n": 1})
     assert fire.count == QUEUED_FIRE[database.name]
-    assert (reported["triggers.load"], reported["triggers.save"]) == (1, fire.count - 1), reported
+    reported = (spans_round_trips(spans, "triggers.load"), spans_round_trips(spans, "triggers.save"))
+    assert reported == ([1], [fire.count - 1]), reported
 
 
 def _rows(database: Database, uid: str) -> dict[str, Any]:
