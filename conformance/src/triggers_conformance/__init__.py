@@ -19,8 +19,9 @@ import pytest
 pytest.register_assert_rewrite("triggers_conformance")
 
 from triggers_conformance.base import StorageFactory  # noqa: E402
+from triggers_conformance.damage import RawStore  # noqa: E402
 from triggers_conformance.guarantees import GUARANTEES  # noqa: E402
 from triggers_conformance.keyvalue import KeyValueConformance  # noqa: E402
 from triggers_conformance.suite import BackendConformance, standard_test_names  # noqa: E402
 
-__all__ = ["GUARANTEES", "BackendConformance", "KeyValueConformance", "StorageFactory", "standard_test_names"]
+__all__ = ["GUARANTEES", "BackendConformance", "KeyValueConformance", "RawStore", "StorageFactory", "standard_test_names"]

@@ -33,6 +33,7 @@ GUARANTEES: dict[str, str] = {
     "incremental_saves": "saves write only what changed",
     "partial_loads": "fires load only active instances",
     "limits": "declared limits probed at and over the limit",
+    "damaged_data": "damaged data reported, left untouched",
 }
 """Guarantee keys and what they mean, in report order."""
 

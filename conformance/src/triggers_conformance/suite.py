@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from triggers_conformance.base import ConformanceBase
 from triggers_conformance.concurrency import ConcurrencyTests
 from triggers_conformance.configuration import ConfigurationTests
+from triggers_conformance.damaged_data import DamagedDataTests
 from triggers_conformance.efficiency import EfficiencyTests
 from triggers_conformance.isolation import IsolationTests
 from triggers_conformance.limits import LimitTests
@@ -46,10 +47,11 @@ _TOPICS = (
     OptimisticTests,
     EfficiencyTests,
     LimitTests,
+    DamagedDataTests,
 )
 
 
-OVERRIDABLE = frozenset({"make_storage", "triggers_store", "xfail_tests"})
+OVERRIDABLE = frozenset({"make_storage", "triggers_store", "raw_store", "xfail_tests"})
 """What a subclass may define; everything else the suite defines is fixed."""
 
 

@@ -6,25 +6,37 @@ import uuid
 from typing import Any
 
 import pytest
+from cache_raw_store import CacheRawStore
 
 from triggers.storage import TriggerStorageBackend
 from triggers_cache import CacheStorageBackend
-from triggers_conformance import BackendConformance, KeyValueConformance, StorageFactory
+from triggers_conformance import BackendConformance, KeyValueConformance, RawStore, StorageFactory
 
 
-def _factory(alias: str) -> StorageFactory:
-    prefix = f"c{uuid.uuid4().hex[:12]}"
+def _options(alias: str) -> dict[str, Any]:
+    """A fresh key prefix in the cache ``alias``."""
+    return {"cache": alias, "key_prefix": f"c{uuid.uuid4().hex[:12]}"}
 
+
+def _factory(cache_options: dict[str, Any]) -> StorageFactory:
     def make(uid: str, **options: Any) -> TriggerStorageBackend:
-        return CacheStorageBackend(uid, cache=alias, key_prefix=prefix, **options)
+        return CacheStorageBackend(uid, **cache_options, **options)
 
     return make
 
 
 class TestCacheBackend(BackendConformance):
     @pytest.fixture
-    def make_storage(self, cache_alias: str) -> StorageFactory:
-        return _factory(cache_alias)
+    def cache_options(self, cache_alias: str) -> dict[str, Any]:
+        return _options(cache_alias)
+
+    @pytest.fixture
+    def make_storage(self, cache_options: dict[str, Any]) -> StorageFactory:
+        return _factory(cache_options)
+
+    @pytest.fixture
+    def raw_store(self, cache_options: dict[str, Any]) -> RawStore:
+        return CacheRawStore(cache_options)
 
 
 class TestCacheLayout(KeyValueConformance):
@@ -32,4 +44,4 @@ class TestCacheLayout(KeyValueConformance):
 
     @pytest.fixture
     def make_storage(self, cache_alias: str) -> StorageFactory:
-        return _factory(cache_alias)
+        return _factory(_options(cache_alias))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dynamodb_raw_store import DynamoDBRawStore
 
 from triggers.storage import TriggerStorageBackend
-from triggers_conformance import BackendConformance, StorageFactory
+from triggers_conformance import BackendConformance, RawStore, StorageFactory
 from triggers_dynamodb import DynamoDBStorageBackend
 
 
@@ -18,3 +19,7 @@ class TestDynamoDBBackend(BackendConformance):
             return DynamoDBStorageBackend(uid, **dynamodb.options, **options)
 
         return make
+
+    @pytest.fixture
+    def raw_store(self, dynamodb: Any) -> RawStore:
+        return DynamoDBRawStore(dynamodb.options)

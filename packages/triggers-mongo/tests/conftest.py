@@ -9,8 +9,10 @@ afterwards, so runs sharing a server never meet.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from triggers_conformance import catalogue
 from triggers_conformance.servers import serve
+
+sys.path.insert(0, str(Path(__file__).parent))
 
 URL = catalogue.MONGO_URL
 RUN_DATABASE = f"triggers_test_{uuid.uuid4().hex[:10]}"

@@ -10,27 +10,33 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from mongo_raw_store import MongoRawStore
 
 from triggers.storage import TriggerStorageBackend
-from triggers_conformance import BackendConformance, StorageFactory
+from triggers_conformance import BackendConformance, RawStore, StorageFactory
 from triggers_mongo import MongoStorageBackend
 
 
 class TestMongoBackend(BackendConformance):
     @pytest.fixture(params=["auto", "off"])
-    def make_storage(
+    def conformance_options(
         self, request: pytest.FixtureRequest, mongo_url: str, mongo_database: str
-    ) -> StorageFactory:
+    ) -> dict[str, Any]:
         transactions = request.param
+        return {
+            "url": mongo_url,
+            "database": mongo_database,
+            "collection": f"conformance_{transactions}",
+            "transactions": transactions,
+        }
 
+    @pytest.fixture
+    def make_storage(self, conformance_options: dict[str, Any]) -> StorageFactory:
         def make(uid: str, **options: Any) -> TriggerStorageBackend:
-            return MongoStorageBackend(
-                uid,
-                url=mongo_url,
-                database=mongo_database,
-                collection=f"conformance_{transactions}",
-                transactions=transactions,
-                **options,
-            )
+            return MongoStorageBackend(uid, **conformance_options, **options)
 
         return make
+
+    @pytest.fixture
+    def raw_store(self, conformance_options: dict[str, Any]) -> RawStore:
+        return MongoRawStore(conformance_options)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sql_raw_store import SQLRawStore
 
 from triggers.storage import TriggerStorageBackend
-from triggers_conformance import BackendConformance, StorageFactory
+from triggers_conformance import BackendConformance, RawStore, StorageFactory
 from triggers_sql import SQLStorageBackend
 
 
@@ -18,3 +19,7 @@ class TestSQLBackend(BackendConformance):
             return SQLStorageBackend(uid, **database.options, **options)
 
         return make
+
+    @pytest.fixture
+    def raw_store(self, database: Any) -> RawStore:
+        return SQLRawStore(database.options)
