@@ -125,3 +125,12 @@ def test_overriding_a_suite_fixture_or_helper_is_refused() -> None:
         class TestLenient(BackendConformance):
             def _assert_every_fire_applied_once(self, *args: object) -> None:
                 pass
+
+
+def test_damaged_data_tests_are_skipped_with_a_hint_without_a_raw_store(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_mine=MEMORY_SUBCLASS.replace("{XFAIL}", "{}"))
+    result = pytester.runpytest("-q", "-rs", "-p", "no:cacheprovider", "-k", "damaged")
+    result.assert_outcomes(skipped=3)
+    result.stdout.fnmatch_lines(["*no raw store: define a raw_store fixture (a RawStore)*"])
