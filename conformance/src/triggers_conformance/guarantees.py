@@ -22,6 +22,7 @@ GUARANTEES: dict[str, str] = {
     "round_trip": "round trip of the value domain",
     "value_domain": "values outside the domain refused, nothing written",
     "configuration": "bad configuration refused, nothing written",
+    "options": "bad backend options refused, nothing written",
     "manager": "manager semantics end to end",
     "isolation": "isolation between sessions",
     "mutual_exclusion": "lock exclusion, re-entrancy, bounded wait",

@@ -31,6 +31,7 @@ from triggers_conformance.limits import LimitTests
 from triggers_conformance.locking import LockingTests
 from triggers_conformance.manager_semantics import ManagerSemanticsTests
 from triggers_conformance.optimistic import OptimisticTests
+from triggers_conformance.options import BadOptionTests
 from triggers_conformance.session_api import SessionApiTests
 from triggers_conformance.value_domain import ValueDomainTests
 
@@ -40,6 +41,7 @@ _TOPICS = (
     SessionApiTests,
     ValueDomainTests,
     ConfigurationTests,
+    BadOptionTests,
     ManagerSemanticsTests,
     IsolationTests,
     LockingTests,
@@ -51,7 +53,7 @@ _TOPICS = (
 )
 
 
-OVERRIDABLE = frozenset({"make_storage", "triggers_store", "raw_store", "xfail_tests"})
+OVERRIDABLE = frozenset({"make_storage", "triggers_store", "raw_store", "bad_options", "xfail_tests"})
 """What a subclass may define; everything else the suite defines is fixed."""
 
 

@@ -26,6 +26,14 @@ def _factory(cache_options: dict[str, Any]) -> StorageFactory:
 
 
 class TestCacheBackend(BackendConformance):
+    bad_options = [
+        ({"timeout": 0}, "timeout must be a finite number of seconds above zero.*not 0"),
+        ({"timeout": "1"}, "timeout must be .* not '1'"),
+        ({"timeout": float("inf")}, "timeout must be .* not inf"),
+        ({"timeout": 60, "session_ttl": 60}, "timeout or as session_ttl, not both"),
+        ({"color": "red"}, "takes no option named color"),
+    ]
+
     @pytest.fixture
     def cache_options(self, cache_alias: str) -> dict[str, Any]:
         return _options(cache_alias)

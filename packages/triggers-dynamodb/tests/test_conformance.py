@@ -13,6 +13,11 @@ from triggers_dynamodb import DynamoDBStorageBackend
 
 
 class TestDynamoDBBackend(BackendConformance):
+    bad_options = [
+        ({"ttl": 60}, "ttl is now named session_ttl"),
+        ({"create_table": "yes"}, "create_table"),
+    ]
+
     @pytest.fixture
     def make_storage(self, dynamodb: Any) -> StorageFactory:
         def make(uid: str, **options: Any) -> TriggerStorageBackend:

@@ -180,8 +180,6 @@ def test_a_table_lost_while_running_is_reported_until_an_operator_creates_it(
         ({"table_name": "triggers", "client": object()}, "client="),
         ({"table_name": "triggers", "client": "c", "region_name": "us-east-1"}, "not both"),
         ({"table_name": "triggers", "endpoint_url": 5}, "endpoint_url"),
-        ({"table_name": "triggers", "ttl": 60}, "ttl is now named session_ttl"),
-        ({"table_name": "triggers", "create_table": "yes"}, "create_table"),
     ],
 )
 def test_bad_options_are_refused_with_the_option_named(options: dict[str, Any], named: str) -> None:

@@ -18,6 +18,16 @@ from triggers_mongo import MongoStorageBackend
 
 
 class TestMongoBackend(BackendConformance):
+    bad_options = [
+        ({"session_ttl": 0}, "session_ttl must be a finite number"),
+        ({"session_ttl": float("inf")}, "session_ttl must be a finite"),
+        ({"session_ttl": float("nan")}, "session_ttl must be a finite"),
+        ({"session_ttl": True}, "session_ttl must be a finite"),
+        ({"session_ttl": 1e11}, "session_ttl must be at most"),
+        ({"ttl": 60}, "ttl is now named session_ttl"),
+        ({"colection": "x"}, "MongoStore takes no option named colection"),
+    ]
+
     @pytest.fixture(params=["auto", "off"])
     def conformance_options(
         self, request: pytest.FixtureRequest, mongo_url: str, mongo_database: str
