@@ -33,16 +33,15 @@ from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from triggers import values
 from triggers.capabilities import Capabilities
 from triggers.errors import ConfigurationError, StaleSessionError
 from triggers.locking import LOCAL_LEASES, Lease
 from triggers.storage import (
+    RECORD_KINDS,
     LoadScope,
     SessionChanges,
     StoredSession,
     StoredText,
-    is_active_record,
 )
 from triggers.stores import Store, StoreStorageBackend
 
@@ -134,20 +133,10 @@ class MemoryStore(Store):
         # Serialize outside the mutex (the base class did, in *_texts); then
         # check the fence and apply in one critical section, which is what
         # makes the save atomic.
-        configs = {
-            name: StoredText(_text(record, changes.config_texts.get(name)))
-            for name, record in changes.configs.items()
-        }
-        instances = {
-            name: StoredText(
-                _text(record, changes.instance_texts.get(name)), resolved=not is_active_record(record)
-            )
-            for name, record in changes.instances.items()
-        }
-        metadata = {
-            key: StoredText(_text(value, changes.metadata_texts.get(key)))
-            for key, value in changes.metadata.items()
-        }
+        by_kind: dict[str, dict[str, StoredText]] = {kind: {} for kind in RECORD_KINDS}
+        for row in changes.rows():
+            by_kind[row.kind][row.name] = StoredText(row.text, resolved=not row.active)
+        configs, instances, metadata = (by_kind[kind] for kind in RECORD_KINDS)
         with self._sessions.mutex:
             self._check_fence(uid, changes)
             state = self._sessions.sessions.get(uid)
@@ -155,8 +144,8 @@ class MemoryStore(Store):
                 state = self._sessions.sessions[uid] = _StoredState()
             state.configs.update(configs)
             state.instances.update(instances)
-            for name, stored in instances.items():
-                if stored.resolved:
+            for name, record in instances.items():
+                if record.resolved:
                     state.active.discard(name)
                 else:
                     state.active.add(name)
@@ -204,6 +193,3 @@ class MemoryStorageBackend(StoreStorageBackend):
                 store.sessions.clear()
 
 
-def _text(record: values.JSONValue, text: str | None) -> str:
-    """A changed record's canonical JSON: as the base class computed it, if it did."""
-    return values.canonical_json(record) if text is None else text

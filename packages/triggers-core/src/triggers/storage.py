@@ -132,6 +132,8 @@ from triggers.locking import LOCAL_LEASES, Clock, Lease, backoff_delays, poll_un
 from triggers.types import RESOLVED_STATUSES, InstanceStatus, TaskConfig, TaskInstance
 
 __all__ = [
+    "RECORD_KINDS",
+    "ChangedRecord",
     "LoadScope",
     "SessionChanges",
     "StoredSession",
@@ -240,6 +242,26 @@ class StoredSession:
     complete: bool = True
 
 
+RECORD_KINDS = ("task", "instance", "metadata")
+"""The kinds of record a session holds, as :meth:`SessionChanges.rows` and
+error messages name them: task configurations, task instances, metadata values."""
+
+
+@dataclass(frozen=True)
+class ChangedRecord:
+    """One record a save writes (see :meth:`SessionChanges.rows`)."""
+
+    kind: str
+    """One of :data:`RECORD_KINDS`."""
+    name: str
+    """The task's or instance's name, or the metadata key (escaped)."""
+    text: str
+    """The record's canonical JSON."""
+    active: bool
+    """False only for an instance that is resolved (finished, failed, skipped...):
+    what partial loads leave out (see :func:`is_active_record`)."""
+
+
 @dataclass(frozen=True)
 class SessionChanges:
     """What a save must write, computed by the base class.
@@ -278,6 +300,20 @@ class SessionChanges:
     @property
     def is_empty(self) -> bool:
         return not (self.configs or self.instances or self.metadata or self.deleted_metadata)
+
+    def rows(self) -> Iterator[ChangedRecord]:
+        """Every changed record as its canonical JSON text, tasks first, then
+        instances, then metadata values (``deleted_metadata`` aside): what a
+        backend writes, in one vocabulary (:data:`RECORD_KINDS`). The text is
+        the one the base class computed to detect the change (encoded now only
+        for changes built by hand), so no record is encoded twice."""
+        for name, config in self.configs.items():
+            yield ChangedRecord("task", name, _text_of(config, self.config_texts.get(name)), True)
+        for name, instance in self.instances.items():
+            text = _text_of(instance, self.instance_texts.get(name))
+            yield ChangedRecord("instance", name, text, is_active_record(instance))
+        for key, value in self.metadata.items():
+            yield ChangedRecord("metadata", key, _text_of(value, self.metadata_texts.get(key)), True)
 
     @property
     def is_optimistic(self) -> bool:
@@ -1487,20 +1523,14 @@ class TriggerStorageBackend:
     def _check_limits(self, changes: SessionChanges) -> None:
         caps = self.capabilities
         if caps.max_record_bytes is not None:
-            kinds = (
-                ("task", changes.configs, changes.config_texts),
-                ("instance", changes.instances, changes.instance_texts),
-                ("metadata", changes.metadata, changes.metadata_texts),
-            )
-            for kind, records, texts in kinds:
-                for name, record in records.items():
-                    size = _utf8_size(_text_of(record, texts.get(name)))
-                    if size > caps.max_record_bytes:
-                        raise SessionLimitError(
-                            f"session {self.uid!r}: {kind} {name!r} takes {size} bytes; "
-                            f"{type(self).__name__} stores at most {caps.max_record_bytes} "
-                            "per record. Nothing was written"
-                        )
+            for row in changes.rows():
+                size = _utf8_size(row.text)
+                if size > caps.max_record_bytes:
+                    raise SessionLimitError(
+                        f"session {self.uid!r}: {row.kind} {row.name!r} takes {size} bytes; "
+                        f"{type(self).__name__} stores at most {caps.max_record_bytes} "
+                        "per record. Nothing was written"
+                    )
         if caps.max_session_bytes is not None and self._level == LoadScope.FULL:
             size = self._session_bytes()
             if size > caps.max_session_bytes:
@@ -1551,20 +1581,11 @@ def _seconds(option: str, value: object, *, allow_zero: bool) -> float:
 
 def _changes_bytes(changes: SessionChanges) -> int:
     """Bytes of the records a save wrote, in canonical JSON (for the save_bytes metric)."""
-    parts = (
-        (changes.configs, changes.config_texts),
-        (changes.instances, changes.instance_texts),
-        (changes.metadata, changes.metadata_texts),
-    )
-    return sum(
-        _utf8_size(_text_of(record, texts.get(name)))
-        for records, texts in parts
-        for name, record in records.items()
-    )
+    return sum(_utf8_size(row.text) for row in changes.rows())
 
 
-def _text_of(record: values.JSONValue, text: str | None) -> str:
-    """The canonical JSON of a changed record: the text computed with it, if there is one."""
+def _text_of(record: Any, text: str | None) -> str:
+    """A changed record's canonical JSON: the text computed with it, else encoded now."""
     return values.canonical_json(record) if text is None else text
 
 

@@ -49,9 +49,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from triggers import values
 from triggers.errors import SessionLimitError, StaleSessionError, StorageError
-from triggers.storage import SessionChanges, is_active_record
+from triggers.storage import SessionChanges
 from triggers_dynamodb import expiry, leases, skew
 from triggers_dynamodb.errors import (
     CONFLICT_ATTEMPTS,
@@ -199,28 +198,22 @@ def _puts(
     """(what, item) for every item the save puts, and where each changed instance now lives."""
     puts: list[tuple[str, Item]] = []
     moved: dict[str, str] = {}
-    for name, record in changes.configs.items():
-        text = _text(record, changes.config_texts.get(name))
-        puts.append((f"task {name!r}", where.record(Kind.CONFIG, name, text)))
-    for name, record in changes.instances.items():
-        place = Kind.ACTIVE if is_active_record(record) else Kind.RESOLVED
-        before = places.get(name)
-        if before is not None and before != place:
-            puts.append((f"instance {name!r}", where.tombstone(before, name)))
-        text = _text(record, changes.instance_texts.get(name))
-        puts.append((f"instance {name!r}", where.record(place, name, text)))
-        moved[name] = place
-    for key, value in changes.metadata.items():
-        text = _text(value, changes.metadata_texts.get(key))
-        puts.append((f"metadata[{key!r}]", where.record(Kind.METADATA, key, text)))
+    for row in changes.rows():
+        name = row.name
+        if row.kind == "task":
+            puts.append((f"task {name!r}", where.record(Kind.CONFIG, name, row.text)))
+        elif row.kind == "instance":
+            place = Kind.ACTIVE if row.active else Kind.RESOLVED
+            before = places.get(name)
+            if before is not None and before != place:
+                puts.append((f"instance {name!r}", where.tombstone(before, name)))
+            puts.append((f"instance {name!r}", where.record(place, name, row.text)))
+            moved[name] = place
+        else:
+            puts.append((f"metadata[{name!r}]", where.record(Kind.METADATA, name, row.text)))
     for key in changes.deleted_metadata:
         puts.append((f"metadata[{key!r}]", where.tombstone(Kind.METADATA, key)))
     return puts, moved
-
-
-def _text(record: values.JSONValue, text: str | None) -> str:
-    """A changed record's canonical JSON: as the core computed it (it always does for its saves)."""
-    return values.canonical_json(record) if text is None else text
 
 
 def _check_limits(uid: str, puts: list[tuple[str, Item]]) -> None:

@@ -59,7 +59,6 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
-from triggers import values
 from triggers.errors import SessionLimitError, StaleSessionError
 from triggers.storage import SessionChanges, is_active_record
 from triggers_mongo import layout
@@ -480,9 +479,9 @@ def _documents(
     if expires_at is not None:
         common["expires_at"] = expires_at
     documents = []
-    for kind, name, record, active, deleted in _records(changes):
+    for kind, name, text, active, deleted in _records(changes):
         document = {"_id": layout.item_id(key, kind, name), **common, "kind": kind, "name": name,
-                    "active": active, "record": values.canonical_json(record)}
+                    "active": active, "record": text}
         if deleted:
             document["deleted"] = True
         _check_size(changes.uid, document)
@@ -490,16 +489,12 @@ def _documents(
     return documents
 
 
-def _records(changes: SessionChanges) -> Iterator[tuple[str, str, Any, bool, bool]]:
-    """(kind, name, record, active, deleted) of every changed item."""
-    for name, record in changes.configs.items():
-        yield layout.KIND_TASK, name, record, True, False
-    for name, record in changes.instances.items():
-        yield layout.KIND_INSTANCE, name, record, is_active_record(record), False
-    for name, value in changes.metadata.items():
-        yield layout.KIND_METADATA, name, value, True, False
+def _records(changes: SessionChanges) -> Iterator[tuple[str, str, str, bool, bool]]:
+    """(kind, name, record's JSON text, active, deleted) of every changed item."""
+    for row in changes.rows():
+        yield row.kind, row.name, row.text, row.active, False  # the kinds are the core's
     for name in changes.deleted_metadata:  # a tombstone: inactive, no load of a fire needs it
-        yield layout.KIND_METADATA, name, None, False, True
+        yield layout.KIND_METADATA, name, "null", False, True
 
 
 def _check_size(uid: str, document: Document) -> None:

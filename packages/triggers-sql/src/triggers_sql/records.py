@@ -10,12 +10,11 @@ the text the core computed to detect the change.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from triggers import values
 from triggers.errors import CorruptSessionError
-from triggers.storage import SessionChanges, StoredSession, is_active_record
+from triggers.storage import RECORD_KINDS, SessionChanges, StoredSession
 from triggers_sql import writes
 from triggers_sql.schema import name_key
 
@@ -61,25 +60,18 @@ def _decoded(uid: str, kind: str, name: str, body: str) -> tuple[str, Any]:
 
 def write_of(uid: str, changes: SessionChanges) -> writes.Write:
     """The rows of ``changes`` as stored (keys and JSON text), and their fence."""
-
-    def rows(records: Mapping[str, Any], texts: Mapping[str, str]) -> list[tuple[str, str, str]]:
-        return [
-            (name_key(name), stored_text(name), texts.get(name) or values.canonical_json(body))
-            for name, body in records.items()
-        ]
-
-    instances = rows(changes.instances, changes.instance_texts)
+    rows: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in RECORD_KINDS}
+    for row in changes.rows():
+        stored = (name_key(row.name), stored_text(row.name), row.text)
+        rows[row.kind].append((*stored, row.active) if row.kind == "instance" else stored)
     return writes.Write(
         key=name_key(uid),
         uid=stored_text(uid),
         base_version=changes.base_version,
         new_version=changes.new_version,
         token=changes.lease_token,
-        configs=rows(changes.configs, changes.config_texts),
-        instances=[
-            (*row, is_active_record(record))
-            for row, record in zip(instances, changes.instances.values(), strict=True)
-        ],
-        metas=rows(changes.metadata, changes.metadata_texts),
+        configs=rows["task"],
+        instances=rows["instance"],
+        metas=rows["metadata"],
         deleted=[name_key(name) for name in changes.deleted_metadata],
     )
