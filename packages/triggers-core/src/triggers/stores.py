@@ -314,9 +314,7 @@ class StoreStorageBackend(TriggerStorageBackend):
         self._store_options = store_options(options)
         self._store = self.store_class.shared(**self._store_options)
         self._store_pid = os.getpid()
-        if self.store.capabilities is not type(self.store).capabilities:
-            # This store's configuration narrows what the backend can claim.
-            self._declare_capabilities(self.store.capabilities)
+        self._adopt_store_capabilities()
         super().__init__(uid, **{k: v for k, v in options.items() if k in COMMON_OPTIONS})
         try:
             self.store.prepare_once()
@@ -324,6 +322,12 @@ class StoreStorageBackend(TriggerStorageBackend):
             raise
         except self.store.driver_errors as error:
             raise self.store.translate(error, "prepare the store for", uid) from error
+        self._adopt_store_capabilities()  # prepare() may learn a limit only the server tells
+
+    def _adopt_store_capabilities(self) -> None:
+        """Claim what this store's configuration guarantees, where it narrows the class's."""
+        if self.store.capabilities is not type(self.store).capabilities:
+            self._declare_capabilities(self.store.capabilities)
 
     @property
     def store(self) -> Store:

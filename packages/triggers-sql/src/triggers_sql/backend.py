@@ -33,7 +33,7 @@ guarantee is kept (the tables are described in :mod:`.schema`):
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from sqlalchemy import Engine
 
@@ -73,13 +73,6 @@ class SQLStorageBackend(StoreStorageBackend):
     store_class = SQLStore
     capabilities: ClassVar[Capabilities] = SQLStore.capabilities
     store: SQLStore
-
-    def __init__(self, uid: str, **options: Any) -> None:
-        super().__init__(uid, **options)
-        # MariaDB's record limit is read when the store is prepared, which
-        # the base class does after taking the store's capabilities.
-        if self.store.capabilities != self.capabilities:
-            self._declare_capabilities(self.store.capabilities)
 
     @property
     def engine(self) -> Engine:
