@@ -244,18 +244,20 @@ def run_statement(engine: Engine, work: Callable[[Connection], _T]) -> _T:
     either none or all of what the lost attempt did. An engine that is not
     one of :func:`engine_for`'s runs ``work`` in a transaction instead.
     """
+    return rerun_if_lost(lambda: _single_statements(engine, work, write=False))
+
+
+def _single_statements(engine: Engine, work: Callable[[Connection], _T], *, write: bool) -> _T:
+    """Run ``work`` once on the statement engine (no ``BEGIN``/``COMMIT``), or, for an
+    engine that is not one of :func:`engine_for`'s, in a transaction."""
     target = _statement_engines.get(engine)
-
-    def attempt() -> _T:
-        if target is None:
-            with transaction(engine, write=False) as connection:
-                return work(connection)
-        with _serialized(target), target.connect() as connection:
-            if target is engine:  # SQLite: the same engine, without BEGIN
-                connection = connection.execution_options(**{_SINGLE: True})
+    if target is None:
+        with transaction(engine, write=write) as connection:
             return work(connection)
-
-    return rerun_if_lost(attempt)
+    with _serialized(target), target.connect() as connection:
+        if target is engine:  # SQLite: the same engine, without BEGIN
+            connection = connection.execution_options(**{_SINGLE: True})
+        return work(connection)
 
 
 def run_conditional_write(
@@ -273,16 +275,8 @@ def run_conditional_write(
     connection is raised: its outcome is unknown, and the caller must read the
     session to know. Any error of the second run is reported the same way.
     """
-    target = _statement_engines.get(engine)
-
     def attempt() -> _T:
-        if target is None:
-            with transaction(engine, write=True) as connection:
-                return work(connection)
-        with _serialized(target), target.connect() as connection:
-            if target is engine:  # SQLite: the same engine, without BEGIN
-                connection = connection.execution_options(**{_SINGLE: True})
-            return work(connection)
+        return _single_statements(engine, work, write=True)
 
     try:
         return attempt()
