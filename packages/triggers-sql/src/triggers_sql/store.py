@@ -95,12 +95,9 @@ class SQLStore(Store):
         """
         if self._given_engine is None:
             assert self.url is not None
-            engine = engines.engine_for(self.url)
-        else:
-            engines.disown_inherited_connections(self._given_engine)
-            engine = self._given_engine
-        round_trips.count_on_spans(engine)
-        return engine
+            return engines.engine_for(self.url)
+        engines.disown_inherited_connections(self._given_engine)
+        return self._given_engine
 
     def describe(self) -> str:
         return errors.where(self.engine)
@@ -111,6 +108,7 @@ class SQLStore(Store):
         """Create the tables (``create_tables=True``) or check them, once per engine;
         then declare MariaDB's record limit, which only the server can tell."""
         engine = self.engine
+        round_trips.count_on_spans(engine)  # once per store and process, not at every use
         with errors.database_errors("prepare the tables", engine):
             _prepare_tables(engine, self.tables, create=self.create_tables)
             record_limit = limits.record_limit(engine)
