@@ -48,14 +48,20 @@ class _Queue(TaskRunner):
         pass
 
 
-def test_round_trips_of_a_save(database: Database) -> None:
-    storage = SQLStorageBackend("s", **database.options)
+def _queueing(database: Database, uid: str) -> tuple[SQLStorageBackend, TriggerManager]:
+    """A session whose ``job`` fires queue one instance each, warmed up by one such fire."""
+    storage = SQLStorageBackend(uid, **database.options)
     manager = TriggerManager(storage, runners={"queue": _Queue()})
     manager.update_configuration(
         {"t_job": {"run": NOOP, "after": ["start"], "andEvery": "job", "using": "queue"}}
     )
     manager.fire("start")
     manager.fire("job", {"n": "warm-up"})
+    return storage, manager
+
+
+def test_round_trips_of_a_save(database: Database) -> None:
+    storage, manager = _queueing(database, "s")
     with round_trips(storage.engine) as fire:
         manager.fire("job", {"n": 1})
     assert fire.count == QUEUED_FIRE[database.name]
@@ -66,13 +72,7 @@ def test_round_trips_of_a_save(database: Database) -> None:
 
 
 def test_spans_report_the_round_trips_of_loads_and_saves(database: Database) -> None:
-    storage = SQLStorageBackend("traced", **database.options)
-    manager = TriggerManager(storage, runners={"queue": _Queue()})
-    manager.update_configuration(
-        {"t_job": {"run": NOOP, "after": ["start"], "andEvery": "job", "using": "queue"}}
-    )
-    manager.fire("start")
-    manager.fire("job", {"n": "warm-up"})
+    storage, manager = _queueing(database, "traced")
     with recorded_spans() as spans, round_trips(storage.engine) as fire:
         manager.fire("job", {"n": 1})
     assert fire.count == QUEUED_FIRE[database.name]
